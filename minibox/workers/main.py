@@ -1,0 +1,65 @@
+"""``minibox-worker build|runtime|flower``: run a worker of the farm (or Flower) on the
+broker in MINIBOX_BROKER_URL (default: the embedded redis of the local data root)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import click
+
+from minibox.config import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Run a MiniBox worker."""
+
+
+@cli.command()
+@click.option("-c", "--concurrency", type=int, default=None,
+              help="Worker processes (default: max(4, 2 x cores)). [env MINIBOX_BUILD_CONCURRENCY]")
+@click.option("-n", "--name", default=None, help="Worker name (default build@HOSTNAME).")
+def build(concurrency, name) -> None:
+    """Run build workers: execute blocks from the `build` queue."""
+    settings = Settings.from_env()
+    from minibox.workers.celery_app import app
+
+    app.worker_main(["worker", "-Q", "build", "-P", "prefork",
+                     "-c", str(concurrency or settings.build_concurrency),
+                     "--prefetch-multiplier", "1", "-E", "--without-gossip",
+                     "--without-mingle", "-n", name or f"build@{socket.gethostname()}",
+                     "--loglevel", "INFO"])
+
+
+@cli.command()
+@click.option("-n", "--name", default=None, help="Worker name (default runtime@HOSTNAME).")
+def runtime(name) -> None:
+    """Run the runtime worker: owns containers, cgroups and networking (one per machine)."""
+    from minibox.workers.celery_app import app
+
+    app.worker_main(["worker", "-Q", "runtime", "-P", "solo", "-c", "1",
+                     "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
+                     "-n", name or f"runtime@{socket.gethostname()}", "--loglevel", "INFO"])
+
+
+@cli.command()
+@click.option("--port", default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+def flower(port, address) -> None:
+    """Run Flower on the farm's broker to watch the build workers."""
+    settings = Settings.from_env()
+    os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    from minibox.workers.celery_app import app
+
+    app.start(["celery", "flower", f"--port={port}", f"--address={address}",
+               f"--broker={settings.effective_broker_url()}"])
+
+
+def main() -> int:
+    return cli.main(standalone_mode=True) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
