@@ -1,0 +1,82 @@
+"""A build job's event stream, in Redis (one stream per job, XADD/XREAD).
+
+The daemon (waves, job state) and the build workers (block start, log lines, done, failed)
+append; the API replays and follows it for the CLI from any position, so a client that
+reconnects misses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+STREAM_TTL = 24 * 3600
+MAX_EVENTS = 50_000
+MAX_LINE = 8192
+
+
+def stream_key(job_id: str) -> str:
+    return f"minibox:build:{job_id}:events"
+
+
+class EventLog:
+    def __init__(self, redis, job_id: str):
+        self.redis = redis
+        self.key = stream_key(job_id)
+
+    def emit(self, type_: str, **fields) -> None:
+        fields["type"] = type_
+        fields.setdefault("time", time.time())
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
+        pipe.expire(self.key, STREAM_TTL)
+        pipe.execute()
+
+    def last_id(self) -> str:
+        """The id of the newest event so far ("0" when there is none)."""
+        last = self.redis.xrevrange(self.key, count=1)
+        if not last:
+            return "0"
+        eid = last[0][0]
+        return eid.decode() if isinstance(eid, bytes) else eid
+
+    def read(self, since: str = "0", block_ms: int | None = None, count: int = 500):
+        """Events after ``since`` as (stream id, dict) pairs; waits up to block_ms."""
+        res = self.redis.xread({self.key: since}, count=count, block=block_ms)
+        out = []
+        for _key, entries in res or []:
+            for eid, data in entries:
+                eid = eid.decode() if isinstance(eid, bytes) else eid
+                raw = data.get(b"d") or data.get("d")
+                out.append((eid, json.loads(raw)))
+        return out
+
+
+class LineBuffer:
+    """Turns a block's output bytes into whole lines, each emitted as a ``log`` event."""
+
+    def __init__(self, events: EventLog, block: str, tail: int = 20):
+        self.events, self.block = events, block
+        self.buf = b""
+        self.tail: list[str] = []
+        self.tail_size = tail
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self._line(line)
+        if len(self.buf) > MAX_LINE:
+            self._line(self.buf)
+            self.buf = b""
+
+    def flush(self) -> None:
+        if self.buf:
+            self._line(self.buf)
+            self.buf = b""
+
+    def _line(self, raw: bytes) -> None:
+        text = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r")
+        self.tail.append(text)
+        del self.tail[:-self.tail_size]
+        self.events.emit("log", block=self.block, line=text)

@@ -1,0 +1,266 @@
+"""Daemon side of one build: plan and key every block, skip the hits, send each wave's misses
+to the build queue as one group, wait for it, and write the final image.
+
+Waiting does not poll Celery's results on a timer: it blocks on the job's event stream (the
+workers append to it) and checks results when something happens, so a wave ends within
+milliseconds of its last block.  A block whose worker died (its Redis lock expired while the
+task still says STARTED) is sent again, at most MAX_ATTEMPTS times.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minibox import graph
+from minibox.build import cachekey
+from minibox.build.cache import BlockCache
+from minibox.build.events import EventLog
+from minibox.build.executor import LOCK_TTL, cancel_key, lock_key
+from minibox.build.image import image_config
+from minibox.build.plan import BuildState, inherit, plan_block
+from minibox.errors import BuildFailed, Cancelled, MiniBoxError
+from minibox.mbfile.model import Block, MiniBoxFile
+
+MAX_ATTEMPTS = 3
+LOST_AFTER = 3 * LOCK_TTL
+
+
+@dataclass
+class BuildRequest:
+    tag: str
+    text: str
+    filename: str
+    context_dir: Path
+    target: str | None = None
+    no_cache: bool = False
+    network: str = "host"
+    owns_context: bool = False
+
+
+@dataclass
+class Done:
+    """A finished block: its key, its layer (None when empty) and the state it leaves."""
+
+    key: str
+    layer: dict | None
+    state: BuildState
+    cached: bool
+
+
+@dataclass
+class Pending:
+    block: Block
+    key: str
+    payload: dict
+    task_id: str = ""
+    attempts: int = 0
+    started_without_lock: float = 0.0
+    state: BuildState = field(default_factory=BuildState)
+    components: dict = field(default_factory=dict)
+
+
+class Build:
+    def __init__(self, services, job_id: str, req: BuildRequest, mb: MiniBoxFile):
+        self.s, self.job, self.req, self.mb = services, job_id, req, mb
+        self.store, self.redis, self.celery = services.store, services.redis, services.celery
+        self.events = EventLog(self.redis, job_id)
+        self.cache = BlockCache(self.store, services.settings.cache_dir)
+        self.last = cachekey.LastBuilds(services.settings.cache_dir)
+        self.done: dict[str, Done] = {}
+        self.stats = {"cached": 0, "built": 0}
+
+    # --- the whole build --------------------------------------------------------
+    def run(self) -> dict:
+        from minibox.build.base import resolve_base
+
+        t0 = time.monotonic()
+        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir)
+        self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
+                         layers=len(self.base.layers))
+        self.base_state = BuildState.from_image_config(self.base.config)
+        waves = graph.waves(self.mb, self.req.target)
+        for i, wave in enumerate(waves, 1):
+            self._check_cancel()
+            self.events.emit("wave_start", wave=i, blocks=[b.name for b in wave])
+            before = dict(self.stats)
+            self._run_wave(wave)
+            self.events.emit("wave_done", wave=i,
+                             cached=self.stats["cached"] - before["cached"],
+                             built=self.stats["built"] - before["built"])
+        desc = self._write_image()
+        return {"digest": desc.digest, "duration": time.monotonic() - t0, **self.stats}
+
+    def _check_cancel(self) -> None:
+        if self.redis.exists(cancel_key(self.job)):
+            raise Cancelled("build cancelled")
+
+    # --- one wave ---------------------------------------------------------------
+    def _run_wave(self, wave: list[Block]) -> None:
+        misses = []
+        for block in wave:
+            pend = self._prepare(block)
+            if pend is not None:
+                misses.append(pend)
+        if misses:
+            self._execute(misses)
+
+    def _prepare(self, block: Block) -> Pending | None:
+        parents = [self.done[n].state for n in block.needs]
+        inherited = inherit(self.base_state, parents)
+        plan = plan_block(block, inherited)
+        inputs = cachekey.KeyInputs(
+            base=self.base.digest,
+            parents={n: self.done[n].key for n in block.deps},
+            inherited=inherited.to_dict(), instructions=plan.key_material,
+            copy_hashes=self._copy_hashes(plan), lines=plan.lines)
+        key = inputs.key()
+        components = inputs.components()
+        if not plan.touches_fs:
+            self._finish(block, Done(key, None, plan.state, True), components, note="metadata")
+            return None
+        entry = None if self.req.no_cache else self.cache.get(key)
+        if entry is not None:
+            self._finish(block, Done(key, entry["layer"], plan.state, True), components)
+            return None
+        reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
+            self.last.get(self.req.tag, block.name), components, plan.texts)
+        self.events.emit("block_queued", block=block.name, key=key, reason=reason)
+        payload = {"job": self.job, "block": block.name, "key": key, "steps": plan.steps,
+                   "lowers": self._lowers(block), "context_dir": str(self.req.context_dir),
+                   "copy_from": {n: self._merged(n) for n in plan.copy_from},
+                   "no_cache": self.req.no_cache, "network": self.req.network}
+        return Pending(block, key, payload, state=plan.state, components=components)
+
+    def _copy_hashes(self, plan) -> dict[str, str]:
+        from minibox.build.context import hash_sources, resolve_sources
+
+        out = {}
+        for index, line, sources in plan.local_copies:
+            srcs = resolve_sources(self.req.context_dir, sources, line, self.req.filename)
+            out[str(index)] = hash_sources(srcs)
+        return out
+
+    def _finish(self, block: Block, done: Done, components: dict, note: str = "") -> None:
+        self.done[block.name] = done
+        self.stats["cached" if done.cached else "built"] += 1
+        self.last.put(self.req.tag, block.name, components)
+        if done.cached:
+            self.events.emit("block_cached", block=block.name, key=done.key,
+                             **({"note": note} if note else {}))
+
+    # --- layer stacks -----------------------------------------------------------
+    def _stack(self, names: list[str]) -> list[dict]:
+        """Base layers, then the named blocks' layers; returned TOP-MOST FIRST."""
+        layers = [layer.to_dict() for layer in self.base.layers]
+        layers += [self.done[n].layer for n in names if self.done[n].layer]
+        return list(reversed(layers))
+
+    def _lowers(self, block: Block) -> list[dict]:
+        return self._stack(graph.need_closure(self.mb, block.name))
+
+    def _merged(self, name: str) -> list[dict]:
+        return self._stack(graph.need_closure(self.mb, name) + [name])
+
+    # --- sending a wave and waiting for it ---------------------------------------
+    def _execute(self, misses: list[Pending]) -> None:
+        cursor = self.events.last_id()
+        for p in misses:
+            self._send(p)
+        self._remember_tasks(misses)
+        pending = {p.task_id: p for p in misses}
+        try:
+            while pending:
+                cursor = self._wait_for_news(cursor)
+                self._check_cancel()
+                for tid, p in list(pending.items()):
+                    outcome = self._poll(p)
+                    if outcome is None:
+                        continue
+                    del pending[tid]
+                    self._complete(p, outcome)
+        except MiniBoxError:
+            self._stop_siblings(pending.values())
+            raise
+
+    def _send(self, p: Pending) -> None:
+        p.attempts += 1
+        p.started_without_lock = 0.0
+        res = self.celery.send_task("minibox.build.block", args=[p.payload], queue="build")
+        p.task_id = res.id
+
+    def _remember_tasks(self, misses: list[Pending]) -> None:
+        key = f"minibox:build:{self.job}:tasks"
+        self.redis.sadd(key, *[p.task_id for p in misses])
+        self.redis.expire(key, 86400)
+
+    def _wait_for_news(self, cursor: str) -> str:
+        entries = self.events.read(cursor, block_ms=250, count=100)
+        return entries[-1][0] if entries else cursor
+
+    def _poll(self, p: Pending) -> dict | None:
+        res = self.celery.AsyncResult(p.task_id)
+        state = res.state
+        if state == "SUCCESS":
+            return res.result
+        if state in ("FAILURE", "REVOKED"):
+            return {"ok": False, "error": {"kind": "internal",
+                                           "message": f"build worker error: {res.result!r}"}}
+        if state == "STARTED" and not self.redis.exists(lock_key(p.key)):
+            now = time.monotonic()
+            p.started_without_lock = p.started_without_lock or now
+            if now - p.started_without_lock > LOST_AFTER:
+                return self._lost(p)
+        else:
+            p.started_without_lock = 0.0
+        return None
+
+    def _lost(self, p: Pending) -> dict | None:
+        if p.attempts >= MAX_ATTEMPTS:
+            return {"ok": False, "error": {"kind": "build", "message":
+                    f"the build worker running block '{p.block.name}' was lost "
+                    f"{p.attempts} times"}}
+        self.events.emit("block_retry", block=p.block.name, attempt=p.attempts + 1,
+                         reason="build worker lost")
+        self._send(p)
+        self._remember_tasks([p])
+        return None
+
+    def _complete(self, p: Pending, outcome: dict) -> None:
+        if not outcome.get("ok"):
+            err = MiniBoxError.from_dict(outcome.get("error") or {})
+            if isinstance(err, Cancelled):
+                raise err
+            tail = outcome.get("tail") or []
+            hint = ("last output:\n" + "\n".join("    " + t for t in tail)) if tail else \
+                err.hint
+            raise BuildFailed(f"{self.req.filename}: block '{p.block.name}': {err.message}",
+                              hint=hint)
+        layer = outcome["layer"]
+        cached = bool(outcome.get("cached"))
+        done = Done(p.key, None if layer.get("empty") else layer, p.state, cached)
+        self._finish(p.block, done, p.components)
+
+    def _stop_siblings(self, pending) -> None:
+        """Fail fast: siblings still queued are revoked, running ones see the flag."""
+        self.redis.set(cancel_key(self.job), "failed", ex=86400)
+        for p in pending:
+            if p.task_id:
+                self.celery.control.revoke(p.task_id)
+
+    # --- the image ---------------------------------------------------------------
+    def _write_image(self):
+        from minibox.store.layertar import LayerInfo
+
+        final = graph.final_blocks(self.mb, self.req.target)
+        target = final[-1] if final else None
+        state = self.done[target.name].state if target else self.base_state
+        layers = list(self.base.layers)
+        layers += [LayerInfo.from_dict(self.done[b.name].layer) for b in final
+                   if self.done[b.name].layer]
+        config = image_config(self.base.config, state, self.mb)
+        desc = self.store.write_image(self.req.tag, config, layers)
+        self.events.emit("image", tag=self.req.tag, digest=desc.digest,
+                         layers=len(layers))
+        return desc
