@@ -1,0 +1,157 @@
+"""``minibox build`` and ``minibox builds``: upload a context, follow the job, show progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from minibox.errors import UserError
+
+
+@click.command()
+@click.option("-t", "--tag", required=True, help="Name the image NAME[:TAG].")
+@click.option("-f", "--file", "file_", default=None,
+              help="The MiniBox file (default: CONTEXT/MiniBox).")
+@click.option("--target", default=None, help="Build only this block (and what it needs).")
+@click.option("--no-cache", is_flag=True, help="Build every block again.")
+@click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
+              default="auto", show_default=True, help="How to show progress.")
+@click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
+@click.argument("context", default=".", type=click.Path(file_okay=False))
+def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int:
+    """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
+    from minibox.cli.client import Client
+
+    mb_path, display = _minibox_path(context, file_)
+    try:
+        text = open(mb_path, "rb").read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        raise UserError(f"no MiniBox file at {display}",
+                        hint="create one, or name it with -f FILE") from None
+    except IsADirectoryError:
+        raise UserError(f"{display} is a directory, not a MiniBox file") from None
+    client = Client(timeout=None)
+    job = _submit(client, context, tag, display, text, target, no_cache)
+    if detach:
+        click.echo(job["id"])
+        return 0
+    rc = follow(client, job["id"], "quiet" if quiet else progress)
+    if quiet and rc == 0:
+        click.echo(client.get(f"/builds/{job['id']}").json().get("digest", ""))
+    return rc
+
+
+def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
+    if not os.path.isdir(context):
+        raise UserError(f"build context '{context}' is not a directory",
+                        hint="give the directory that holds your MiniBox file")
+    if file_:
+        return file_, file_
+    path = os.path.join(context, "MiniBox")
+    return path, os.path.relpath(path) if not os.path.isabs(context) else path
+
+
+def _submit(client, context, tag, display, text, target, no_cache) -> dict:
+    import tempfile
+
+    from minibox.build.context import pack_context
+
+    with tempfile.SpooledTemporaryFile(max_size=16 << 20) as tar:
+        pack_context(context, tar)
+        tar.seek(0)
+        data = {"tag": tag, "file": display, "minibox": text,
+                "no_cache": "true" if no_cache else "false"}
+        if target:
+            data["target"] = target
+        files = {"context": ("context.tar", tar, "application/x-tar")}
+        return client.post("/builds", data=data, files=files).json()
+
+
+def follow(client, job_id: str, progress: str = "auto") -> int:
+    """Stream the job's events through a renderer; the exit code says how it ended."""
+    from minibox.cli.progress import make_renderer
+
+    renderer = make_renderer(progress)
+    status = None
+    try:
+        with client.stream("GET", f"/builds/{job_id}/events") as resp:
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                import json
+                ev = json.loads(line)
+                renderer.event(ev)
+                if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
+                    status = ev["type"]
+    except KeyboardInterrupt:
+        renderer.close()
+        click.echo("\ncancelling the build ...", err=True)
+        client.post(f"/builds/{job_id}/cancel")
+        return 130
+    renderer.close()
+    if status is None:
+        status = "job_" + client.get(f"/builds/{job_id}").json().get("status", "failed")
+    return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
+
+
+@click.group()
+def builds() -> None:
+    """List, follow and cancel build jobs."""
+
+
+@builds.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def builds_ls(as_json) -> None:
+    """List recent build jobs."""
+    import json
+    import time
+
+    from minibox.cli.client import Client
+
+    jobs = Client().get("/builds").json()
+    if as_json:
+        click.echo(json.dumps(jobs, indent=2))
+        return
+    from minibox.cli.tables import print_table
+    rows = [[j["id"], j["tag"], j["status"],
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
+             (j.get("error") or "")[:60]] for j in jobs]
+    print_table(["JOB ID", "IMAGE", "STATUS", "CREATED", "ERROR"], rows)
+
+
+@builds.command("logs")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following until it ends.")
+@click.option("--progress", type=click.Choice(["plain", "json"]), default="plain")
+@click.argument("job_id")
+def builds_logs(follow_, progress, job_id) -> int:
+    """Show a build job's events and output."""
+    from minibox.cli.client import Client
+
+    client = Client(timeout=None)
+    if follow_:
+        return follow(client, job_id, progress)
+    import json
+
+    from minibox.cli.progress import make_renderer
+    r = make_renderer(progress)
+    resp = client.get(f"/builds/{job_id}/events", params={"follow": "false"})
+    for line in resp.text.splitlines():
+        if line.strip():
+            r.event(json.loads(line))
+    r.close()
+    return 0
+
+
+@builds.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+def builds_cancel(job_ids) -> None:
+    """Cancel build jobs."""
+    from minibox.cli.client import Client
+
+    client = Client()
+    for j in job_ids:
+        rec = client.post(f"/builds/{j}/cancel").json()
+        click.echo(f"{j}: {rec['status']}")

@@ -1,0 +1,46 @@
+"""``minibox images`` and ``minibox rmi``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only names.")
+def images(as_json, quiet) -> None:
+    """List images."""
+    import json
+    import time
+
+    from minibox.cli.client import Client
+    from minibox.cli.tables import human_size, print_table
+
+    imgs = Client().get("/images").json()
+    if as_json:
+        click.echo(json.dumps(imgs, indent=2))
+        return
+    if quiet:
+        for i in imgs:
+            click.echo(i["name"])
+        return
+    rows = []
+    for i in sorted(imgs, key=lambda x: x["name"]):
+        repo, _, tag = i["name"].rpartition(":")
+        created = i.get("created")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) \
+            if isinstance(created, (int, float)) else (created or "")
+        rows.append([repo, tag, i["digest"].split(":")[-1][:12], when,
+                     human_size(i.get("size", 0))])
+    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True)
+def rmi(names) -> None:
+    """Remove image tags."""
+    from minibox.cli.client import Client
+
+    client = Client()
+    for n in names:
+        click.echo("Untagged: " + client.delete(f"/images/{n}").json()["removed"])

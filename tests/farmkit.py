@@ -1,0 +1,147 @@
+"""A real MiniBox farm for tests: miniboxd on its embedded default (a private redis-server,
+real Celery build workers and the runtime worker) over a temporary data root, driven
+through the real CLI.  Nothing here is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_CACHE = Path(os.environ.get("MINIBOX_DEV_CACHE", "/var/cache/minibox-dev"))
+
+
+def busybox_tarball() -> Path:
+    path = DEV_CACHE / "busybox.tar.gz"
+    if not path.exists():
+        subprocess.run([str(REPO / "docker-free-dev/make-base-images.sh"), "busybox"],
+                       check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Farm:
+    def __init__(self, extra_env: dict | None = None, concurrency: int = 4):
+        self.root = Path(tempfile.mkdtemp(prefix="minibox-test-", dir="/var/tmp"))
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ)
+        self.env.update({"MINIBOX_DATA_ROOT": str(self.root),
+                         "MINIBOX_HTTP_ADDR": f"127.0.0.1:{self.port}",
+                         "MINIBOX_API": self.api,
+                         "MINIBOX_BUILD_CONCURRENCY": str(concurrency),
+                         "NO_COLOR": "1"})
+        self.env.pop("MINIBOX_BROKER_URL", None)
+        self.env.update(extra_env or {})
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root.parent / (self.root.name + ".daemon.log")
+
+    # --- lifecycle --------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> "Farm":
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "minibox.daemon.main"],
+                                     env=self.env, stdout=out, stderr=out,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("miniboxd exited at start:\n" + self.log.read_text())
+            try:
+                if httpx.get(self.api + "/ping", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("miniboxd did not come up:\n" + self.log.read_text())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def destroy(self) -> None:
+        self.stop()
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            mnt = line.split()[4]
+            if mnt.startswith(str(self.root)):
+                subprocess.run(["umount", "-l", mnt], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def worker_pids(self, kind: str) -> list[int]:
+        """PIDs of this farm's worker processes of a kind (parent first)."""
+        out = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+                env = (d / "environ").read_bytes()
+            except OSError:
+                continue
+            if b"minibox.workers.main" in b" ".join(cmd) and kind.encode() in cmd \
+                    and f"MINIBOX_DATA_ROOT={self.root}".encode() in env:
+                out.append(int(d.name))
+        return sorted(out)
+
+    # --- driving it -------------------------------------------------------------
+    def cli(self, *args, check: bool = False, timeout: float = 300, input=None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([sys.executable, "-m", "minibox.cli.main", *map(str, args)],
+                              env=e, capture_output=True, text=True, timeout=timeout,
+                              check=check, input=input)
+
+    def build(self, ctx, tag: str, *extra, check: bool = True) -> subprocess.CompletedProcess:
+        r = self.cli("build", "--progress", "plain", "-t", tag, *extra, ctx)
+        if check and r.returncode != 0:
+            raise AssertionError(f"build of {tag} failed ({r.returncode}):\n{r.stdout}\n"
+                                 f"{r.stderr}")
+        return r
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=60)
+
+    def events(self, job_id: str) -> list[dict]:
+        r = httpx.get(f"{self.api}/builds/{job_id}/events", params={"follow": "false"},
+                      timeout=30)
+        return [json.loads(x) for x in r.text.splitlines() if x.strip()]
+
+    def last_job(self) -> dict:
+        return httpx.get(f"{self.api}/builds", timeout=10).json()[0]
+
+    def image(self, name: str) -> dict:
+        r = httpx.get(f"{self.api}/images/{name}/json", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+
+def write_ctx(base: Path, files: dict[str, str | bytes], mode: dict | None = None) -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content.encode() if isinstance(content, str) else content)
+        if mode and rel in mode:
+            p.chmod(mode[rel])
+    return base
