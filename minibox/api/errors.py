@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +19,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MiniBoxError)
     async def _minibox_error(_: Request, err: MiniBoxError) -> JSONResponse:
         return JSONResponse(error_body(err), status_code=err.http_status)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> JSONResponse:
+        logging.getLogger("minibox.api").exception("%s %s failed", request.method,
+                                                   request.url.path)
+        body = {"error": {"kind": "internal", "message": f"internal error: {err!r}",
+                          "hint": "this is a bug in miniboxd; its log has the traceback"}}
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -64,8 +64,16 @@ def _acquire(lock, should_cancel) -> None:
 
 
 def execute_block(payload: dict, *, store, redis, settings) -> dict:
+    """Run one block; the outcome is returned AND appended to the job's event stream as a
+    ``block_result`` event, so the daemon learns it without waiting on Celery's backend."""
+    events = EventLog(redis, payload["job"])
+    result = _execute(payload, store, redis, settings, events)
+    events.emit("block_result", block=payload["block"], key=payload["key"], result=result)
+    return result
+
+
+def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
     job, block, key = payload["job"], payload["block"], payload["key"]
-    events = EventLog(redis, job)
 
     def should_cancel() -> bool:
         return bool(redis.exists(cancel_key(job)))
@@ -90,6 +98,19 @@ def execute_block(payload: dict, *, store, redis, settings) -> dict:
         return {"ok": False, "error": e.to_dict(), "tail": tail}
 
 
+def _sweep_dead(store) -> None:
+    """Remove the work dirs of blocks whose worker process died (SIGKILL, OOM).
+
+    Their mounts died with their mount namespace; what is left is a plain directory that
+    nothing trusts, named ``block-p<PID>-…`` after the process that made it.
+    """
+    tmp = Path(store.root) / "tmp"
+    for d in tmp.glob("block-p*-*"):
+        pid = d.name[len("block-p"):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def _build(payload, store, cache, events, should_cancel, settings) -> dict:
     from minibox.sandbox import SandboxSpec, run_block
     from minibox.store.layertar import LayerInfo, commit_upper
@@ -98,7 +119,8 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
     events.emit("block_start", block=block, key=payload["key"],
                 worker=f"{socket.gethostname()}:{os.getpid()}")
     t0 = time.monotonic()
-    tmp = Path(store.tmp_dir(f"block-{block[:20]}-"))
+    _sweep_dead(store)
+    tmp = Path(store.tmp_dir(f"block-p{os.getpid()}-{block[:20]}-"))
     lines = LineBuffer(events, block)
     try:
         def dirs(layers):

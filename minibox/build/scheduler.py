@@ -169,16 +169,16 @@ class Build:
         for p in misses:
             self._send(p)
         self._remember_tasks(misses)
-        pending = {p.task_id: p for p in misses}
+        pending = {p.block.name: p for p in misses}
         try:
             while pending:
-                cursor = self._wait_for_news(cursor)
+                cursor, results = self._wait_for_results(cursor)
                 self._check_cancel()
-                for tid, p in list(pending.items()):
-                    outcome = self._poll(p)
+                for name, p in list(pending.items()):
+                    outcome = results.get(name) or self._poll(p)
                     if outcome is None:
                         continue
-                    del pending[tid]
+                    del pending[name]
                     self._complete(p, outcome)
         except MiniBoxError:
             self._stop_siblings(pending.values())
@@ -195,9 +195,12 @@ class Build:
         self.redis.sadd(key, *[p.task_id for p in misses])
         self.redis.expire(key, 86400)
 
-    def _wait_for_news(self, cursor: str) -> str:
-        entries = self.events.read(cursor, block_ms=250, count=100)
-        return entries[-1][0] if entries else cursor
+    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, dict]]:
+        """Wait (up to 250 ms) for news on the job's stream; the blocks' results in it."""
+        entries = self.events.read(cursor, block_ms=250, count=200)
+        results = {ev["block"]: ev["result"] for _, ev in entries
+                   if ev.get("type") == "block_result"}
+        return (entries[-1][0] if entries else cursor), results
 
     def _poll(self, p: Pending) -> dict | None:
         res = self.celery.AsyncResult(p.task_id)

@@ -84,10 +84,26 @@ def serve(settings: Settings, workers: bool = True) -> None:
         print(f"miniboxd {__version__} listening on http://{host}:{port} "
               f"(data root {settings.data_root}, broker {settings.effective_broker_url()})",
               flush=True)
+        _exit_on_signals()
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                       timeout_graceful_shutdown=5)).run()
+    except SystemExit:
+        pass
     finally:
         sup.stop()
+
+
+def _exit_on_signals() -> None:
+    """uvicorn shuts down on SIGTERM/SIGINT and then re-raises the signal to the handler
+    that was there before it; make that handler unwind Python (so the supervisor stops the
+    redis-server and workers) instead of killing the process on the spot."""
+    import signal
+
+    def unwind(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    signal.signal(signal.SIGINT, unwind)
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ def list_images(request: Request) -> list[dict]:
 @router.get("/images/{name:path}/json")
 def inspect_image(request: Request, name: str) -> dict:
     img = _store(request).resolve(refs.normalize(name))
-    return {"name": refs.normalize(name), "digest": img.manifest_descriptor.digest,
+    return {"name": refs.normalize(name), "digest": img.digest,
             "manifest": img.manifest, "config": img.config}
 
 
