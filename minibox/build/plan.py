@@ -135,8 +135,9 @@ def _plan_instruction(ins, state: BuildState, plan: BlockPlan) -> None:
                   "ENV " + " ".join(f"{k}={v}" for k, v in ins.items))
     elif isinstance(ins, Workdir):
         state.workdir = _abs(expand(ins.path, state.env), state.workdir)
-        plan.steps.append({"op": "workdir", "line": ins.line, "path": state.workdir})
-        plan.note(ins.line, {"op": "workdir", "path": state.workdir}, "WORKDIR " + ins.path)
+        step = {"op": "workdir", "line": ins.line, "path": state.workdir, "user": state.user}
+        plan.steps.append(step)
+        plan.note(ins.line, _material(step), "WORKDIR " + ins.path)
     elif isinstance(ins, User):
         state.user = expand(ins.user, state.env)
         plan.steps.append({"op": "user", "line": ins.line, "user": state.user})

@@ -53,8 +53,8 @@ def flower(port, address) -> None:
     os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
     from minibox.workers.celery_app import app
 
-    app.start(["celery", "flower", f"--port={port}", f"--address={address}",
-               f"--broker={settings.effective_broker_url()}"])
+    app.start(["--broker", settings.effective_broker_url(), "flower", f"--port={port}",
+               f"--address={address}"])
 
 
 def main() -> int:

@@ -1,0 +1,175 @@
+"""The REST API, token auth, daemon-side path builds, Flower, and an external broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.farmkit import Farm, free_port, write_ctx
+
+
+def test_openapi_lists_the_build_routes(farm):
+    spec = httpx.get(f"{farm.api}/openapi.json").json()
+    paths = spec["paths"]
+    for p in ("/builds", "/builds/{job_id}", "/builds/{job_id}/events",
+              "/builds/{job_id}/cancel", "/builds/path", "/images", "/ping"):
+        assert p in paths, p
+
+
+def test_build_from_a_daemon_side_path_and_follow_events(farm, tmp_path):
+    ctx = write_ctx(tmp_path / "srv", {"MiniBox": "BASE busybox\nBLOCK a\n    RUN echo hi\n"})
+    r = httpx.post(f"{farm.api}/builds/path", json={"tag": "from-path", "context": str(ctx)})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    with httpx.stream("GET", f"{farm.api}/builds/{job}/events", timeout=60) as resp:
+        types = [json.loads(line)["type"] for line in resp.iter_lines() if line.strip()]
+    assert types[0] == "job_queued" and types[-1] == "job_done"
+    assert "wave_start" in types and "log" in types
+
+
+def test_path_build_outside_the_prefixes_is_refused(farm):
+    r = httpx.post(f"{farm.api}/builds/path", json={"tag": "x", "context": "/etc"})
+    assert r.status_code == 400
+    assert "not under an allowed prefix" in r.json()["error"]["message"]
+
+
+def test_unknown_job_is_404(farm):
+    r = httpx.get(f"{farm.api}/builds/nope")
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+    assert farm.cli("builds", "cancel", "nope").returncode == 1
+
+
+def test_bad_tag_is_refused_with_a_hint(farm, ctx):
+    write_ctx(ctx, {"MiniBox": "BASE busybox\n"})
+    r = farm.build(ctx, "Bad:Tag!", check=False)
+    assert r.returncode == 2 and "invalid image name" in r.stderr
+
+
+def test_detach_prints_the_job_id_and_builds_ls_shows_it(farm, ctx):
+    write_ctx(ctx, {"MiniBox": "BASE busybox\nBLOCK a\n    RUN true\n"})
+    r = farm.cli("build", "-d", "-t", "detached", ctx)
+    job = r.stdout.strip()
+    assert r.returncode == 0 and len(job) == 12
+    r = farm.cli("builds", "logs", "-f", job)
+    assert r.returncode == 0 and "Successfully built detached:latest" in r.stderr
+    assert job in farm.cli("builds", "ls").stdout
+
+
+def test_json_progress_is_one_event_per_line(farm, ctx):
+    write_ctx(ctx, {"MiniBox": "BASE busybox\nBLOCK a\n    RUN echo out-line\n"})
+    r = farm.cli("build", "--progress", "json", "--no-cache", "-t", "jsonprog", ctx)
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert events[-1]["type"] == "job_done"
+    assert {"type": "log", "block": "a", "line": "out-line"}.items() <= \
+        next(e for e in events if e["type"] == "log").items()
+
+
+def test_tty_progress_renders_under_a_terminal(farm, ctx):
+    import pty
+    write_ctx(ctx, {"MiniBox": "BASE busybox\nBLOCK tty\n    RUN echo on-a-tty\n"})
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(farm.env)
+        os.execv(sys.executable, [sys.executable, "-m", "minibox.cli.main", "build",
+                                  "--no-cache", "-t", "ttyprog", str(ctx)])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"Successfully built ttyprog:latest" in out and b"tty" in out
+
+
+def test_token_is_required_on_every_route_when_set(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from minibox.api.app import create_app
+    from minibox.config import Settings
+
+    app = create_app(Settings(data_root=tmp_path, api_token="s3cret"))
+    c = TestClient(app)
+    assert c.get("/ping").status_code == 401
+    assert c.get("/ping", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = c.get("/ping", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.text == "Daemon is running"
+    assert c.get("/ping", headers={"X-API-Token": "s3cret"}).status_code == 200
+    body = c.get("/images").json()
+    assert body["error"]["kind"] == "unauthorized"
+
+
+def test_flower_sees_the_build_workers_and_block_tasks(farm, ctx):
+    port = free_port()
+    env = dict(farm.env, FLOWER_UNAUTHENTICATED_API="true")
+    proc = subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "flower",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        workers = _wait_json(f"{base}/api/workers?refresh=1",
+                             lambda w: any(k.startswith("build@") for k in w))
+        assert any(k.startswith("build@") for k in workers)
+        write_ctx(ctx, {"MiniBox": f"BASE busybox\nBLOCK flower\n    RUN echo {time.time()}\n"})
+        farm.build(ctx, "flowered")
+        tasks = _wait_json(f"{base}/api/tasks",
+                           lambda t: any(v.get("name") == "minibox.build.block"
+                                         for v in t.values()))
+        assert any(v.get("name") == "minibox.build.block" and v.get("state") == "SUCCESS"
+                   for v in tasks.values())
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
+def _wait_json(url: str, ok, timeout: float = 30.0):
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url, timeout=5)
+            if r.status_code == 200:
+                last = r.json()
+                if ok(last):
+                    return last
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} never satisfied the check; last answer: {last}")
+
+
+def test_daemon_uses_an_external_broker(tmp_path):
+    """With MINIBOX_BROKER_URL the daemon starts no redis of its own."""
+    sock = tmp_path / "ext-redis.sock"
+    redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock),
+                              "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, start_new_session=True)
+    farm = None
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        farm = Farm({"MINIBOX_BROKER_URL": f"redis+socket://{sock}"}).start()
+        assert not (farm.root / "run" / "redis.sock").exists()
+        ctx = write_ctx(tmp_path / "c", {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n",
+                                         "f": "x"})
+        farm.build(ctx, "ext")
+        out = subprocess.run(["redis-cli", "-s", str(sock), "--scan", "--pattern",
+                              "minibox:build:*"], capture_output=True, text=True).stdout
+        assert "minibox:build:" in out
+    finally:
+        if farm:
+            farm.destroy()
+        redis.terminate()
+        redis.wait(10)
