@@ -2,12 +2,21 @@
 
 Content-addressed, so acks_late + reject_on_worker_lost is safe: a block whose worker was
 killed is delivered again and redone (or found in the cache).
+
+The modules a block needs are imported here, in the pool's parent, so every forked child
+starts warm (the first block on a fresh worker does not pay for imports), and each child
+opens its Redis connection and store as soon as it is forked.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+from celery.signals import worker_process_init
+
+import minibox.build.executor  # noqa: F401  (preload for the forked pool children)
+import minibox.sandbox  # noqa: F401
+import minibox.store.layertar  # noqa: F401
 from minibox.workers.celery_app import app
 
 
@@ -18,6 +27,13 @@ def _context():
 
     settings = app.minibox_settings
     return Store(settings.data_root), connect(settings), settings
+
+
+@worker_process_init.connect
+def _warm(**_):
+    _context.cache_clear()
+    _, redis, _ = _context()
+    redis.ping()
 
 
 @app.task(name="minibox.build.block", acks_late=True, reject_on_worker_lost=True)
