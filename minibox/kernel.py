@@ -350,3 +350,17 @@ def set_link_up(name: str = "lo") -> None:
         except OSError as e:
             raise KernelError(f"cannot bring interface {name} up: {e.strerror}",
                               errno=e.errno or 0) from None
+
+
+# --- store additions ---
+_libc.syncfs.argtypes = [ctypes.c_int]
+
+
+def syncfs(path: str) -> None:
+    """Flush the filesystem that holds ``path`` (not every filesystem, as sync(2) does)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _libc.syncfs(fd) != 0:
+            _fail(f"syncfs({path})")
+    finally:
+        os.close(fd)

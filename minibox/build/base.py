@@ -1,0 +1,197 @@
+"""Resolving a MiniBox file's ``BASE`` to layers and a runtime config.
+
+Resolvers are tried in order; the first whose ``matches`` says yes resolves the ref:
+
+* ``scratch``                      no layers, empty config;
+* ``*.tar``, ``*.tar.gz``/``*.tgz``, ``*.tar.zst``
+                                   a rootfs archive inside the build context, imported as one
+                                   layer and remembered by the archive's sha256;
+* a local image in ``index.json``  its layers and config (built, loaded or pulled earlier).
+
+A registry resolver (a later issue) slots in after the local one: ``DEFAULT_RESOLVERS`` is a
+plain tuple.  ``BaseImage.digest`` identifies the base's *content*, for cache keys: the
+archive's sha256, the image's manifest digest, or ``scratch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from minibox.errors import NotFound, UserError
+from minibox.store import LayerInfo, Store, normalize_name
+from minibox.store.compress import open_decompressed, sniff
+from minibox.store.layout import atomic_write
+from minibox.store.oci import LAYER_MEDIA_TYPES, digest_hex
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    ref: str
+    digest: str                                        # content identity for cache keys
+    layers: list[LayerInfo] = field(default_factory=list)   # bottom -> top
+    config: dict = field(default_factory=dict)        # the OCI config's "config" section
+    history: list[dict] = field(default_factory=list)  # the base's history, to extend
+
+    def to_dict(self) -> dict:
+        return {"ref": self.ref, "digest": self.digest,
+                "layers": [layer.to_dict() for layer in self.layers],
+                "config": self.config, "history": self.history}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BaseImage":
+        return cls(ref=data["ref"], digest=data["digest"],
+                   layers=[LayerInfo.from_dict(d) for d in data.get("layers", [])],
+                   config=dict(data.get("config") or {}),
+                   history=list(data.get("history") or []))
+
+
+class BaseResolver(Protocol):
+    def matches(self, ref: str, store: Store) -> bool: ...
+
+    def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage: ...
+
+
+class ScratchResolver:
+    def matches(self, ref: str, store: Store) -> bool:
+        return ref == "scratch"
+
+    def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
+        return BaseImage(ref=ref, digest="scratch")
+
+
+class ArchiveResolver:
+    """A rootfs tarball in the build context, imported once per distinct content."""
+
+    def matches(self, ref: str, store: Store) -> bool:
+        return ref.lower().endswith(ARCHIVE_SUFFIXES)
+
+    def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
+        path = _archive_path(ref, context_dir)
+        digest = _sha256_file(path)
+        layer = _cached_import(store, digest) or _import_archive(store, path, digest)
+        return BaseImage(ref=ref, digest=digest, layers=[layer],
+                         config={"Env": [DEFAULT_PATH]},
+                         history=[{"created_by": f"BASE {ref}",
+                                   "comment": f"rootfs archive {digest}"}])
+
+
+class LocalImageResolver:
+    """An image tagged in the store (or named by its manifest digest)."""
+
+    def matches(self, ref: str, store: Store) -> bool:
+        try:
+            store.resolve(ref)
+        except (NotFound, UserError):
+            return False
+        return True
+
+    def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
+        image = store.resolve(ref)
+        return BaseImage(ref=image.name or ref, digest=image.digest,
+                         layers=image.layer_infos(), config=image.runtime_config,
+                         history=image.history)
+
+
+DEFAULT_RESOLVERS: tuple[BaseResolver, ...] = (ScratchResolver(), ArchiveResolver(),
+                                               LocalImageResolver())
+
+
+def resolve_base(store: Store, ref: str, context_dir: Path | None,
+                 resolvers: tuple[BaseResolver, ...] = DEFAULT_RESOLVERS) -> BaseImage:
+    """Resolve ``ref`` with the first matching resolver; every layer's dir is unpacked."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise UserError("BASE needs an image", hint="e.g. BASE scratch, BASE ./rootfs.tar.gz "
+                                                    "or BASE myimage:1.0")
+    for resolver in resolvers:
+        if resolver.matches(ref, store):
+            base = resolver.resolve(store, ref, context_dir)
+            layers = [_with_dir(layer, store.ensure_layer_dir(layer)) for layer in base.layers]
+            return BaseImage(base.ref, base.digest, layers, base.config, base.history)
+    raise NotFound(f"base image '{ref}' not found",
+                   hint=_not_found_hint(ref))
+
+
+def _not_found_hint(ref: str) -> str:
+    try:
+        normalize_name(ref)
+    except UserError:
+        return ("BASE takes scratch, a local image name, or a .tar/.tar.gz/.tar.zst rootfs "
+                "archive inside the build context")
+    return (f"no local image is tagged {ref!r} (see `minibox images`); pulling from a "
+            f"registry is not supported yet: build or load it first, or use a rootfs archive")
+
+
+def _with_dir(layer: LayerInfo, path: Path) -> LayerInfo:
+    return LayerInfo(layer.diff_id, layer.digest, layer.size, layer.media_type, layer.empty,
+                     dir=path)
+
+
+def _archive_path(ref: str, context_dir: Path | None) -> Path:
+    if context_dir is None:
+        raise UserError(f"base archive '{ref}' needs a build context to be found in")
+    context = Path(context_dir).resolve()
+    candidate = context / ref
+    path = candidate.resolve()
+    if path != context and context not in path.parents:
+        raise UserError(f"base archive '{ref}' is outside the build context {context}",
+                        hint="copy the archive into the build context and name it relative "
+                             "to it, e.g. BASE ./rootfs.tar.gz")
+    if not path.is_file():
+        raise UserError(f"base archive '{ref}' not found: looked for {candidate}",
+                        hint="paths in BASE are relative to the build context")
+    return path
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _record_path(store: Store, digest: str) -> Path:
+    return store.bases_dir / f"{digest_hex(digest)}.json"
+
+
+def _cached_import(store: Store, digest: str) -> LayerInfo | None:
+    """The layer an archive with this digest was imported as, if its blob is still here."""
+    try:
+        layer = LayerInfo.from_dict(json.loads(_record_path(store, digest).read_bytes()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, UserError):
+        return None                                   # a damaged record: import again
+    return layer if store.has_blob(layer.digest) else None
+
+
+def _import_archive(store: Store, path: Path, digest: str) -> LayerInfo:
+    """Store the archive as a layer blob and unpack it.  gzip and plain tars are stored as
+    they are; zstd archives are stored decompressed, because common OCI tools (umoci 0.4)
+    cannot read zstd layers and the data root must stay readable by them."""
+    with open(path, "rb") as f:
+        kind = sniff(f.read(8))
+        f.seek(0)
+        if kind == "zstd":
+            raw, _ = open_decompressed(f)
+            with store.open_blob_writer(LAYER_MEDIA_TYPES["none"]) as blob:
+                while chunk := raw.read(_HASH_CHUNK):
+                    blob.write(chunk)
+        else:
+            with store.open_blob_writer(LAYER_MEDIA_TYPES[kind],
+                                        expected_digest=digest) as blob:
+                while chunk := f.read(_HASH_CHUNK):
+                    blob.write(chunk)
+    layer = store.import_layer(blob.descriptor)
+    record = json.dumps(layer.to_dict() | {"dir": None}, sort_keys=True).encode()
+    atomic_write(_record_path(store, digest), record, store.layout.tmp)
+    return layer
