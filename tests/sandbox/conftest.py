@@ -1,0 +1,135 @@
+"""Fixtures for the sandbox tests: busybox rootfs lower dirs, a per-test overlay "box", and
+guards that fail a test which leaves a mount or a process behind on the host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
+
+BUSYBOX = "/bin/busybox"
+APPLETS = ("sh echo cat ls id mkdir touch sleep rm env pwd hostname ps readlink true false "
+           "chmod ln stat wc kill seq head tail grep test printf mv cp").split()
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def make_busybox_rootfs(root: Path) -> Path:
+    """A ~2 MB rootfs: /bin/busybox, applet symlinks, /etc/passwd and /etc/group."""
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for name in APPLETS:
+        os.symlink("busybox", root / "bin" / name)
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nwheel:x:10:app\napp:x:1000:\n")
+    (root / "etc" / "motd").write_text("welcome\n")
+    return root
+
+
+def mount_table(under: str) -> list[str]:
+    """The host's mounts that involve ``under`` (as mount point or in their options).
+
+    Other people's tests on this machine mount things too; every mount the sandbox makes
+    targets a path under the test's temp dir, so that is where a leak would show."""
+    with open("/proc/self/mountinfo") as f:
+        return sorted(" ".join(ln.split()[4:]) for ln in f if under in ln)
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(tmp_path_factory):
+    """Every test must leave the host's mount table and process tree as it found them."""
+    base = str(tmp_path_factory.getbasetemp())
+    before = mount_table(base)
+    yield
+    assert mount_table(base) == before, "a sandbox mount leaked onto the host"
+    assert children_of(os.getpid()) == [], "a sandbox process outlived its test"
+
+
+@pytest.fixture(scope="session")
+def busybox_lower(tmp_path_factory) -> str:
+    return str(make_busybox_rootfs(tmp_path_factory.mktemp("bblower") / "root"))
+
+
+@dataclass
+class Result:
+    outcome: BlockOutcome
+    output: bytes
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.output.decode()
+
+
+class Box:
+    """An empty upper/work/scratch trio over some lower dirs, for one run_block call."""
+
+    def __init__(self, base: Path, lowers: list[str]):
+        self.base = base
+        self.lowers = lowers
+        self.upper = base / "upper"
+        self.work = base / "work"
+        self.scratch = base / "scratch"
+        self.context = base / "context"
+        for d in (self.upper, self.work, self.scratch, self.context):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def spec(self, steps: list[dict], **kw) -> SandboxSpec:
+        kw.setdefault("context_dir", str(self.context))
+        return SandboxSpec(lower_dirs=self.lowers, upper_dir=str(self.upper),
+                           work_dir=str(self.work), scratch_dir=str(self.scratch),
+                           steps=steps, **kw)
+
+    def run(self, steps: list[dict], should_cancel=None, **kw) -> Result:
+        out = bytearray()
+        events: list[dict] = []
+        outcome = run_block(self.spec(steps, **kw), out.extend, events.append, should_cancel)
+        return Result(outcome, bytes(out), events)
+
+    def upper_entries(self) -> list[str]:
+        return sorted(str(p.relative_to(self.upper)) for p in self.upper.rglob("*"))
+
+    def is_whiteout(self, rel: str) -> bool:
+        st = os.lstat(self.upper / rel)
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+@pytest.fixture
+def box(tmp_path, busybox_lower) -> Box:
+    return Box(tmp_path / "box", [busybox_lower])
+
+
+@pytest.fixture
+def make_box(tmp_path):
+    n = [0]
+
+    def make(lowers: list[str]) -> Box:
+        n[0] += 1
+        return Box(tmp_path / f"box{n[0]}", lowers)
+    return make
+
+
+def run_step(command: str, line: int = 1, user: str = "", workdir: str = "/",
+             env: dict | None = None, argv: list | None = None) -> dict:
+    return {"op": "run", "line": line, "command": command, "argv": argv,
+            "env": {"PATH": PATH} if env is None else env, "workdir": workdir, "user": user}

@@ -1,0 +1,167 @@
+"""The sandbox's life: worker unchanged, cancellation, SIGKILL of the worker, the spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from minibox.errors import Cancelled, UserError
+from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
+from tests.sandbox.conftest import run_step
+
+NS_PROBE = "readlink /proc/self/ns/uts; readlink /proc/self/ns/pid; echo ready; "
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def processes_in(ns_links: set[str]) -> set[tuple[int, int]]:
+    """(pid, start time) of processes in, or making children in, the given namespaces."""
+    found = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        for kind in ("uts", "pid", "pid_for_children"):
+            try:
+                if os.readlink(f"/proc/{d}/ns/{kind}").replace("_for_children", "") in ns_links:
+                    found.add((int(d), _start_time(int(d))))
+                    break
+            except OSError:
+                pass
+    return found
+
+
+def wait_gone(procs: set[tuple[int, int]], timeout: float = 5.0) -> list[int]:
+    """Wait until none of ``procs`` lives (pid and start time: namespace inode numbers, and
+    pids, are reused by other processes on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [pid for pid, start in procs if _start_time(pid) == start]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+def worker_state() -> dict:
+    return {"cwd": os.getcwd(), "umask": os.umask(os.umask(0)),
+            "ns": {k: os.readlink(f"/proc/self/ns/{k}") for k in os.listdir("/proc/self/ns")},
+            "fds": sorted(os.listdir("/proc/self/fd")), "host": os.uname().nodename,
+            "sig": [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGCHLD,
+                                                  signal.SIGINT, signal.SIGPIPE)]}
+
+
+def test_worker_process_comes_out_unchanged(box):
+    before = worker_state()
+    box.run([run_step("echo hi; cd /tmp")], network="none")
+    assert worker_state() == before
+
+
+def test_should_cancel_kills_the_sandbox(box):
+    out = bytearray()
+    seen: set = set()
+
+    def cancel() -> bool:
+        if b"ready" not in out:
+            return False
+        links = set(out.decode().split()[:2])
+        assert all(link.startswith(("uts:[", "pid:[")) for link in links)
+        seen.update(processes_in(links))
+        return True
+    start = time.monotonic()
+    with pytest.raises(Cancelled, match="line 5"):
+        run_block(box.spec([run_step(NS_PROBE + "sleep 30", line=5)]), out.extend,
+                  lambda e: None, cancel)
+    assert time.monotonic() - start < 3
+    assert len(seen) >= 3                   # the sandbox process, its init, sh and sleep
+    assert wait_gone(seen, 0) == []
+
+
+def test_failing_callback_still_cleans_up(box):
+    def boom(_data):
+        raise RuntimeError("consumer went away")
+    with pytest.raises(RuntimeError, match="consumer went away"):
+        run_block(box.spec([run_step("echo hi; sleep 30")]), boom, lambda e: None)
+
+
+def test_sigkill_of_the_worker_leaves_no_process_and_no_mount(box):
+    r, w = os.pipe()
+    spec = box.spec([run_step(NS_PROBE + "sleep 30")])
+    pid = os.fork()
+    if pid == 0:                                       # the "worker"
+        try:
+            os.close(r)
+            run_block(spec, lambda b: os.write(w, b), lambda e: None)
+        finally:
+            os._exit(0)
+    os.close(w)
+    buf = b""
+    try:
+        while b"ready" not in buf:
+            chunk = os.read(r, 4096)
+            assert chunk, "the sandbox never started"
+            buf += chunk
+        links = set(buf.decode().split()[:2])
+        assert all(link.startswith(("uts:[", "pid:[")) for link in links)
+        procs = processes_in(links)
+        assert len(procs) >= 3, "probe should see the live sandbox"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
+    assert wait_gone(procs) == []
+
+
+def test_spec_round_trips_through_json(box):
+    spec = box.spec([run_step("true")], copy_from={"b": ["/x"]}, network="none")
+    again = SandboxSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+    out = BlockOutcome.from_dict(json.loads(json.dumps(box.run([run_step("true")])
+                                                       .outcome.to_dict())))
+    assert out.steps[0].op == "run"
+    assert run_block(spec.to_dict() | {"copy_from": {}}, lambda b: None,
+                     lambda e: None).steps
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"network": "bridge"}, "network must be one of"),
+    ({"upper_dir": "relative"}, "must be an absolute path"),
+    ({"steps": [{"op": "explode", "line": 1}]}, "unknown op 'explode'"),
+    ({"steps": [{"op": "copy", "line": 2, "sources": ["a"], "dest": "/", "from": "nope"}]},
+     "FROM=nope is not in"),
+    ({"hostname": "bad host"}, "invalid sandbox hostname"),
+])
+def test_invalid_specs_are_user_errors(box, change, match):
+    with pytest.raises(UserError, match=match):
+        run_block(SandboxSpec.from_dict(box.spec([]).to_dict() | change), lambda b: None,
+                  lambda e: None)
+
+
+def test_unknown_spec_field_is_refused(box):
+    with pytest.raises(UserError, match="unknown fields: colour"):
+        SandboxSpec.from_dict(box.spec([]).to_dict() | {"colour": "red"})
+
+
+def test_works_when_the_worker_ignores_sigchld(box):
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        assert box.run([run_step("echo ok")]).text == "ok\n"
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def test_large_output_is_streamed_whole(box):
+    chunks: list[bytes] = []
+    run_block(box.spec([run_step("seq 1 200000")]), chunks.append, lambda e: None)
+    data = b"".join(chunks)
+    assert len(chunks) > 1
+    assert data == b"".join(b"%d\n" % i for i in range(1, 200001))
