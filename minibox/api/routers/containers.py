@@ -1,0 +1,265 @@
+"""/containers: run, list, inspect, logs, wait, stop, kill, start, restart, rm, stats, exec.
+
+Mutations go to the runtime worker (Celery queue ``runtime``); reads come straight from the
+container records and cgroups (no worker round trip).  Streams are Docker-style
+multiplexed frames (see minibox.runtime.streams) when ``mux=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import time
+from functools import lru_cache
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import StreamingResponse
+
+from minibox.errors import UserError
+from minibox.runtime import query, streams
+from minibox.runtime.remote import call
+from minibox.runtime.state import StateStore
+from minibox.runtime.stats import Sampler
+from minibox.api.routers import tty_sessions
+
+router = APIRouter(prefix="/containers", tags=["containers"])
+_sampler = Sampler()
+OCTET = "application/octet-stream"
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+def _celery(request: Request):
+    services = request.app.state.services
+    if services is not None and services.celery is not None:
+        return services.celery
+    return _default_celery(str(_settings(request).data_root))
+
+
+@lru_cache(maxsize=4)
+def _default_celery(_root: str):
+    from minibox.workers.celery_app import make_celery
+    return make_celery()
+
+
+def _store(request: Request) -> StateStore:
+    return StateStore(_settings(request).data_root)
+
+
+def _ids(request: Request, refs: list[str]) -> list[str]:
+    store = _store(request)
+    return [store.resolve(r) for r in refs]
+
+
+# --- create and run --------------------------------------------------------------------
+@router.post("")
+def run(request: Request, body: dict = Body(...), start: bool = True, attach: bool = False):
+    """Create a container from a RunRequest (image, command, env, volumes, memory, cpus,
+    ...); with ``start`` (default) start it too.  Returns its id, name and warnings.
+    ``attach``: stream its output (multiplexed) until it exits, ending with an exit frame;
+    the id is in the X-Container-Id header."""
+    if attach:
+        return _run_attached(request, body)
+    if start:
+        st = call(_celery(request), "run", body)
+        return {"id": st["id"], "name": st["name"], "warnings": st.get("warnings") or []}
+    cid = call(_celery(request), "create", body)
+    return {"id": cid, "name": _store(request).load(cid).name, "warnings": []}
+
+
+def _run_attached(request: Request, body: dict) -> StreamingResponse:
+    store = _store(request)
+    cid = call(_celery(request), "create", body)
+    f = streams.open_log(store, cid)
+    try:
+        st = call(_celery(request), "start", cid)
+    except BaseException:
+        f.close()
+        call(_celery(request), "remove", [cid], True)
+        raise
+    watch = streams._ExitWatch(store, cid)
+    gen = streams.log_stream(store, cid, follow=True, mux=True, exit_trailer=True, f=f,
+                             watch=watch)
+    headers = {"X-Container-Id": cid, "X-Container-Name": st.get("name", "")}
+    return StreamingResponse(gen, media_type=OCTET, headers=headers)
+
+
+@router.get("")
+def list_(request: Request, all: bool = False, filter: list[str] = Query(default=[])) -> list:
+    filters: dict[str, list[str]] = {}
+    for f in filter:
+        key, sep, value = f.partition("=")
+        if not sep or key not in query.FILTER_KEYS:
+            raise UserError(f"invalid filter {f!r}",
+                            hint="use KEY=VALUE with KEY one of " + ", ".join(query.FILTER_KEYS))
+        filters.setdefault(key, []).append(value)
+    return query.list_containers(_store(request), all, filters)
+
+
+@router.get("/stats")
+def stats_all(request: Request, all: bool = False) -> list:
+    store = _store(request)
+    out = []
+    for rec in store.all():
+        st = rec.effective()
+        if all or st["status"] == "running":
+            out.append(_sampler.sample(st))
+    return out
+
+
+@router.get("/{ref}")
+def inspect(request: Request, ref: str) -> dict:
+    return query.inspect(_store(request), ref)
+
+
+@router.get("/{ref}/stats")
+def stats(request: Request, ref: str) -> dict:
+    store = _store(request)
+    rec = store.load(store.resolve(ref))
+    return _sampler.sample(rec.effective())
+
+
+# --- lifecycle -------------------------------------------------------------------------
+@router.post("/{ref}/start")
+def start(request: Request, ref: str) -> dict:
+    cid = _store(request).resolve(ref)
+    st = call(_celery(request), "start", cid)
+    return {"id": cid, "status": st["status"]}
+
+
+@router.post("/{ref}/wait")
+def wait(request: Request, ref: str, timeout: float | None = None) -> dict:
+    store = _store(request)
+    cid = store.resolve(ref)
+    st = query.wait_exited(store, [cid], timeout)[cid]
+    return {"id": cid, "status": st["status"], "exit_code": st.get("exit_code"),
+            "oom_killed": st.get("oom_killed", False)}
+
+
+def _stop(request: Request, cids: list[str], t: float) -> dict:
+    store = _store(request)
+    call(_celery(request), "kill", cids, int(_signal.SIGTERM))
+    states = query.wait_exited(store, cids, max(0.0, t))
+    late = [c for c, st in states.items() if st.get("status") == "running"]
+    if late:
+        call(_celery(request), "kill", late, int(_signal.SIGKILL))
+        states.update(query.wait_exited(store, late, 10.0))
+    return {c: {"status": st.get("status"), "exit_code": st.get("exit_code"),
+                "killed": c in late} for c, st in states.items()}
+
+
+@router.post("/stop")
+def stop_many(request: Request, body: dict = Body(...)) -> dict:
+    """Stop several containers at once: SIGTERM to all, SIGKILL to the ones left after t."""
+    return _stop(request, _ids(request, list(body.get("ids") or [])), float(body.get("t", 10)))
+
+
+@router.post("/{ref}/stop")
+def stop(request: Request, ref: str, t: float = 10.0) -> dict:
+    return _stop(request, _ids(request, [ref]), t)
+
+
+@router.post("/{ref}/restart")
+def restart(request: Request, ref: str, t: float = 10.0) -> dict:
+    cids = _ids(request, [ref])
+    _stop(request, cids, t)
+    st = call(_celery(request), "start", cids[0])
+    return {"id": cids[0], "status": st["status"]}
+
+
+@router.post("/{ref}/kill")
+def kill(request: Request, ref: str, signal: str = "SIGKILL") -> dict:
+    cid = _store(request).resolve(ref)
+    sig = _parse_signal(signal)
+    done = call(_celery(request), "kill", [cid], sig)
+    if not done.get(cid):
+        raise UserError(f"container {ref} is not running")
+    return {"id": cid, "signal": sig}
+
+
+def _parse_signal(text: str) -> int:
+    t = str(text).strip().upper()
+    if t.isdigit() and 0 < int(t) < 65:
+        return int(t)
+    name = t if t.startswith("SIG") else "SIG" + t
+    try:
+        return int(_signal.Signals[name])
+    except KeyError:
+        raise UserError(f"invalid signal {text!r}", hint="e.g. SIGTERM, TERM, HUP, 9") from None
+
+
+@router.delete("/{ref}")
+def remove(request: Request, ref: str, force: bool = False, volumes: bool = False) -> dict:
+    cid = _store(request).resolve(ref)
+    call(_celery(request), "remove", [cid], force)
+    return {"id": cid, "removed": True}
+
+
+# --- output ----------------------------------------------------------------------------
+@router.get("/{ref}/logs")
+def logs(request: Request, ref: str, follow: bool = False, tail: int | None = None,
+         since: float = 0.0, timestamps: bool = False, mux: bool = False,
+         exit: bool = False):
+    """The container's output.  ``follow``: until it exits; ``exit`` (with follow and mux):
+    end with an exit frame; ``since``: unix seconds."""
+    store = _store(request)
+    cid = store.resolve(ref)
+    gen = streams.log_stream(store, cid, follow=follow, tail=tail, since_ns=int(since * 1e9),
+                             timestamps=timestamps, mux=mux, exit_trailer=exit and follow and mux)
+    return StreamingResponse(gen, media_type=OCTET if mux else "text/plain; charset=utf-8")
+
+
+@router.post("/{ref}/exec")
+def exec_(request: Request, ref: str, body: dict = Body(...)):
+    """Run a command in the container: ``{cmd, env, workdir, user, tty}``.  Without tty the
+    answer streams multiplexed output; with tty it returns an exec session id (see
+    /containers/exec/{id}/...)."""
+    from minibox.runtime.exec import exec_spec
+    store = _store(request)
+    rec = store.load(store.resolve(ref), with_config=True)
+    spec = exec_spec(rec, list(body.get("cmd") or []), body.get("env") or [],
+                     body.get("workdir"), body.get("user"), bool(body.get("tty")))
+    if spec["tty"]:
+        return {"exec_id": tty_sessions.start_exec(spec)}
+    import subprocess
+    from minibox.runtime.exec import spawn_exec
+    proc = spawn_exec(spec, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE)
+    return StreamingResponse(streams.exec_stream(proc), media_type=OCTET)
+
+
+# --- interactive sessions (container -t, exec -t) -----------------------------------------
+@router.get("/exec/{eid}/output")
+def exec_output(eid: str):
+    return StreamingResponse(tty_sessions.exec_output(eid), media_type=OCTET)
+
+
+@router.post("/exec/{eid}/input")
+async def exec_input(eid: str, request: Request) -> dict:
+    tty_sessions.exec_input(eid, await request.body())
+    return {}
+
+
+@router.post("/exec/{eid}/resize")
+def exec_resize(eid: str, h: int, w: int) -> dict:
+    tty_sessions.exec_resize(eid, h, w)
+    return {}
+
+
+@router.post("/{ref}/attach/input")
+async def attach_input(request: Request, ref: str) -> dict:
+    store = _store(request)
+    tty_sessions.container_input(store, store.resolve(ref), await request.body())
+    return {}
+
+
+@router.post("/{ref}/resize")
+def resize(request: Request, ref: str, h: int, w: int) -> dict:
+    store = _store(request)
+    tty_sessions.container_resize(store, store.resolve(ref), h, w)
+    return {}
+
+
+

@@ -1,0 +1,256 @@
+"""Container commands: run, ps, logs, exec, stop, kill, rm, restart, start, stats, inspect, db.
+
+Imports stay inside the functions (``minibox --help`` must not load httpx or rich).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from minibox.cli.run_options import run_options, request_from_options
+
+
+def _client(timeout: float | None = 60.0):
+    from minibox.cli.client import Client
+    return Client(timeout=timeout)
+
+
+def _q(ref: str) -> str:
+    from urllib.parse import quote
+    return quote(ref, safe="")
+
+
+# --- run ----------------------------------------------------------------------------------
+@click.command(context_settings={"ignore_unknown_options": False,
+                                 "allow_interspersed_args": False})
+@run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(image, command, **opts) -> int:
+    """Run COMMAND in a new container from IMAGE.
+
+    \b
+    Foreground (default): streams the output and exits with the container's exit code
+    (125 when minibox itself fails, 126/127 when the command cannot be run).
+    -d: prints the container id only.  -it: an interactive terminal (Ctrl-C and Ctrl-D go to
+    the container's terminal as in docker; the window size follows yours).
+    \b
+    Security: containers get Docker's default capabilities, no_new_privs and a seccomp
+    filter.  --cap-add/--cap-drop NAME adjust the capabilities (ALL for every one);
+    --privileged keeps every capability the engine holds and turns off seccomp, masked
+    paths and the devices cgroup; --security-opt seccomp=unconfined turns off seccomp only;
+    --security-opt no-new-privileges=false lets setuid binaries gain privileges.
+    """
+    body = request_from_options(image, list(command), opts)
+    from minibox.cli import session
+    client = None if not (opts["detach"] or opts["tty"]) else _client(None)
+    return session.run_container(client, body, detach=opts["detach"],
+                                 tty=opts["tty"], interactive=opts["interactive"])
+
+
+# --- ps -----------------------------------------------------------------------------------
+@click.command()
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default: running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only show ids.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="KEY=VALUE: status, name, id, ancestor, health, exited.")
+@click.option("--no-trunc", is_flag=True, help="Full ids and commands.")
+def ps(all_, quiet, as_json, filters, no_trunc) -> int:
+    """List containers."""
+    params = [("all", "true" if all_ else "false")] + [("filter", f) for f in filters]
+    rows = _client().get("/containers", params=params).json()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    if quiet:
+        for r in rows:
+            click.echo(r["id"] if no_trunc else r["short_id"])
+        return 0
+    from minibox.cli.tables import print_table
+    table = []
+    for r in rows:
+        cmd = " ".join(r["command"])
+        if not no_trunc and len(cmd) > 25:
+            cmd = cmd[:22] + "..."
+        table.append([r["id"] if no_trunc else r["short_id"], r["image"], f'"{cmd}"',
+                      _created(r.get("created_at")), r["status_text"], r["health"], r["name"]])
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "HEALTH", "NAMES"],
+                table)
+    return 0
+
+
+def _created(ts) -> str:
+    import time
+    if not ts:
+        return "-"
+    sec = int(time.time() - ts)
+    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if sec >= n:
+            return f"{sec // n} {unit} ago"
+    return f"{sec} seconds ago"
+
+
+# --- logs ---------------------------------------------------------------------------------
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Follow the output until the container exits.")
+@click.option("-n", "--tail", default="all", help="Lines from the end (default all).")
+@click.option("-t", "--timestamps", is_flag=True, help="Prefix RFC 3339 timestamps.")
+@click.option("--since", default=None, help="Only after this: a duration (10m) or a unix time.")
+@click.argument("container")
+def logs(follow, tail, timestamps, since, container) -> int:
+    """Show a container's output (stdout to stdout, stderr to stderr)."""
+    from minibox.cli.streams import copy_out
+    params = {"follow": follow, "timestamps": timestamps, "mux": True}
+    if tail != "all":
+        if not str(tail).isdigit():
+            raise click.BadParameter("--tail takes a number or 'all'")
+        params["tail"] = int(tail)
+    if since:
+        params["since"] = _since(since)
+    with _client(None).stream("GET", f"/containers/{_q(container)}/logs", params=params) as r:
+        copy_out(r)
+    return 0
+
+
+def _since(text: str) -> float:
+    import time
+    from datetime import datetime
+    from minibox.runtime.spec import parse_duration
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time() - parse_duration(text, "--since")
+
+
+# --- exec ---------------------------------------------------------------------------------
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (with -t).")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal.")
+@click.option("-e", "--env", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
+@click.option("-u", "--user", default=None, help="USER[:GROUP] (name or id).")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(interactive, tty, env, workdir, user, container, command) -> int:
+    """Run COMMAND inside a running container: its namespaces, cgroup, root, environment,
+    capabilities and seccomp filter.  Exits with the command's exit code."""
+    from minibox.cli import session
+    body = {"cmd": list(command), "env": list(env), "workdir": workdir, "user": user,
+            "tty": tty}
+    return session.exec_in(_client(None), container, body, tty=tty, interactive=interactive)
+
+
+# --- stop / kill / rm / start / restart -----------------------------------------------------
+@click.command()
+@click.option("-t", "--time", "timeout", default=10, type=int, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+def stop(timeout, containers) -> int:
+    """Stop containers: SIGTERM, then SIGKILL after -t seconds."""
+    c = _client(timeout + 60)
+    c.post("/containers/stop", json={"ids": list(containers), "t": timeout})
+    for name in containers:
+        click.echo(name)
+    return 0
+
+
+@click.command()
+@click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True,
+              help="Signal name or number.")
+@click.argument("containers", nargs=-1, required=True)
+def kill(sig, containers) -> int:
+    """Send a signal to containers' init (it forwards it to the workload)."""
+    c = _client()
+    for name in containers:
+        c.post(f"/containers/{_q(name)}/kill", params={"signal": sig})
+        click.echo(name)
+    return 0
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
+@click.option("-v", "--volumes", is_flag=True, help="Accepted for docker compatibility "
+              "(minibox makes no anonymous volumes; named volumes stay).")
+@click.argument("containers", nargs=-1, required=True)
+def rm(force, volumes, containers) -> int:
+    """Remove containers (their upper dir, cgroup and record)."""
+    c = _client()
+    failed = 0
+    for name in containers:
+        from minibox.errors import MiniBoxError
+        try:
+            c.delete(f"/containers/{_q(name)}", params={"force": force, "volumes": volumes})
+            click.echo(name)
+        except MiniBoxError as e:
+            from minibox.cli.output import error
+            error(e.render())
+            failed = 1
+    return failed
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+def start(containers) -> int:
+    """Start stopped containers (detached; their filesystem changes are kept)."""
+    c = _client()
+    for name in containers:
+        c.post(f"/containers/{_q(name)}/start")
+        click.echo(name)
+    return 0
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", default=10, type=int, show_default=True)
+@click.argument("containers", nargs=-1, required=True)
+def restart(timeout, containers) -> int:
+    """Stop (SIGTERM, SIGKILL after -t) and start containers again."""
+    c = _client(timeout + 60)
+    for name in containers:
+        c.post(f"/containers/{_q(name)}/restart", params={"t": timeout})
+        click.echo(name)
+    return 0
+
+
+# --- inspect / stats -------------------------------------------------------------------------
+@click.command()
+@click.argument("refs", nargs=-1, required=True)
+def inspect(refs) -> int:
+    """Show low-level information about containers (JSON)."""
+    c = _client()
+    out = [c.get(f"/containers/{_q(r)}").json() for r in refs]
+    click.echo(json.dumps(out, indent=2))
+    return 0
+
+
+@click.command()
+@click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Include stopped containers.")
+@click.argument("containers", nargs=-1)
+def stats(no_stream, as_json, all_, containers) -> int:
+    """Live resource usage: CPU %, memory, network, block IO, pids."""
+    from minibox.cli import stats_view
+    return stats_view.show(_client(), list(containers), no_stream, as_json, all_)
+
+
+# --- db ---------------------------------------------------------------------------------------
+@click.group()
+def db() -> None:
+    """Database containers: a named data volume, shared memory, OOM protection."""
+
+
+from minibox.cli.db import db_run, db_shell  # noqa: E402  (small, click-only module)
+
+db.add_command(db_run, "run")
+db.add_command(db_shell, "shell")
+db.add_command(db_shell, "console")
+_ = (os, sys)

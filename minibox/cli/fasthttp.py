@@ -1,0 +1,125 @@
+"""A tiny HTTP/1.1 client on a raw socket, for the hot path of ``minibox run`` (foreground).
+
+httpx (and even http.client, which pulls in the email package) costs more to import than
+the whole container run takes.  Same settings as cli/client.py: MINIBOX_API
+(http://host:port or unix:///path.sock) and MINIBOX_API_TOKEN.  Handles what miniboxd
+sends: a status line, headers, then a chunked or Content-Length body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from urllib.parse import quote
+
+from minibox.errors import DaemonUnavailable, MiniBoxError
+
+DEFAULT_API = "http://127.0.0.1:8080"
+
+
+class Response:
+    def __init__(self, sock: socket.socket, status: int, headers: dict, rest: bytes):
+        self.sock, self.status, self.headers, self.buf = sock, status, headers, rest
+        self.chunked = "chunked" in headers.get("transfer-encoding", "")
+        self.left = int(headers.get("content-length", "-1"))
+
+    def getheader(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def read1(self, _n: int = 65536) -> bytes:
+        if not self.chunked:
+            if self.left == 0:
+                return b""
+            if not self.buf and not self._fill():
+                return b""
+            out, self.buf = self.buf, b""
+            if self.left > 0:
+                out, self.left = out[:self.left], self.left - len(out[:self.left])
+            return out
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                return b""
+        size_line, _, self.buf = self.buf.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        while len(self.buf) < size + 2:
+            if not self._fill():
+                break
+        out, self.buf = self.buf[:size], self.buf[size + 2:]
+        if size == 0:
+            self.chunked, self.left = False, 0
+        return out
+
+    def read(self) -> bytes:
+        out = b""
+        while True:
+            chunk = self.read1()
+            if not chunk:
+                return out
+            out += chunk
+
+
+def _connect(api: str) -> tuple[socket.socket, str]:
+    if api.startswith("unix://"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(api[len("unix://"):])
+        return s, "miniboxd"
+    hostport = api.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host:
+        host, port = hostport, "80"
+    return socket.create_connection((host.strip("[]"), int(port))), hostport
+
+
+def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
+    """POST JSON; the open response (MiniBoxError on >= 400, keeping the daemon's exit_code)."""
+    api = (os.environ.get("MINIBOX_API") or DEFAULT_API).strip().rstrip("/")
+    if api.startswith("https://"):
+        raise MiniBoxError("https is not supported by the fast path", hint="use http or unix://")
+    try:
+        sock, host = _connect(api)
+        sock.settimeout(timeout)
+        data = json.dumps(body).encode()
+        query = "&".join(f"{k}={quote(str(v))}" for k, v in params.items())
+        head = [f"POST {path}?{query} HTTP/1.1", f"Host: {host}",
+                "Content-Type: application/json", f"Content-Length: {len(data)}"]
+        token = (os.environ.get("MINIBOX_API_TOKEN") or "").strip()
+        if token:
+            head.append(f"Authorization: Bearer {token}")
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection")
+            buf += chunk
+    except OSError as e:
+        raise DaemonUnavailable(f"cannot reach miniboxd at {api}: {e}",
+                                hint="start it with `miniboxd` (as root), or set MINIBOX_API") from None
+    head_raw, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head_raw.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    resp = Response(sock, status, headers, rest)
+    if status >= 400:
+        raise _error(resp)
+    return resp
+
+
+def _error(resp: Response) -> MiniBoxError:
+    raw = resp.read()
+    try:
+        err = json.loads(raw).get("error") or {}
+    except (ValueError, AttributeError):
+        err = {}
+    if not err:
+        return MiniBoxError(f"daemon answered {resp.status}: {raw.decode(errors='replace')}")
+    e = MiniBoxError.from_dict(err)
+    if err.get("exit_code"):
+        e.exit_code = err["exit_code"]
+    return e

@@ -1,0 +1,65 @@
+"""``minibox volume create|ls|inspect|rm``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _client():
+    from minibox.cli.client import Client
+    return Client()
+
+
+@click.group()
+def volume() -> None:
+    """Manage named volumes (DataRoot/volumes/NAME/_data)."""
+
+
+@volume.command()
+@click.argument("name")
+@click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE.")
+def create(name, labels) -> int:
+    """Create a volume."""
+    lab = dict(x.partition("=")[::2] for x in labels)
+    click.echo(_client().post("/volumes", json={"name": name, "labels": lab}).json()["name"])
+    return 0
+
+
+@volume.command("ls")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def ls(quiet, as_json) -> int:
+    """List volumes."""
+    rows = _client().get("/volumes").json()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif quiet:
+        for r in rows:
+            click.echo(r["name"])
+    else:
+        from minibox.cli.tables import print_table
+        print_table(["DRIVER", "VOLUME NAME"], [[r.get("driver", "local"), r["name"]] for r in rows])
+    return 0
+
+
+@volume.command()
+@click.argument("names", nargs=-1, required=True)
+def inspect(names) -> int:
+    """Show volumes (JSON)."""
+    c = _client()
+    click.echo(json.dumps([c.get(f"/volumes/{n}").json() for n in names], indent=2))
+    return 0
+
+
+@volume.command()
+@click.option("-f", "--force", is_flag=True, help="Remove even if containers use it.")
+@click.argument("names", nargs=-1, required=True)
+def rm(force, names) -> int:
+    """Remove volumes (refused while a container uses them)."""
+    c = _client()
+    for n in names:
+        c.delete(f"/volumes/{n}", params={"force": force})
+        click.echo(n)
+    return 0

@@ -1,0 +1,253 @@
+"""A cgroup per container: v2 where its controllers exist, else v1 (this host: v1 hybrid).
+
+``plan(cid, spec)`` makes the directories and writes every limit *before* the container
+exists; the monitor then moves the container's init in with ``attach(dirs, pid)`` while
+the init is still mounting its rootfs (the first cgroup.procs write costs 5-15 ms here, so
+it overlaps the setup instead of adding to it).  ``remove(dirs)`` runs when the container
+has exited.
+
+Limits: memory (swap limited to the same, so an overrun is an OOM kill, not swapping), CPU
+quota (--cpus, period 100 ms), CPU weight (-c, docker's shares: 1024 = normal), cpuset, IO
+weight (when the kernel's IO scheduler offers one), pids (default 4096), and devices (v1:
+deny all, allow the standard nodes; v2 would need an eBPF program, so there the runtime
+drops CAP_MKNOD instead - see ``devices_enforced``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+
+from minibox.errors import UserError
+
+ROOT = "/sys/fs/cgroup"
+PARENT = "minibox"
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
+V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+
+# (type, major, minor, access) the container may use: null zero full random urandom tty
+# console ptmx, the pts slaves (136:*), and mknod of anything (unusable afterwards).
+DEVICE_ALLOW = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:229 rwm",
+                "c *:* m", "b *:* m")
+
+
+def is_v2() -> bool:
+    """Pure cgroup2 at /sys/fs/cgroup with the memory controller available."""
+    try:
+        with open(f"{ROOT}/cgroup.controllers") as f:
+            return "memory" in f.read().split()
+    except OSError:
+        return False
+
+
+@dataclass
+class Cgroup:
+    version: int
+    dirs: list[str] = field(default_factory=list)   # one per hierarchy (v1) or one (v2)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def devices_enforced(self) -> bool:
+        return self.version == 1 and any(d.startswith(f"{ROOT}/devices/") for d in self.dirs)
+
+    def path(self, controller: str) -> str | None:
+        if self.version == 2:
+            return self.dirs[0] if self.dirs else None
+        for d in self.dirs:
+            if d.startswith(f"{ROOT}/{controller}/"):
+                return d
+        return None
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "dirs": self.dirs, "warnings": self.warnings}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Cgroup":
+        d = d or {}
+        return cls(d.get("version", 1), list(d.get("dirs") or []), list(d.get("warnings") or []))
+
+
+def _write(path: str, value) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def create(cid: str, spec) -> Cgroup:
+    """Make the container's cgroup and write its limits; UserError for a bad value."""
+    cg = _create_v2(cid, spec) if is_v2() else _create_v1(cid, spec)
+    return cg
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        pass
+
+
+def _create_v1(cid: str, spec) -> Cgroup:
+    cg = Cgroup(1)
+    seen = set()
+    try:
+        for ctrl in V1_CONTROLLERS:
+            base = f"{ROOT}/{ctrl}"
+            real = os.path.realpath(base)
+            if not os.path.isdir(base) or real in seen:
+                continue
+            seen.add(real)
+            parent = f"{base}/{PARENT}"
+            if not os.path.isdir(parent):
+                _mkdir(parent)
+                if ctrl == "cpuset":
+                    _copy_cpuset(base, parent)
+            d = f"{parent}/{cid}"
+            _mkdir(d)
+            cg.dirs.append(d)
+            if ctrl == "cpuset":
+                _copy_cpuset(parent, d)
+        _limits_v1(cg, spec)
+    except BaseException:
+        remove(cg.dirs)
+        raise
+    return cg
+
+
+def _copy_cpuset(src: str, dst: str) -> None:
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        if not _read(f"{dst}/{f}"):
+            _write(f"{dst}/{f}", _read(f"{src}/{f}"))
+
+
+def _limits_v1(cg: Cgroup, spec) -> None:
+    mem, cpu, cpuset = cg.path("memory"), cg.path("cpu"), cg.path("cpuset")
+    if spec.memory and mem:
+        _write(f"{mem}/memory.limit_in_bytes", spec.memory)
+        if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):
+            _write(f"{mem}/memory.memsw.limit_in_bytes", spec.memory)
+        _write(f"{mem}/memory.swappiness", 0) if os.path.exists(f"{mem}/memory.swappiness") else None
+    if cpu:
+        if spec.cpus:
+            _write(f"{cpu}/cpu.cfs_period_us", 100000)
+            _write(f"{cpu}/cpu.cfs_quota_us", int(spec.cpus * 100000))
+        if spec.cpu_shares:
+            _write(f"{cpu}/cpu.shares", max(2, spec.cpu_shares))
+    if spec.cpuset_cpus and cpuset:
+        _set_cpuset(f"{cpuset}/cpuset.cpus", spec.cpuset_cpus)
+    pids = cg.path("pids")
+    if pids and spec.pids_limit > 0:
+        _write(f"{pids}/pids.max", spec.pids_limit)
+    blkio = cg.path("blkio")
+    if spec.io_weight and blkio:
+        for f in ("blkio.bfq.weight", "blkio.weight"):
+            if os.path.exists(f"{blkio}/{f}"):
+                _write(f"{blkio}/{f}", max(10, spec.io_weight))
+                break
+        else:
+            cg.warnings.append("io weight ignored: the block IO scheduler offers no weight")
+    dev = cg.path("devices")
+    if dev and not spec.privileged:
+        _write(f"{dev}/devices.deny", "a")
+        for rule in DEVICE_ALLOW:
+            _write(f"{dev}/devices.allow", rule)
+
+
+def _set_cpuset(path: str, cpus: str) -> None:
+    try:
+        _write(path, cpus)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.ERANGE):
+            raise UserError(f"--cpuset-cpus {cpus!r} names CPUs this machine does not have",
+                            hint=f"available: {_read(ROOT + '/cpuset/cpuset.cpus') or _read(ROOT + '/cpuset.cpus.effective')}") from None
+        raise
+
+
+def _create_v2(cid: str, spec) -> Cgroup:
+    cg = Cgroup(2)
+    parent = f"{ROOT}/{PARENT}"
+    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS
+                      if c in _read(f"{ROOT}/cgroup.controllers").split())
+    _mkdir(parent)
+    for p in (ROOT, parent):
+        try:
+            _write(f"{p}/cgroup.subtree_control", wanted)
+        except OSError:
+            cg.warnings.append(f"could not enable controllers in {p}")
+    d = f"{parent}/{cid}"
+    _mkdir(d)
+    cg.dirs.append(d)
+    try:
+        _limits_v2(d, spec)
+    except BaseException:
+        remove(cg.dirs)
+        raise
+    return cg
+
+
+def _limits_v2(d: str, spec) -> None:
+    if spec.memory:
+        _write(f"{d}/memory.max", spec.memory)
+        if os.path.exists(f"{d}/memory.swap.max"):
+            _write(f"{d}/memory.swap.max", 0)
+    if spec.cpus:
+        _write(f"{d}/cpu.max", f"{int(spec.cpus * 100000)} 100000")
+    if spec.cpu_shares:
+        _write(f"{d}/cpu.weight", 1 + ((max(2, spec.cpu_shares) - 2) * 9999) // 262142)
+    if spec.cpuset_cpus:
+        _set_cpuset(f"{d}/cpuset.cpus", spec.cpuset_cpus)
+    if spec.pids_limit > 0:
+        _write(f"{d}/pids.max", spec.pids_limit)
+    if spec.io_weight and os.path.exists(f"{d}/io.weight"):
+        _write(f"{d}/io.weight", f"default {max(1, spec.io_weight)}")
+
+
+def attach(dirs: list[str], pid: int) -> None:
+    for d in dirs:
+        _write(f"{d}/cgroup.procs", pid)
+
+
+def oom_killed(cg: Cgroup) -> bool:
+    mem = cg.path("memory")
+    if not mem:
+        return False
+    text = _read(f"{mem}/memory.events" if cg.version == 2 else f"{mem}/memory.oom_control")
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if k == "oom_kill" and v.strip().isdigit():
+            return int(v) > 0
+    return False
+
+
+def remove(dirs: list[str], attempts: int = 50) -> list[str]:
+    """rmdir each directory (retrying while the last tasks die); the ones left over."""
+    left = []
+    for d in dirs:
+        for i in range(attempts):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or i == attempts - 1:
+                    left.append(d)
+                    break
+                time.sleep(0.002 * (i + 1))
+    return left
+
+
+def pids_of(cg: Cgroup) -> list[int]:
+    d = cg.path("pids") or cg.path("memory") or (cg.dirs[0] if cg.dirs else None)
+    if not d:
+        return []
+    return [int(x) for x in _read(f"{d}/cgroup.procs").split()]

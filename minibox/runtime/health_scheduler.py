@@ -1,0 +1,96 @@
+"""Runs healthchecks on schedule, inside the runtime worker (a thread).
+
+The schedule lives in the container records (config.json's ``health`` plus health.json), so
+it resumes after a worker restart.  Status: ``starting`` until the first success (failures
+during the start period do not count), ``healthy`` after a success, ``unhealthy`` after
+``retries`` consecutive failures.  The last 5 probes (times, exit code, output) are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from minibox.runtime.state import StateStore, read_json, write_json
+
+log = logging.getLogger("minibox.health")
+KEEP = 5
+_started: list[threading.Thread] = []
+
+
+def start_thread(store: StateStore) -> None:
+    if _started:
+        return
+    t = threading.Thread(target=_loop, args=(store,), name="minibox-health", daemon=True)
+    t.start()
+    _started.append(t)
+
+
+def _loop(store: StateStore) -> None:
+    while True:
+        try:
+            tick(store)
+        except Exception:  # noqa: BLE001 - one bad record must not stop the checks
+            log.exception("healthcheck tick failed")
+        time.sleep(0.25)
+
+
+_configs: dict[str, dict | None] = {}   # container id -> its healthcheck (configs never change)
+
+
+def _health_of(store: StateStore, cid: str) -> dict | None:
+    if cid not in _configs:
+        cfg = read_json(store.dir(cid) / "config.json")
+        if cfg is None:
+            return None             # being created: look again next tick
+        _configs[cid] = cfg.get("health")
+    return _configs[cid]
+
+
+def tick(store: StateStore, now: float | None = None) -> None:
+    """One pass: only containers that have a healthcheck cost more than a dict lookup."""
+    now = time.time() if now is None else now
+    ids = store.ids()
+    for gone in set(_configs) - set(ids):
+        _configs.pop(gone, None)
+    for cid in ids:
+        hc = _health_of(store, cid)
+        if not hc:
+            continue
+        rec = store.load(cid, with_config=True)
+        if rec is None or rec.effective()["status"] != "running":
+            continue
+        st = rec.state
+        h = read_json(rec.dir / "health.json") or {}
+        if h.get("run") != st.get("run"):
+            h = {"run": st.get("run"), "status": "starting", "failing_streak": 0, "log": [],
+                 "next": (st.get("started_at") or now) + hc["interval"]}
+            write_json(rec.dir / "health.json", h)
+        if now >= h.get("next", 0):
+            probe(rec, hc, h, st)
+
+
+def probe(rec, hc: dict, h: dict, st: dict) -> dict:
+    from minibox.runtime.exec import exec_spec, run_capture
+    start = time.time()
+    try:
+        code, out = run_capture(exec_spec(rec, hc["cmd"]), hc["timeout"])
+    except Exception as e:  # noqa: BLE001 - the container went away meanwhile
+        code, out = -1, str(e).encode()
+    end = time.time()
+    in_grace = end - (st.get("started_at") or end) < hc.get("start_period", 0)
+    if code == 0:
+        h.update(status="healthy", failing_streak=0)
+    elif not in_grace:
+        h["failing_streak"] = h.get("failing_streak", 0) + 1
+        if h["failing_streak"] >= hc.get("retries", 3):
+            h["status"] = "unhealthy"
+    entry = {"start": start, "end": end, "exit_code": code if code is not None else -1,
+             "output": out.decode("utf-8", "replace")[-1024:]}
+    if code is None:
+        entry["output"] = f"healthcheck timed out after {hc['timeout']}s"
+    h["log"] = (h.get("log") or [])[-(KEEP - 1):] + [entry]
+    h["next"] = end + hc["interval"]
+    write_json(rec.dir / "health.json", h)
+    return h

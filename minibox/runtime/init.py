@@ -1,0 +1,148 @@
+"""The container's first process, from clone() to exec of tini.
+
+Runs in the child the monitor cloned into new mount/PID/UTS/IPC(/net) namespaces.  After
+pivot_root nothing may be imported (see FIELD-NOTES), so this module only uses what is
+loaded already.  Any failure is written to the error pipe as ``<exit code> <message>`` and
+the child exits; success is the pipe closing on exec (it is close-on-exec).
+
+Order: stdio, session/tty, hostname, rootfs (rootfs.build, which pivots), wait for the
+monitor to have put us in the cgroup, rlimits, oom_score_adj, look the command up (127 if
+missing), bounding set, user, capabilities, ambient, no_new_privs, seccomp, exec tini.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import socket
+import struct
+
+from minibox import kernel as k
+from minibox.runtime import rootfs
+
+TIOCSCTTY = 0x540E
+
+
+def child_main(plan: dict, stdio: tuple[int, int, int], err_w: int, go_r: int,
+               tini_fd: int) -> None:
+    """Never returns."""
+    code = 1
+    try:
+        code = _setup_and_exec(plan, stdio, go_r, tini_fd)
+    except _Exit as e:
+        code = e.code
+        _report(err_w, e.code, str(e))
+    except k.KernelError as e:
+        _report(err_w, 1, f"container setup failed: {e.message}")
+    except OSError as e:
+        _report(err_w, 1, f"container setup failed: {e}")
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the worker
+        _report(err_w, 1, f"container setup failed: {type(e).__name__}: {e}")
+    os._exit(code)
+
+
+def _report(fd: int, code: int, msg: str) -> None:
+    try:
+        os.write(fd, f"{code} {msg}".encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
+    _stdio(stdio, plan.get("tty"))
+    k.sethostname(plan["hostname"])
+    if plan["network"] != "host":
+        _loopback_up()
+    cwd = rootfs.build(plan)
+    if os.read(go_r, 1) != b"g":
+        raise OSError("the monitor did not confirm the cgroup")
+    os.close(go_r)
+    proc = plan["process"]
+    _rlimits(plan.get("rlimits") or {})
+    _oom_score_adj(plan.get("oom_score_adj", 0))
+    os.chdir(cwd)
+    env = proc["env"]
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+    found = lookup(proc["argv"][0], path)
+    if found is None or found.startswith("!"):
+        what = "is not executable" if found else "executable file not found in $PATH"
+        raise _Exit(126 if found else 127, f'exec: "{proc["argv"][0]}": {what}')
+    _drop_privileges(plan, proc)
+    k.reset_signals()
+    envd = dict(e.split("=", 1) for e in env)
+    os.execve(tini_fd, [plan.get("init_argv0", "/dev/init"), "--"] + proc["argv"], envd)
+    return 1
+
+
+class _Exit(Exception):
+    def __init__(self, code: int, msg: str):
+        super().__init__(msg)
+        self.code = code
+
+
+def lookup(cmd: str, path: str) -> str | None:
+    """The executable ``cmd`` names (PATH search like execvp); '!'+path if not executable."""
+    candidates = [cmd] if "/" in cmd else [(d or ".") + "/" + cmd for d in path.split(":")]
+    seen = None
+    for c in candidates:
+        if os.path.isfile(c):
+            if os.access(c, os.X_OK):
+                return c
+            seen = seen or "!" + c
+    return seen
+
+
+def _stdio(stdio, tty: bool) -> None:
+    if tty:
+        os.setsid()
+    for i, fd in enumerate(stdio):
+        if fd != i:
+            os.dup2(fd, i)
+    if tty:
+        fcntl.ioctl(0, TIOCSCTTY, 0)
+    for fd in set(stdio):
+        if fd > 2:
+            os.close(fd)
+
+
+def _loopback_up() -> None:
+    """A new network namespace starts with lo down: bring it up (SIOCSIFFLAGS)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14s", b"lo", 0x1 | 0x8 | 0x40, b"")   # UP|LOOPBACK|RUNNING
+        fcntl.ioctl(s.fileno(), 0x8914, ifr)
+
+
+def _rlimits(limits: dict) -> None:
+    for name, (soft, hard) in limits.items():
+        res = getattr(resource, name)
+        cur_soft, cur_hard = resource.getrlimit(res)
+        hard = cur_hard if hard < 0 or (cur_hard >= 0 and hard > cur_hard) else hard
+        soft = hard if soft < 0 or (hard >= 0 and soft > hard) else soft
+        resource.setrlimit(res, (soft, hard))
+
+
+def _oom_score_adj(value: int) -> None:
+    if value:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(value))
+        except OSError:
+            pass  # lowering it needs CAP_SYS_RESOURCE; the runtime recorded a warning
+
+
+def _drop_privileges(plan: dict, proc: dict) -> None:
+    keep = plan["caps_mask"]
+    if not plan.get("privileged"):
+        k.drop_bounding_caps(keep)
+    uid, gid = proc["uid"], proc["gid"]
+    os.setgroups(proc.get("groups") or [])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if uid == 0:
+        k.capset(keep, keep, 0)
+    k.clear_ambient_caps()
+    if plan.get("no_new_privs", True):
+        k.set_no_new_privs()
+    if plan.get("seccomp"):
+        k.seccomp_load(plan["seccomp"])

@@ -1,0 +1,52 @@
+"""The compiled monitor (minimon.c): built once per source version into the data root.
+
+A forked Python monitor costs megabytes of private memory per container (copy-on-write
+pages its interpreter touches); the C one about 100 KiB, which is what makes 500 idle
+containers fit in 500 MiB.  ``path()`` compiles it with the system C compiler on first use
+(``cc -O2``, about half a second) and returns None when there is no compiler, in which case
+the Python monitor (monitor.py) does the same job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("minimon.c")
+_cache: dict[str, str | None] = {}
+
+
+def path(data_root) -> str | None:
+    key = str(data_root)
+    if key in _cache:
+        return _cache[key]
+    _cache[key] = _build(Path(data_root) / "run")
+    return _cache[key]
+
+
+def _build(out_dir: Path) -> str | None:
+    if os.environ.get("MINIBOX_PYTHON_MONITOR"):
+        return None
+    src = SOURCE.read_bytes()
+    target = out_dir / f"minimon-{hashlib.sha256(src).hexdigest()[:16]}"
+    if target.exists():
+        return str(target)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    try:
+        subprocess.run([cc, "-O2", "-o", str(tmp), str(SOURCE)], check=True,
+                       capture_output=True, timeout=120)
+        os.rename(tmp, target)
+    except (OSError, subprocess.SubprocessError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return None
+    return str(target)

@@ -1,0 +1,239 @@
+"""The runtime worker's operations: create, start, run, kill, remove, reconcile.
+
+Only the runtime worker calls these (they spawn processes, make cgroups and write
+state.json).  Reads (ps, inspect, logs, stats, wait) are in ``query.py`` and run in the
+daemon.  Every failure on the way to a started container undoes what was made, so bad input
+leaves no directory, cgroup, mount or process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from minibox import kernel
+from minibox.errors import Conflict, MiniBoxError, UserError
+from minibox.runtime import caps, cgroups, ids, images, minimon, process, seccomp, spawn
+from minibox.runtime.spec import ContainerSpec, from_request
+from minibox.runtime.state import Record, StateStore, alive, write_json
+from minibox.runtime.volumes import VolumeStore
+
+NOFILE_DEFAULT = 1048576
+
+
+class Runtime:
+    def __init__(self, data_root):
+        self.data_root = Path(data_root)
+        self.store = StateStore(self.data_root)
+        self.store.ensure()
+        self.volumes = VolumeStore(self.data_root)
+
+    # --- create -----------------------------------------------------------------------
+    def create(self, request: dict) -> str:
+        spec = from_request(request)
+        image = images.resolve(self.data_root, spec.image)
+        argv = process.argv(spec, image)
+        uid, gid, groups, home = process.user(spec, image)
+        cid = ids.new_id()
+        name = spec.name or ids.random_name(self.store.taken_names())
+        hostname = spec.hostname or (socket.gethostname() if spec.network == "host" else cid[:12])
+        mounts = self._mounts(spec)
+        self.store.claim_name(name, cid)
+        d = self.store.dir(cid)
+        try:
+            d.mkdir(mode=0o700)
+            for sub in ("upper", "work", "rootfs"):
+                (d / sub).mkdir(mode=0o755)
+            self._etc_files(d, hostname, spec.network)
+            labels = {**(image.config.get("Labels") or {}), **spec.labels}
+            config = {
+                "spec": spec.to_dict(), "image": {"ref": spec.image, "name": image.name,
+                                                   "digest": image.digest, "layers": image.layers},
+                "process": {"argv": argv, "env": process.environment(spec, image, hostname, home),
+                            "cwd": spec.workdir or image.config.get("WorkingDir") or "/",
+                            "uid": uid, "gid": gid, "groups": groups},
+                "hostname": hostname, "mounts": mounts, "labels": labels,
+                "health": _health(spec, labels),
+            }
+            # not fsync'd here: start() fsyncs the state that matters (one fsync per run)
+            self.store.save_config(cid, config, sync=False)
+            self.store.save_state(cid, sync=False, state={"id": cid, "name": name, "status": "created",
+                                        "image": spec.image, "image_digest": image.digest,
+                                        "command": argv, "created_at": time.time(), "run": 0,
+                                        "pid": 0, "exit_code": None, "oom_killed": False})
+        except BaseException:
+            self.store.release_name(name, cid)
+            self.store.remove_dir(cid)
+            raise
+        return cid
+
+    def _mounts(self, spec: ContainerSpec) -> list[dict]:
+        out = []
+        for m in spec.mounts:
+            item = {"kind": m.kind, "source": m.source, "target": m.target,
+                    "readonly": m.readonly, "options": m.options}
+            if m.kind == "bind":
+                if not os.path.exists(m.source):
+                    raise UserError(f"bind mount source {m.source} does not exist",
+                                    hint="create it first; minibox does not create host paths")
+                item["host_path"] = os.path.realpath(m.source)
+            elif m.kind == "volume":
+                item["host_path"] = str(self.volumes.ensure(m.source))
+            out.append(item)
+        return out
+
+    @staticmethod
+    def _etc_files(d: Path, hostname: str, network: str) -> None:
+        (d / "hostname").write_text(hostname + "\n")
+        if network == "host":
+            hosts = _read("/etc/hosts")
+            resolv = _read("/etc/resolv.conf")
+        else:
+            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     f"127.0.1.1\t{hostname}\n")
+            resolv = "# --network none: no DNS\n"
+        (d / "hosts").write_text(hosts)
+        (d / "resolv.conf").write_text(resolv)
+
+    # --- start ------------------------------------------------------------------------
+    def start(self, cid: str) -> dict:
+        rec = self.store.load(cid, with_config=True)
+        st = rec.effective()
+        if st["status"] == "running":
+            raise Conflict(f"container {rec.name} is already running")
+        spec = ContainerSpec.from_dict(rec.config["spec"])
+        cg = cgroups.create(cid, spec)
+        run = int(st.get("run") or 0) + 1
+        try:
+            plan = self._plan(rec, spec, cg, run)
+            started = spawn.start(plan)
+        except BaseException:
+            cgroups.remove(cg.dirs)
+            raise
+        try:
+            return self._record_start(rec, started, cg, run, spec)
+        finally:
+            started.ack()
+
+    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec) -> dict:
+        state = {**rec.state, "status": "running", "run": run, "pid": started.pid,
+                 "pid_start": started.pid_start, "monitor_pid": started.monitor_pid,
+                 "monitor_start": started.monitor_start, "started_at": time.time(),
+                 "exit_code": None, "oom_killed": False, "finished_at": None,
+                 "cgroup": cg.to_dict(), "warnings": cg.warnings + self._warnings(spec)}
+        state.pop("error", None)
+        self.store.save_state(rec.id, state)
+        return state
+
+    def _plan(self, rec: Record, spec: ContainerSpec, cg, run: int) -> dict:
+        cfg = rec.config
+        names = caps.container_caps(privileged=spec.privileged, add=spec.cap_add,
+                                    drop=spec.cap_drop, extra=caps.DB_EXTRA if spec.db_mode else ())
+        mask = caps.mask_of(names) & caps.engine_mask()
+        if not cg.devices_enforced and not spec.privileged:
+            mask &= ~(1 << caps.NUMBER["MKNOD"])   # no devices cgroup: no mknod at all
+        relax = frozenset(("mount", "umount", "umount2")) if "SYS_ADMIN" in names else frozenset()
+        d = str(rec.dir)
+        return {
+            "id": rec.id, "name": rec.name, "run": run, "dir": d, "data_root": str(self.data_root),
+            "rootfs": f"{d}/rootfs", "upper": f"{d}/upper", "work": f"{d}/work",
+            "lowers": cfg["image"]["layers"], "mounts": cfg["mounts"],
+            "hostname": cfg["hostname"], "network": spec.network, "shm_size": spec.shm_size,
+            "tty": spec.tty, "sysctls": spec.sysctls, "process": cfg["process"],
+            "caps_mask": mask, "privileged": spec.privileged,
+            "no_new_privs": spec.no_new_privileges and not spec.privileged,
+            "seccomp": seccomp.compile_filter(relax) if spec.seccomp and not spec.privileged else None,
+            "cgroup_dirs": cg.dirs, "cgroup_version": cg.version,
+            "oom_score_adj": spec.oom_score_adj, "autoremove": spec.autoremove,
+            "rlimits": {"RLIMIT_NOFILE": (NOFILE_DEFAULT, NOFILE_DEFAULT)},
+            "minimon": minimon.path(self.data_root),
+        }
+
+    @staticmethod
+    def _warnings(spec: ContainerSpec) -> list[str]:
+        out = []
+        if spec.oom_score_adj < 0 and not caps.engine_mask() & (1 << caps.NUMBER["SYS_RESOURCE"]):
+            out.append("oom_score_adj below 0 needs CAP_SYS_RESOURCE, which the engine lacks: "
+                       "left unchanged")
+        return out
+
+    def run(self, request: dict) -> dict:
+        """create + start; a failed start removes the container again (nothing left)."""
+        cid = self.create(request)
+        try:
+            return self.start(cid)
+        except BaseException:
+            self.remove(cid, force=True)
+            raise
+
+    # --- signals ----------------------------------------------------------------------
+    def kill(self, cid: str, sig: int = signal.SIGKILL) -> bool:
+        """Signal the container's init (through a pidfd: never a reused pid)."""
+        rec = self.store.load(cid)
+        st = rec.effective()
+        if st["status"] != "running":
+            return False
+        try:
+            fd = kernel.pidfd_open(st["pid"])
+        except MiniBoxError:
+            return False
+        try:
+            if not alive(st["pid"], st.get("pid_start")):
+                return False
+            kernel.pidfd_send_signal(fd, sig)
+            return True
+        except MiniBoxError:
+            return False
+        finally:
+            os.close(fd)
+
+    # --- remove -----------------------------------------------------------------------
+    def remove(self, cid: str, force: bool = False) -> None:
+        rec = self.store.load(cid)
+        if rec is None:
+            return
+        st = rec.effective()
+        if st["status"] == "running":
+            if not force:
+                raise Conflict(f"container {rec.name} is running",
+                               hint="stop it first, or use rm -f")
+            self.kill(cid, signal.SIGKILL)
+            from minibox.runtime.query import wait_exited
+            wait_exited(self.store, [cid], 10.0)
+        cg = cgroups.Cgroup.from_dict(rec.state.get("cgroup"))
+        cgroups.remove(cg.dirs)
+        self.store.release_name(rec.name, cid)
+        self.store.remove_dir(cid)
+
+    # --- restart recovery -------------------------------------------------------------
+    def reconcile(self) -> dict:
+        """After a restart: persist exits the monitors recorded meanwhile, drop leftovers."""
+        fixed = 0
+        for rec in self.store.all():
+            st = rec.effective()
+            if st["status"] != rec.state.get("status"):
+                self.store.save_state(rec.id, st)
+                fixed += 1
+            if st["status"] != "running":
+                cgroups.remove(cgroups.Cgroup.from_dict(st.get("cgroup")).dirs, attempts=1)
+        self.store.prune_tombs()
+        return {"reconciled": fixed}
+
+
+def _health(spec: ContainerSpec, labels: dict) -> dict | None:
+    from minibox.runtime.health import health_config
+    return health_config(spec, labels)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+__all__ = ["Runtime", "write_json"]

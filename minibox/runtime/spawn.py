@@ -1,0 +1,128 @@
+"""Starting a container: fork the monitor out of the runtime worker and wait for its report.
+
+The worker forks once (after ``gc.freeze()``, so the monitor shares the worker's pages
+instead of copying them as the collector touches objects); that child calls setsid and forks
+the monitor, then exits, so the monitor is re-parented away from the worker and survives a
+SIGKILL of the worker or the daemon.  The monitor reports ``S pid start mpid mstart`` once
+the container's init has exec'd tini, or ``E code message`` if it could not start.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import select
+import socket
+from dataclasses import dataclass
+
+from minibox import kernel
+from minibox.errors import KernelError, MiniBoxError
+from minibox.runtime import monitor
+
+TINI_PATHS = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/sbin/tini-static")
+_TINI_FD: list[int] = []
+
+
+@dataclass
+class Started:
+    pid: int
+    pid_start: int
+    monitor_pid: int
+    monitor_start: int
+    ack_fd: int = -1
+
+    def ack(self) -> None:
+        """Tell the monitor the start is recorded: only then may it record the exit (else a
+        fast container could finish, and be auto-removed, before its state is written)."""
+        if self.ack_fd >= 0:
+            os.close(self.ack_fd)
+            self.ack_fd = -1
+
+
+class StartError(MiniBoxError):
+    """The container could not start; ``exit_code`` is what `run` exits with (127: not found)."""
+
+    kind = "user"
+    http_status = 400
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message, hint=_hint(code))
+        self.code = code
+        self.exit_code = code
+
+
+def _hint(code: int) -> str | None:
+    if code == 127:
+        return "check the command name and the image's PATH"
+    if code == 126:
+        return "the file exists but cannot be executed"
+    return None
+
+
+def tini_fd() -> int:
+    """An O_PATH-free read fd on tini-static, opened once per worker (close-on-exec)."""
+    if not _TINI_FD:
+        for p in TINI_PATHS:
+            if os.path.exists(p):
+                _TINI_FD.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC))
+                break
+        else:
+            raise MiniBoxError("tini-static is not installed",
+                               hint="apt-get install tini (it ships /usr/bin/tini-static)")
+    return _TINI_FD[0]
+
+
+def start(plan: dict, timeout: float = 30.0) -> Started:
+    tfd = tini_fd()
+    rs, ws = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = rs.detach(), ws.detach()
+    gc.collect()
+    gc.freeze()
+    pid = os.fork()    # os.fork: the worker may have threads (at-fork handlers matter)
+    if pid == 0:   # pragma: no cover - runs in the child
+        try:
+            os.close(r)
+            os.setsid()
+            # single-threaded now: a raw clone skips Python's at-fork work (~2 ms here)
+            if kernel.clone_process(0) == 0:
+                monitor.main(plan, w, tfd)
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        line = _read_line(r, timeout)
+        started = _parse(line)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.waitpid(pid, 0)   # the intermediate exited long ago: reaping it costs nothing now
+    started.ack_fd = r
+    return started
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise KernelError(f"the container did not start within {timeout:.0f}s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode("utf-8", "replace").strip()
+
+
+def _parse(line: str) -> Started:
+    if line.startswith("S "):
+        pid, start, mpid, mstart = (int(x) for x in line[2:].split())
+        return Started(pid, start, mpid, mstart)
+    if line.startswith("E "):
+        code_text, _, msg = line[2:].partition(" ")
+        code = int(code_text) if code_text.lstrip("-").isdigit() else 1
+        if code in (126, 127):
+            raise StartError(msg, code)
+        raise KernelError(msg or "the container failed to start")
+    raise KernelError("the container's monitor exited without a report",
+                      hint="see the runtime worker's log")

@@ -1,0 +1,290 @@
+"""What a client asks for (``ContainerSpec``), validated once, with clear errors.
+
+The API takes a JSON body with these fields; the CLI fills it from its flags.  Everything a
+person can get wrong is checked here, before anything is created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from minibox.errors import UserError
+from minibox.runtime import caps
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
+NETWORKS = ("none", "host", "bridge")
+DEFAULT_PIDS_LIMIT = 4096
+SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
+SYSCTL_EXACT = ("kernel.sem",)
+
+
+@dataclass
+class HealthSpec:
+    cmd: list[str]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+@dataclass
+class Mount:
+    source: str          # absolute host path (bind) or a volume name
+    target: str          # absolute path inside the container
+    readonly: bool = False
+    kind: str = "bind"   # bind | volume | tmpfs
+    options: str = ""    # tmpfs data (size=...)
+
+
+@dataclass
+class ContainerSpec:
+    image: str
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "none"
+    memory: int = 0                 # bytes; 0 = no limit
+    cpus: float = 0.0               # CPUs of quota; 0 = no quota
+    cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
+    cpuset_cpus: str = ""
+    io_weight: int = 0              # 10..1000; 0 = unset
+    pids_limit: int = DEFAULT_PIDS_LIMIT   # <= 0: unlimited
+    oom_score_adj: int = 0
+    shm_size: int = 64 << 20
+    sysctls: dict[str, str] = field(default_factory=dict)
+    tty: bool = False
+    interactive: bool = False
+    autoremove: bool = False
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    seccomp: bool = True
+    no_new_privileges: bool = True
+    health: HealthSpec | None = None
+    no_healthcheck: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    db_mode: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContainerSpec":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}
+        kw["mounts"] = [m if isinstance(m, Mount) else Mount(**m) for m in kw.get("mounts") or []]
+        h = kw.get("health")
+        if isinstance(h, dict):
+            kw["health"] = HealthSpec(**h)
+        return cls(**kw)
+
+
+# --- parsing the pieces a person types -------------------------------------------------
+def parse_memory(value) -> int:
+    """``-m``: MB as a number, or a size with a unit (512m, 1g, 65536k, 1048576b)."""
+    if value in (None, "", 0, "0"):
+        return 0
+    text = str(value).strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmg]?)i?b?", text)
+    if not m:
+        raise UserError(f"invalid memory limit {value!r}",
+                        hint="give megabytes (-m 256) or a size with a unit (512m, 1g)")
+    mult = {"b": 1, "k": 1 << 10, "": 1 << 20, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+    n = int(float(m.group(1)) * mult)
+    if n < (6 << 20):
+        raise UserError(f"memory limit {value!r} is too small", hint="the minimum is 6 MB")
+    return n
+
+
+def parse_cpus(value) -> float:
+    if value in (None, "", 0, "0"):
+        return 0.0
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"invalid --cpus value {value!r}", hint="a number of CPUs, e.g. 0.5 or 2") from None
+    if not 0.01 <= n <= 1024:
+        raise UserError(f"--cpus {value!r} is out of range", hint="between 0.01 and the CPU count")
+    return n
+
+
+def parse_duration(value, what: str) -> float:
+    """Seconds from 30, "30", "30s", "500ms", "1m", "1h"."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(value or ""))
+    if not m:
+        raise UserError(f"invalid {what} {value!r}", hint="durations look like 30s, 500ms, 1m")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def parse_env(items) -> list[str]:
+    out = []
+    for item in items or []:
+        if not isinstance(item, str) or "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]):
+            raise UserError(f"invalid environment variable {item!r}", hint="use -e KEY=VALUE")
+        out.append(item)
+    return out
+
+
+def parse_volume(text: str) -> Mount:
+    """``-v SRC:DST[:ro|rw]``: SRC an absolute host path (bind) or a volume name."""
+    parts = text.split(":") if isinstance(text, str) else []
+    mode = ""
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) != 2 or not parts[0] or not parts[1] or mode not in ("", "ro", "rw"):
+        raise UserError(f"invalid volume {text!r}",
+                        hint="use -v /host/path:/container/path[:ro] or -v NAME:/path[:ro]")
+    src, dst = parts
+    check_target(dst, text)
+    if src.startswith("/"):
+        return Mount(source=src, target=dst, readonly=mode == "ro", kind="bind")
+    if not VOLUME_NAME_RE.match(src):
+        raise UserError(f"invalid volume name {src!r} in {text!r}",
+                        hint="a host path must be absolute; a volume name is letters, digits, _ . -")
+    return Mount(source=src, target=dst, readonly=mode == "ro", kind="volume")
+
+
+def check_target(dst: str, text: str) -> None:
+    if not dst.startswith("/") or "\0" in dst or any(p == ".." for p in dst.split("/")):
+        raise UserError(f"invalid container path in {text!r}",
+                        hint="the container path must be absolute and must not contain ..")
+    if dst.rstrip("/") in ("", "/proc", "/sys", "/dev"):
+        raise UserError(f"cannot mount over {dst!r}", hint="choose another container path")
+
+
+def parse_sysctls(items: dict, network: str) -> dict[str, str]:
+    out = {}
+    for key, value in (items or {}).items():
+        k = str(key).strip()
+        ok = k in SYSCTL_EXACT or k.startswith(SYSCTL_PREFIXES)
+        if not ok or not re.fullmatch(r"[a-z0-9_.-]+", k):
+            raise UserError(f"sysctl {k!r} is not allowed",
+                            hint="only namespaced sysctls: kernel.shm*, kernel.msg*, kernel.sem, "
+                                 "fs.mqueue.*, net.* (net.* not with --network host)")
+        if k.startswith("net.") and network == "host":
+            raise UserError(f"sysctl {k!r} cannot be set with --network host",
+                            hint="it would change the host's network settings")
+        out[k] = str(value)
+    return out
+
+
+def parse_health(data: dict | None) -> HealthSpec | None:
+    if not data or not data.get("cmd"):
+        return None
+    cmd = data["cmd"]
+    if isinstance(cmd, str):
+        cmd = ["/bin/sh", "-c", cmd]
+    if not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd) or not cmd:
+        raise UserError("invalid --health-cmd", hint="a shell command string")
+    h = HealthSpec(cmd=cmd)
+    for key in ("interval", "timeout", "start_period"):
+        if data.get(key) not in (None, ""):
+            setattr(h, key, parse_duration(data[key], f"--health-{key.replace('_', '-')}"))
+    if data.get("retries") not in (None, ""):
+        h.retries = _int(data["retries"], "--health-retries", 1, 1000)
+    if h.interval <= 0 or h.timeout <= 0:
+        raise UserError("health interval and timeout must be positive")
+    return h
+
+
+def _int(value, what: str, lo: int, hi: int) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"invalid {what} value {value!r}", hint="an integer") from None
+    if not lo <= n <= hi:
+        raise UserError(f"{what} {n} is out of range", hint=f"between {lo} and {hi}")
+    return n
+
+
+def _str_list(value, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"invalid {what}", hint="a list of strings")
+    return value
+
+
+def from_request(data: dict) -> ContainerSpec:
+    """Validate an API request body into a ContainerSpec (UserError on anything wrong)."""
+    if not isinstance(data, dict):
+        raise UserError("invalid request: expected a JSON object")
+    image = str(data.get("image") or "").strip()
+    if not image:
+        raise UserError("an image is required", hint="minibox run IMAGE [COMMAND...]")
+    network = str(data.get("network") or "none")
+    if network not in NETWORKS:
+        raise UserError(f"unknown network {network!r}", hint="use --network none or host")
+    if network == "bridge":
+        raise UserError("bridge networking is not supported yet",
+                        hint="use --network none (isolated, loopback only) or --network host")
+    name = data.get("name") or None
+    if name is not None and not NAME_RE.match(str(name)):
+        raise UserError(f"invalid container name {name!r}",
+                        hint="letters, digits, _ . - (starting with a letter or digit)")
+    hostname = data.get("hostname") or None
+    if hostname is not None and not HOSTNAME_RE.match(hostname):
+        raise UserError(f"invalid hostname {hostname!r}")
+    mounts = [parse_volume(v) for v in data.get("volumes") or []]
+    for t in data.get("tmpfs") or []:
+        path, _, opts = str(t).partition(":")
+        check_target(path, t)
+        mounts.append(Mount(source="tmpfs", target=path, kind="tmpfs", options=opts))
+    spec = ContainerSpec(
+        image=image, name=name, hostname=hostname, network=network,
+        command=_str_list(data.get("command"), "command") or None,
+        entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),
+        env=parse_env(data.get("env")), mounts=mounts,
+        workdir=data.get("workdir") or None, user=(data.get("user") or None),
+        memory=parse_memory(data.get("memory")), cpus=parse_cpus(data.get("cpus")),
+        cpu_shares=_int(data.get("cpu_shares") or 0, "-c/--cpu-shares", 0, 262144),
+        cpuset_cpus=_cpuset(data.get("cpuset_cpus") or ""),
+        io_weight=_int(data.get("io_weight") or 0, "--io-weight", 0, 1000),
+        pids_limit=_int(data.get("pids_limit", DEFAULT_PIDS_LIMIT) if data.get("pids_limit")
+                        is not None else DEFAULT_PIDS_LIMIT, "--pids-limit", -1, 4194304),
+        oom_score_adj=_int(data.get("oom_score_adj") or 0, "--oom-score-adj", -1000, 1000),
+        shm_size=parse_memory(data["shm_size"]) if data.get("shm_size") else 64 << 20,
+        sysctls=parse_sysctls(data.get("sysctls") or {}, network),
+        tty=bool(data.get("tty")), interactive=bool(data.get("interactive")),
+        autoremove=bool(data.get("autoremove")), privileged=bool(data.get("privileged")),
+        cap_add=[caps.normalize(c) for c in data.get("cap_add") or []],
+        cap_drop=[caps.normalize(c) for c in data.get("cap_drop") or []],
+        health=parse_health(data.get("health")), no_healthcheck=bool(data.get("no_healthcheck")),
+        labels=dict(data.get("labels") or {}), db_mode=bool(data.get("db_mode")),
+    )
+    _security_opts(spec, data.get("security_opt") or [])
+    if spec.workdir is not None and not spec.workdir.startswith("/"):
+        raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
+    return spec
+
+
+def _cpuset(text: str) -> str:
+    text = str(text).strip()
+    if text and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+        raise UserError(f"invalid --cpuset-cpus {text!r}", hint="e.g. 0 or 0-1 or 0,2")
+    return text
+
+
+def _security_opts(spec: ContainerSpec, opts: list[str]) -> None:
+    for opt in opts:
+        key, _, value = str(opt).replace(":", "=", 1).partition("=")
+        if key == "seccomp" and value == "unconfined":
+            spec.seccomp = False
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            spec.no_new_privileges = value != "false"
+        else:
+            raise UserError(f"unsupported --security-opt {opt!r}",
+                            hint="supported: seccomp=unconfined, no-new-privileges[=true|false]")

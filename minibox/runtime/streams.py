@@ -1,0 +1,153 @@
+"""Byte streams the API sends: logs (plain or multiplexed), follow-until-exit, exec, TTYs.
+
+Multiplexed frames are Docker's: an 8-byte header (stream, 0, 0, 0, big-endian length)
+then the payload; stream 1 = stdout, 2 = stderr, and (our addition) 3 = a final JSON
+record ``{"exit_code": n, "oom_killed": b}`` when the stream ends because the container or
+exec process ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from minibox import kernel
+from minibox.errors import MiniBoxError
+from minibox.runtime import logs
+from minibox.runtime.query import wait_exited
+from minibox.runtime.state import StateStore, alive, read_json
+
+STDOUT, STDERR, EXIT = 1, 2, 3
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+def _stamp(ns: int) -> bytes:
+    dt = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.").encode() + b"%09dZ " % (ns % 1_000_000_000)
+
+
+class _ExitWatch:
+    """finished()/wait() for logs.follow: done once the monitor recorded the exit."""
+
+    def __init__(self, store: StateStore, cid: str):
+        self.store, self.cid = store, cid
+        rec = store.load(cid)
+        st = rec.effective() if rec else {"status": "removed"}
+        self.dir, self.run = (rec.dir if rec else None), st.get("run")
+        self.fd = None
+        if st["status"] == "running" and alive(st.get("pid"), st.get("pid_start")):
+            try:
+                self.fd = kernel.pidfd_open(st["pid"])
+            except MiniBoxError:
+                self.fd = None
+        self.running = st["status"] == "running"
+
+    def finished(self) -> bool:
+        if not self.running:
+            return True
+        if self.fd is not None and not select.select([self.fd], [], [], 0)[0]:
+            return False
+        if self.dir is None or not self.dir.exists():
+            return True
+        ex = read_json(self.dir / "exit.json")
+        if ex and ex.get("run") == self.run:
+            return True
+        rec = self.store.load(self.cid)
+        return rec is None or rec.effective()["status"] != "running"
+
+    def wait(self, seconds: float) -> None:
+        if self.fd is not None and not select.select([self.fd], [], [], seconds)[0]:
+            return
+        time.sleep(0.001)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def open_log(store: StateStore, cid: str):
+    """Open (creating) the container's log for reading, before it starts: a foreground run
+    then sees all of the output even if the container is removed at once (--rm)."""
+    path = store.dir(cid) / logs.LOG
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    return os.fdopen(fd, "rb")
+
+
+def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int | None = None,
+               since_ns: int = 0, timestamps: bool = False, mux: bool = False,
+               exit_trailer: bool = False, f=None, watch=None):
+    d = str(store.dir(cid))
+    if not follow:
+        for ns, stream, data in logs.read_records(d, tail, since_ns):
+            yield _out(ns, stream, data, timestamps, mux)
+        return
+    watch = watch or _ExitWatch(store, cid)
+    try:
+        for ns, stream, data in logs.follow(d, watch.finished, tail, since_ns, watch.wait, f):
+            yield _out(ns, stream, data, timestamps, mux)
+    finally:
+        watch.close()
+    if exit_trailer:
+        st = wait_exited(store, [cid], 10.0).get(cid, {})
+        yield frame(EXIT, json.dumps({"exit_code": st.get("exit_code"),
+                                      "oom_killed": st.get("oom_killed", False)}).encode())
+
+
+def _out(ns: int, stream: str, data: bytes, timestamps: bool, mux: bool) -> bytes:
+    if timestamps:
+        data = _stamp(ns) + data
+    if mux:
+        return frame(STDERR if stream == "stderr" else STDOUT, data)
+    return data
+
+
+def exec_stream(proc: subprocess.Popen):
+    """Multiplexed output of a running exec helper, then its exit code."""
+    fds = {proc.stdout.fileno(): STDOUT, proc.stderr.fileno(): STDERR}
+    try:
+        while fds:
+            ready, _, _ = select.select(list(fds), [], [], 1.0)
+            for fd in ready:
+                data = os.read(fd, 65536)
+                if data:
+                    yield frame(fds[fd], data)
+                else:
+                    del fds[fd]
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    yield frame(EXIT, json.dumps({"exit_code": code}).encode())
+
+
+def pty_stream(master: int, proc: subprocess.Popen):
+    """Output of an exec running on a PTY we hold the master of, then its exit code."""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                yield frame(STDOUT, data)
+            elif proc.poll() is not None:
+                break
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    yield frame(EXIT, json.dumps({"exit_code": code}).encode())

@@ -1,0 +1,92 @@
+"""Runtime tasks: thin wrappers over minibox.runtime.service, run by the ONE runtime worker.
+
+Not acked late (starting a container twice is not harmless).  Results are plain JSON:
+``{"ok": value}`` or ``{"error": {kind, message, hint}, "exit_code": n}``; the daemon turns
+an error back into the MiniBoxError (minibox.runtime.client).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as _signal
+from functools import lru_cache
+
+from celery.signals import worker_ready
+
+from minibox.errors import MiniBoxError
+from minibox.workers.celery_app import RUNTIME_QUEUE, app
+
+log = logging.getLogger("minibox.runtime")
+
+
+@lru_cache(maxsize=1)
+def runtime():
+    from minibox.runtime.service import Runtime
+    return Runtime(app.minibox_settings.data_root)
+
+
+def _call(fn, *args):
+    try:
+        return {"ok": fn(*args)}
+    except MiniBoxError as e:
+        return {"error": e.to_dict(), "exit_code": getattr(e, "code", None)}
+    except OSError as e:
+        log.exception("runtime task failed")
+        return {"error": {"kind": "internal", "message": f"runtime error: {e}", "hint": None}}
+
+
+@app.task(name="minibox.runtime.run")
+def run(request: dict) -> dict:
+    return _call(runtime().run, request)
+
+
+@app.task(name="minibox.runtime.create")
+def create(request: dict) -> dict:
+    return _call(runtime().create, request)
+
+
+@app.task(name="minibox.runtime.start")
+def start(cid: str) -> dict:
+    return _call(runtime().start, cid)
+
+
+@app.task(name="minibox.runtime.kill")
+def kill(cids: list[str], sig: int = int(_signal.SIGKILL)) -> dict:
+    return _call(lambda: {c: runtime().kill(c, sig) for c in cids})
+
+
+@app.task(name="minibox.runtime.remove")
+def remove(cids: list[str], force: bool = False) -> dict:
+    def _rm():
+        for c in cids:
+            runtime().remove(c, force)
+        return cids
+    return _call(_rm)
+
+
+@app.task(name="minibox.runtime.reconcile")
+def reconcile() -> dict:
+    return _call(runtime().reconcile)
+
+
+@app.task(name="minibox.runtime.ping")
+def ping() -> str:
+    return "pong"
+
+
+@worker_ready.connect
+def _on_ready(sender=None, **_kw) -> None:
+    """In the runtime worker only: reconcile after a restart, warm up, start health checks."""
+    try:
+        queues = {q.name for q in sender.task_consumer.queues}
+    except AttributeError:
+        return
+    if RUNTIME_QUEUE not in queues:
+        return
+    rt = runtime()
+    log.info("runtime worker ready: %s", rt.reconcile())
+    from minibox.runtime import health_scheduler, minimon, seccomp, spawn
+    seccomp.compile_filter()
+    spawn.tini_fd()
+    log.info("container monitor: %s", minimon.path(rt.data_root) or "python (no C compiler)")
+    health_scheduler.start_thread(rt.store)

@@ -1,0 +1,56 @@
+"""Session fixtures: one real farm (redis, runtime worker, API) and the test images.
+
+Cleanup runs at the end of the session whatever happened: every container process of the
+farm's data root, its cgroups and the farm's processes are killed or removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.farm import Farm
+from tests.runtime.images import import_busybox
+
+HERE = Path(__file__).resolve().parent
+
+if os.geteuid() != 0:
+    pytest.skip("the runtime tests need root", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def farm():
+    f = Farm()
+    try:
+        import_busybox(f.root, "busybox")
+        import_busybox(f.root, "bb-app", User="app", WorkingDir="/home/app",
+                       Env=["PATH=/usr/bin:/bin", "GREETING=hello"])
+        import_busybox(f.root, "bb-health", Labels={
+            "mini.healthcheck.cmd": '["/bin/sh", "-c", "test -e /tmp/ok"]',
+            "mini.healthcheck.interval": "0.3s"})
+        f.start()
+        yield f
+    finally:
+        f.cleanup()
+
+
+@pytest.fixture(scope="session")
+def probe(farm) -> str:
+    """A static probe binary (tests/runtime/probe.c) in a host dir to bind-mount read-only."""
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is needed to build the isolation probe")
+    out = farm.root / "probe-bin"
+    out.mkdir()
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(out / "probe"), str(HERE / "probe.c")],
+                   check=True)
+    return str(out)
+
+
+def run_ok(farm, *args, timeout=60):
+    r = farm.cli(*args, timeout=timeout)
+    assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+    return r.stdout.decode()

@@ -1,0 +1,130 @@
+"""A real farm for the runtime tests: redis-server, the runtime worker, the API (uvicorn).
+
+Everything lives under one short data root; ``Farm.cleanup()`` kills every container
+process of that root (by the pids recorded in its state files, checked against /proc),
+removes their cgroups and the processes it started, also after a failed test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Farm:
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="mbt-", dir="/var/tmp"))
+        self.run_dir = self.root / "run"
+        self.run_dir.mkdir()
+        self.sock = self.run_dir / "redis.sock"
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.env = dict(os.environ, MINIBOX_DATA_ROOT=str(self.root),
+                        MINIBOX_BROKER_URL=f"redis+socket://{self.sock}",
+                        MINIBOX_API=self.api, MINIBOX_HTTP_ADDR=f"127.0.0.1:{self.port}",
+                        PYTHONPATH=str(REPO), NO_COLOR="1")
+        self.env.pop("MINIBOX_API_TOKEN", None)
+
+    # --- processes ---------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.run_dir / f"{name}.log", "ab")
+        p = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                             cwd=str(REPO), start_new_session=True)
+        self.procs[name] = p
+        return p
+
+    def start(self) -> "Farm":
+        self._spawn("redis", ["redis-server", "--port", "0", "--unixsocket", str(self.sock),
+                              "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                              "--dir", str(self.run_dir)])
+        _wait(lambda: self.sock.exists(), 10, "redis")
+        self.start_worker()
+        self._spawn("api", [PY, "-m", "tests.runtime.serve_api"])
+        _wait(self._api_up, 20, "the API")
+        return self
+
+    def start_worker(self) -> None:
+        self._spawn("worker", [PY, "-m", "minibox.workers.main", "runtime"])
+        _wait(lambda: b"ready" in (self.run_dir / "worker.log").read_bytes(), 30,
+              "the runtime worker")
+
+    def kill_worker(self) -> None:
+        p = self.procs.pop("worker")
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+    def _api_up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def cli(self, *args, timeout: float = 60, input: bytes | None = None):
+        return subprocess.run([PY, "-m", "minibox.cli.main", *args], env=self.env,
+                              capture_output=True, timeout=timeout, input=input)
+
+    # --- cleanup -----------------------------------------------------------------------
+    def container_ids(self) -> list[str]:
+        d = self.root / "containers"
+        return [n for n in os.listdir(d) if len(n) == 64] if d.is_dir() else []
+
+    def cleanup(self) -> None:
+        from minibox.runtime.state import StateStore, alive
+        store = StateStore(self.root)
+        for rec in store.all():
+            st = rec.state
+            for pid_key, start_key in (("pid", "pid_start"), ("monitor_pid", "monitor_start")):
+                if alive(st.get(pid_key), st.get(start_key)):
+                    try:
+                        os.kill(st[pid_key], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        time.sleep(0.2)
+        for name, p in list(self.procs.items()):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        self.procs.clear()
+        for cg in Path("/sys/fs/cgroup").glob("*/minibox/*"):
+            if cg.name in self.container_ids():
+                for _ in range(50):
+                    try:
+                        cg.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout}s")
