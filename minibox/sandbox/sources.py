@@ -1,9 +1,8 @@
 """COPY source resolution: globs and escape checks.
 
-PRIVATE STAND-IN: a colleague is writing ``minibox.build.context.resolve_sources(context_dir,
-sources, line, path)``; when it lands, ``context_sources`` here should call it instead (keep
-the ``Source`` shape or adapt it in one place).  ``from_sources`` (COPY FROM a block's merged
-view) stays here: it resolves inside the other block's root, where escapes are impossible.
+Context sources go through ``minibox.build.context.resolve_sources``, the same function the
+daemon hashed them with for the cache key.  ``from_sources`` (COPY FROM a block's merged
+view) resolves inside the other block's root, where escapes are impossible.
 
 Globs use ``*``, ``?`` and ``[...]`` per path component and, like Docker, ``*`` matches dotfiles.
 """
@@ -15,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from minibox.errors import BuildFailed, UserError
+from minibox.errors import BuildFailed
 from minibox.sandbox import rootfs
 
 _GLOB_CHARS = "*?["
@@ -31,27 +30,14 @@ def has_glob(pattern: str) -> bool:
     return any(c in pattern for c in _GLOB_CHARS)
 
 
-def context_sources(context_dir: str, sources: list[str], line: int) -> list[Source]:
-    """Resolve local COPY sources; UserError if one escapes the context or does not exist."""
-    ctx = os.path.realpath(context_dir)
-    out: list[Source] = []
-    for pattern in sources:
-        norm = _normalize(pattern, line)
-        matches = _glob(norm, lambda rel: os.path.join(ctx, rel)) if has_glob(norm) else [norm]
-        if not matches:
-            raise UserError(f"COPY at line {line}: no files in the build context match "
-                            f"'{pattern}'")
-        for rel in matches:
-            real = os.path.realpath(os.path.join(ctx, rel))
-            if real != ctx and not real.startswith(ctx + "/"):
-                raise UserError(f"COPY at line {line}: source '{pattern}' resolves outside the "
-                                "build context (through a symlink)",
-                                hint="COPY can only read files inside the build context")
-            if not os.path.exists(real):
-                raise UserError(f"COPY at line {line}: source '{rel}' does not exist in the "
-                                "build context")
-            out.append(Source(real, _name(rel, real)))
-    return out
+def context_sources(context_dir: str, sources: list[str], line: int,
+                    path: str = "MiniBox") -> list[Source]:
+    """Resolve local COPY sources with the same rules the daemon keyed them by
+    (``minibox.build.context.resolve_sources``): globs, escape checks, .miniboxignore."""
+    from minibox.build.context import resolve_sources
+
+    return [Source(s.path, _name(s.rel, s.path))
+            for s in resolve_sources(context_dir, sources, line, path)]
 
 
 def from_sources(src_root: str, block: str, sources: list[str], line: int) -> list[Source]:
@@ -73,17 +59,6 @@ def from_sources(src_root: str, block: str, sources: list[str], line: int) -> li
                                   f"in block '{block}'")
             out.append(Source(host, _name(rel, host)))
     return out
-
-
-def _normalize(pattern: str, line: int) -> str:
-    if pattern.startswith("/"):
-        raise UserError(f"COPY at line {line}: source '{pattern}' is an absolute path",
-                        hint="COPY sources are paths relative to the build context")
-    norm = os.path.normpath(pattern)
-    if norm == ".." or norm.startswith("../"):
-        raise UserError(f"COPY at line {line}: source '{pattern}' is outside the build context",
-                        hint="COPY can only read files inside the build context")
-    return norm
 
 
 def _glob(pattern: str, host_of: Callable[[str], str]) -> list[str]:

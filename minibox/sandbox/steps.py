@@ -70,7 +70,14 @@ class StepRunner:
                              _abs(step.get("workdir")), keep_owner=bool(frm), line=line)
 
     def _op_workdir(self, step: dict) -> None:
-        self._mkdir(_abs(step["path"]), step["line"], "WORKDIR")
+        """Create the path; with a USER in effect the directories made are owned by it,
+        as BuildKit does, so the user can write into its own WORKDIR."""
+        created: list[str] = []
+        self._mkdir(_abs(step["path"]), step["line"], "WORKDIR", created)
+        if step.get("user") and created:
+            creds = users.resolve_user(self.root, step["user"], step["line"])
+            for d in created:
+                os.chown(d, creds.uid, creds.gid)
 
     def _op_user(self, step: dict) -> None:
         users.resolve_user(self.root, step["user"], step["line"])
@@ -121,9 +128,9 @@ class StepRunner:
         if code:
             raise ProcessFailed(f"{what} at line {line} exited with code {code}")
 
-    def _mkdir(self, path: str, line: int, what: str) -> None:
+    def _mkdir(self, path: str, line: int, what: str, created: list | None = None) -> None:
         try:
-            rootfs.mkdir_p(self.root, path)
+            rootfs.mkdir_p(self.root, path, created=created)
         except OSError as e:
             raise BuildFailed(f"{what} at line {line}: cannot create {path}: "
                               f"{e.strerror or e}") from None

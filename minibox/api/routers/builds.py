@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 from minibox.build.events import EventLog
 from minibox.build.jobs import FINAL
 from minibox.build.scheduler import BuildRequest
-from minibox.errors import NotFound, UserError
+from minibox.errors import UserError
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 TERMINAL_EVENTS = {"job_done", "job_failed", "job_cancelled"}
@@ -44,10 +45,7 @@ def create_build(request: Request,
     from minibox.build.context import unpack_context
 
     s = _services(request)
-    root = s.settings.contexts_dir
-    root.mkdir(parents=True, exist_ok=True)
-    import tempfile
-    ctx = Path(tempfile.mkdtemp(prefix="ctx-", dir=root))
+    ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
                        no_cache=no_cache, owns_context=True)
     try:
@@ -62,12 +60,31 @@ def create_build(request: Request,
 @router.post("/path", status_code=202)
 def create_build_from_path(request: Request, body: PathBuild) -> dict:
     """Build from a directory on the daemon's machine, under MINIBOX_BUILD_PREFIXES."""
+    from minibox.build.context import pack_context, unpack_context
+
     s = _services(request)
-    ctx = _allowed_context(body.context, s.settings.build_prefixes)
-    text = _read_minibox(ctx, body.file)
-    return s.builds.submit(BuildRequest(tag=body.tag, text=text, filename=body.file,
-                                        context_dir=ctx, target=body.target,
-                                        no_cache=body.no_cache))
+    src = _allowed_context(body.context, s.settings.build_prefixes)
+    text = _read_minibox(src, body.file)
+    # Snapshot the context the same way an upload is made (.miniboxignore applied), so the
+    # keys and the copies see exactly the same files even if the directory changes later.
+    ctx = _new_context_dir(s)
+    req = BuildRequest(tag=body.tag, text=text, filename=body.file, context_dir=ctx,
+                       target=body.target, no_cache=body.no_cache, owns_context=True)
+    try:
+        with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:
+            pack_context(str(src), tar)
+            tar.seek(0)
+            unpack_context(tar, ctx)
+    except BaseException:
+        s.builds._drop_context(req)
+        raise
+    return s.builds.submit(req)
+
+
+def _new_context_dir(s) -> Path:
+    root = s.settings.contexts_dir
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="ctx-", dir=root))
 
 
 def _allowed_context(path: str, prefixes: list[str]) -> Path:
