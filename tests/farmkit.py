@@ -45,6 +45,7 @@ class Farm:
                          "MINIBOX_HTTP_ADDR": f"127.0.0.1:{self.port}",
                          "MINIBOX_API": self.api,
                          "MINIBOX_BUILD_CONCURRENCY": str(concurrency),
+                         "MINIBOX_CGROUP_PARENT": f"minibox-test-{self.root.name}",
                          "NO_COLOR": "1"})
         self.env.pop("MINIBOX_BROKER_URL", None)
         self.env.update(extra_env or {})
@@ -86,6 +87,14 @@ class Farm:
             if mnt.startswith(str(self.root)):
                 subprocess.run(["umount", "-l", mnt], check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        for top in Path("/sys/fs/cgroup").glob(f"*/{self.env['MINIBOX_CGROUP_PARENT']}"):
+            for d in [*top.iterdir(), top]:
+                if d.is_dir():
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
+        self.log.unlink(missing_ok=True)
 
     def worker_pids(self, kind: str) -> list[int]:
         """PIDs of this farm's worker processes of a kind (parent first)."""

@@ -263,7 +263,23 @@ class Build:
         layers += [LayerInfo.from_dict(self.done[b.name].layer) for b in final
                    if self.done[b.name].layer]
         config = image_config(self.base.config, state, self.mb)
-        desc = self.store.write_image(self.req.tag, config, layers)
+        desc = self._unchanged_image(config, layers) or \
+            self.store.write_image(self.req.tag, config, layers)
         self.events.emit("image", tag=self.req.tag, digest=desc.digest,
                          layers=len(layers))
         return desc
+
+    def _unchanged_image(self, config: dict, layers: list):
+        """The tag's current image when it already has exactly these layers and config: an
+        unchanged rebuild then writes nothing and keeps the image's digest."""
+        from minibox.errors import NotFound
+
+        try:
+            current = self.store.resolve(self.req.tag)
+        except NotFound:
+            return None
+        if current.diff_ids != [layer.diff_id for layer in layers]:
+            return None
+        if (current.config.get("config") or {}) != config:
+            return None
+        return current.descriptor

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from minibox.errors import UserError
 
 ROOT = "/sys/fs/cgroup"
-PARENT = "minibox"
+# The cgroup every container's cgroup lives under (per controller on v1).  Tests and
+# side-by-side farms on one host set MINIBOX_CGROUP_PARENT to keep theirs apart.
+PARENT = os.environ.get("MINIBOX_CGROUP_PARENT", "").strip("/") or "minibox"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
 V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 

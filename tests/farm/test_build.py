@@ -39,10 +39,12 @@ def test_unchanged_rebuild_executes_nothing(farm, ctx):
     write_ctx(ctx, {"MiniBox": "BASE busybox\nBLOCK a\n    COPY f /f\n    RUN cat /f > /g\n"
                                "BLOCK b\n    NEED a\n    RUN cp /g /h\n", "f": "one\n"})
     farm.build(ctx, "rebuild")
+    first = farm.image("rebuild")["digest"]
     farm.build(ctx, "rebuild")
     job = farm.last_job()
     assert block_events(farm, job["id"], "block_start") == []
     assert sorted(block_events(farm, job["id"], "block_cached")) == ["a", "b"]
+    assert farm.image("rebuild")["digest"] == first, "an unchanged rebuild made a new image"
 
 
 def test_a_changed_copy_source_rebuilds_that_block_and_its_dependents_only(farm, ctx):

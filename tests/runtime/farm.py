@@ -39,7 +39,8 @@ class Farm:
         self.env = dict(os.environ, MINIBOX_DATA_ROOT=str(self.root),
                         MINIBOX_BROKER_URL=f"redis+socket://{self.sock}",
                         MINIBOX_API=self.api, MINIBOX_HTTP_ADDR=f"127.0.0.1:{self.port}",
-                        PYTHONPATH=str(REPO), NO_COLOR="1")
+                        PYTHONPATH=str(REPO), NO_COLOR="1",
+                        MINIBOX_CGROUP_PARENT=f"minibox-test-{self.root.name}")
         self.env.pop("MINIBOX_API_TOKEN", None)
 
     # --- processes ---------------------------------------------------------------------
@@ -105,17 +106,28 @@ class Farm:
                 pass
             p.wait()
         self.procs.clear()
-        for cg in Path("/sys/fs/cgroup").glob("*/minibox/*"):
-            if cg.name in self.container_ids():
-                for _ in range(50):
-                    try:
-                        cg.rmdir()
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.05)
+        remove_cgroups(self.env["MINIBOX_CGROUP_PARENT"])
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_cgroups(parent: str) -> None:
+    """Remove this farm's cgroup parent (and any container cgroup left below it)."""
+    for top in Path("/sys/fs/cgroup").glob(f"*/{parent}"):
+        for cg in sorted(top.iterdir(), reverse=True):
+            if cg.is_dir():
+                _rmdir_retry(cg)
+        _rmdir_retry(top)
+
+
+def _rmdir_retry(path: Path) -> None:
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def _wait(cond, timeout: float, what: str) -> None:

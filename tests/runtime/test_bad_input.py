@@ -15,7 +15,8 @@ from tests.runtime.conftest import run_ok
 
 
 def host_snapshot(farm) -> dict:
-    cg = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/minibox/*") if p.is_dir())
+    parent = farm.env["MINIBOX_CGROUP_PARENT"]
+    cg = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{parent}/*") if p.is_dir())
     mounts = open("/proc/self/mountinfo").read()
     procs = [p for p in os.listdir("/proc") if p.isdigit()]
     comms = []

@@ -50,11 +50,14 @@ def test_exec_tty(farm):
 @pytest.mark.parametrize("python_monitor", [True, False], ids=["python-monitor", "minimon"])
 def test_runtime_layer_directly(tmp_path_factory, python_monitor, monkeypatch):
     """The runtime layer as the worker calls it, with either monitor."""
-    from minibox.runtime import logs, minimon
+    from minibox.runtime import cgroups, logs, minimon
     from minibox.runtime.query import wait_exited
     from minibox.runtime.service import Runtime
+    from tests.runtime.farm import remove_cgroups
     root = tmp_path_factory.mktemp("direct")
     monkeypatch.setattr(minimon, "_cache", {str(root): None} if python_monitor else {})
+    parent = f"minibox-test-{root.name}"
+    monkeypatch.setattr(cgroups, "PARENT", parent)
     import_busybox(root, "busybox")
     rt = Runtime(root)
     ids = []
@@ -76,3 +79,4 @@ def test_runtime_layer_directly(tmp_path_factory, python_monitor, monkeypatch):
     finally:
         for cid in ids:
             rt.remove(cid, force=True)
+        remove_cgroups(parent)
