@@ -23,8 +23,6 @@ from minibox.errors import UserError
 @click.argument("context", default=".", type=click.Path(file_okay=False))
 def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
-    from minibox.cli.client import Client
-
     mb_path, display = _minibox_path(context, file_)
     try:
         text = open(mb_path, "rb").read().decode("utf-8", "replace")
@@ -33,14 +31,13 @@ def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int
                         hint="create one, or name it with -f FILE") from None
     except IsADirectoryError:
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
-    client = Client(timeout=None)
-    job = _submit(client, context, tag, display, text, target, no_cache)
+    job = _submit(context, tag, display, text, target, no_cache)
     if detach:
         click.echo(job["id"])
         return 0
-    rc = follow(client, job["id"], "quiet" if quiet else progress)
+    rc = follow(job["id"], "quiet" if quiet else progress)
     if quiet and rc == 0:
-        click.echo(client.get(f"/builds/{job['id']}").json().get("digest", ""))
+        click.echo(_get_json(f"/builds/{job['id']}").get("digest", ""))
     return rc
 
 
@@ -54,46 +51,72 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
     return path, os.path.relpath(path) if not os.path.isabs(context) else path
 
 
-def _submit(client, context, tag, display, text, target, no_cache) -> dict:
+# `minibox build` is on the hot path of every edit-build loop: it talks to the daemon with
+# the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
+# than an unchanged rebuild takes on the daemon.
+
+def _submit(context, tag, display, text, target, no_cache) -> dict:
     import tempfile
 
     from minibox.build.context import pack_context
+    from minibox.cli import fasthttp
 
     with tempfile.SpooledTemporaryFile(max_size=16 << 20) as tar:
         pack_context(context, tar)
+        size = tar.tell()
         tar.seek(0)
-        data = {"tag": tag, "file": display, "minibox": text,
-                "no_cache": "true" if no_cache else "false"}
+        fields = {"tag": tag, "file": display, "minibox": text,
+                  "no_cache": "true" if no_cache else "false"}
         if target:
-            data["target"] = target
-        files = {"context": ("context.tar", tar, "application/x-tar")}
-        return client.post("/builds", data=data, files=files).json()
+            fields["target"] = target
+        parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)
+        resp = fasthttp.request("POST", "/builds", None, parts, length, ctype)
+        try:
+            return resp.json()
+        finally:
+            resp.close()
 
 
-def follow(client, job_id: str, progress: str = "auto") -> int:
+def _get_json(path: str, params: dict | None = None):
+    from minibox.cli import fasthttp
+
+    resp = fasthttp.request("GET", path, params)
+    try:
+        return resp.json()
+    finally:
+        resp.close()
+
+
+def follow(job_id: str, progress: str = "auto") -> int:
     """Stream the job's events through a renderer; the exit code says how it ended."""
+    import json
+
+    from minibox.cli import fasthttp
     from minibox.cli.progress import make_renderer
 
     renderer = make_renderer(progress)
     status = None
     try:
-        with client.stream("GET", f"/builds/{job_id}/events") as resp:
+        resp = fasthttp.request("GET", f"/builds/{job_id}/events")
+        try:
             for line in resp.iter_lines():
                 if not line.strip():
                     continue
-                import json
                 ev = json.loads(line)
                 renderer.event(ev)
                 if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
                     status = ev["type"]
+                    break
+        finally:
+            resp.close()
     except KeyboardInterrupt:
         renderer.close()
         click.echo("\ncancelling the build ...", err=True)
-        client.post(f"/builds/{job_id}/cancel")
+        fasthttp.request("POST", f"/builds/{job_id}/cancel").close()
         return 130
     renderer.close()
     if status is None:
-        status = "job_" + client.get(f"/builds/{job_id}").json().get("status", "failed")
+        status = "job_" + _get_json(f"/builds/{job_id}").get("status", "failed")
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
@@ -128,19 +151,20 @@ def builds_ls(as_json) -> None:
 @click.argument("job_id")
 def builds_logs(follow_, progress, job_id) -> int:
     """Show a build job's events and output."""
-    from minibox.cli.client import Client
-
-    client = Client(timeout=None)
     if follow_:
-        return follow(client, job_id, progress)
+        return follow(job_id, progress)
     import json
 
+    from minibox.cli import fasthttp
     from minibox.cli.progress import make_renderer
     r = make_renderer(progress)
-    resp = client.get(f"/builds/{job_id}/events", params={"follow": "false"})
-    for line in resp.text.splitlines():
-        if line.strip():
-            r.event(json.loads(line))
+    resp = fasthttp.request("GET", f"/builds/{job_id}/events", {"follow": "false"})
+    try:
+        for line in resp.iter_lines():
+            if line.strip():
+                r.event(json.loads(line))
+    finally:
+        resp.close()
     r.close()
     return 0
 

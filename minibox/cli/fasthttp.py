@@ -63,6 +63,26 @@ class Response:
                 return out
             out += chunk
 
+    def json(self):
+        return json.loads(self.read())
+
+    def iter_lines(self):
+        """The body's lines (without the newline) as they arrive."""
+        pending = b""
+        while True:
+            chunk = self.read1()
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.sock.close()
+
 
 def _connect(api: str) -> tuple[socket.socket, str]:
     if api.startswith("unix://"):
@@ -78,20 +98,31 @@ def _connect(api: str) -> tuple[socket.socket, str]:
 
 def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
     """POST JSON; the open response (MiniBoxError on >= 400, keeping the daemon's exit_code)."""
+    data = json.dumps(body).encode()
+    return request("POST", path, params, [data], len(data), "application/json", timeout)
+
+
+def request(method: str, path: str, params: dict | None = None, parts=(), length: int = 0,
+            content_type: str | None = None, timeout=None) -> Response:
+    """Send a request whose body is ``parts`` (bytes, or binary files read to their end),
+    ``length`` bytes in all; the open response (MiniBoxError on >= 400)."""
     api = (os.environ.get("MINIBOX_API") or DEFAULT_API).strip().rstrip("/")
     if api.startswith("https://"):
         raise MiniBoxError("https is not supported by the fast path", hint="use http or unix://")
     try:
         sock, host = _connect(api)
         sock.settimeout(timeout)
-        data = json.dumps(body).encode()
-        query = "&".join(f"{k}={quote(str(v))}" for k, v in params.items())
-        head = [f"POST {path}?{query} HTTP/1.1", f"Host: {host}",
-                "Content-Type: application/json", f"Content-Length: {len(data)}"]
+        query = "&".join(f"{k}={quote(str(v))}" for k, v in (params or {}).items())
+        head = [f"{method} {path}{'?' + query if query else ''} HTTP/1.1", f"Host: {host}",
+                f"Content-Length: {length}"]
+        if content_type:
+            head.append(f"Content-Type: {content_type}")
         token = (os.environ.get("MINIBOX_API_TOKEN") or "").strip()
         if token:
             head.append(f"Authorization: Bearer {token}")
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        for part in parts:
+            _send_part(sock, part)
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = sock.recv(65536)
@@ -109,6 +140,30 @@ def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
     if status >= 400:
         raise _error(resp)
     return resp
+
+
+def _send_part(sock: socket.socket, part) -> None:
+    if isinstance(part, (bytes, bytearray)):
+        sock.sendall(part)
+        return
+    while chunk := part.read(1 << 20):
+        sock.sendall(chunk)
+
+
+def multipart(fields: dict[str, str], file_field: str, fileobj, size: int,
+              filename: str = "context.tar") -> tuple[list, int, str]:
+    """A multipart/form-data body: (parts, total length, content type)."""
+    boundary = "minibox-" + os.urandom(12).hex()
+    head = b""
+    for name, value in fields.items():
+        head += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                 .encode() + value.encode() + b"\r\n")
+    head += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; "
+             f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+             ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return [head, fileobj, tail], len(head) + size + len(tail), \
+        f"multipart/form-data; boundary={boundary}"
 
 
 def _error(resp: Response) -> MiniBoxError:
