@@ -163,3 +163,28 @@ def test_images_lists_what_was_built(farm):
     r = farm.cli("images", "--json")
     assert r.returncode == 0
     assert "busybox:latest" in {i["name"] for i in json.loads(r.stdout)}
+
+
+def test_legacy_linear_file_builds(farm, ctx):
+    write_ctx(ctx, {"MiniBox": "FROM busybox\nGOTO-FOLDER /app\nIMPORT-FILE app.sh /app/app.sh\n"
+                               "RUN-COMMAND chmod +x /app/app.sh\nSET-ENVIRONMENT MODE legacy\n"
+                               "LAUNCH /app/app.sh\n",
+                    "app.sh": "#!/bin/sh\necho $MODE\n"})
+    farm.build(ctx, "legacy")
+    cfg = config_of(farm, "legacy")
+    assert cfg["Cmd"] == ["/bin/sh", "-c", "/app/app.sh"]
+    assert "MODE=legacy" in cfg["Env"] and cfg["WorkingDir"] == "/app"
+    assert unpack_file(farm, "legacy", "app/app.sh").endswith("echo $MODE\n")
+
+
+def test_minibox_file_named_with_f(farm, ctx, tmp_path):
+    other = tmp_path / "Other.minibox"
+    other.write_text("BASE busybox\nBLOCK x\n    COPY data /data\n")
+    write_ctx(ctx, {"data": "d"})
+    r = farm.build(ctx, "named-file", "-f", other)
+    assert r.returncode == 0
+    assert unpack_file(farm, "named-file", "data") == "d"
+    bad = tmp_path / "Broken"
+    bad.write_text("BASE busybox\nBLOCK x\n    NEED nowhere\n")
+    r = farm.build(ctx, "named-file", "-f", bad, check=False)
+    assert r.returncode == 2 and f"{bad}:3" in r.stderr
