@@ -63,10 +63,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx, formatter):
         rows = [(n, HELP_SUMMARIES.get(n, "")) for n in sorted(COMMANDS)]
