@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -211,6 +212,53 @@ def _limits_v2(d: str, spec) -> None:
         _write(f"{d}/pids.max", spec.pids_limit)
     if spec.io_weight and os.path.exists(f"{d}/io.weight"):
         _write(f"{d}/io.weight", f"default {max(1, spec.io_weight)}")
+
+
+def prime() -> None:
+    """Start the kernel's slow part of a first cgroup.procs write now, in the background.
+
+    Moving a task between cgroups takes cgroup_threadgroup_rwsem for writing, and the first
+    writer after a quiet spell waits a whole RCU grace period (rcu_sync_enter: the 5-15 ms
+    of a first cgroup.procs write here, v1 or v2).  Writers that come within about one grace
+    period of another one do not wait.  So the start of a container writes our own pid into
+    the cgroup we are in already (a no-op move) in a thread while it makes the cgroup and
+    forks; the monitor's real attach then finds the grace period done or half done."""
+    path = _own_procs()
+    if path:
+        threading.Thread(target=_noop_write, args=(path,), name="cgroup-prime",
+                         daemon=True).start()
+
+
+_OWN_PROCS: list[str] = []
+
+
+def _own_procs() -> str:
+    """The cgroup.procs of the cgroup this process is in (one hierarchy is enough: the lock
+    is global), or '' if it cannot be found."""
+    if not _OWN_PROCS:
+        path = ""
+        try:
+            with open("/proc/self/cgroup") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            _hid, ctrls, rel = line.split(":", 2)
+            if ctrls == "" and is_v2():
+                path = f"{ROOT}{rel}"
+            elif "pids" in ctrls.split(","):
+                path = f"{ROOT}/pids{rel}"
+            if path:
+                break
+        _OWN_PROCS.append(f"{path.rstrip('/')}/cgroup.procs" if path else "")
+    return _OWN_PROCS[0]
+
+
+def _noop_write(path: str) -> None:
+    try:
+        _write(path, os.getpid())
+    except OSError:
+        pass
 
 
 def attach(dirs: list[str], pid: int) -> None:

@@ -18,7 +18,7 @@ from minibox import kernel
 from minibox.errors import Conflict, MiniBoxError, UserError
 from minibox.runtime import caps, cgroups, ids, images, minimon, process, seccomp, spawn
 from minibox.runtime.spec import ContainerSpec, from_request
-from minibox.runtime.state import Record, StateStore, alive, write_json
+from minibox.runtime.state import Record, StateStore, alive, sync_later, write_json
 from minibox.runtime.volumes import VolumeStore
 
 NOFILE_DEFAULT = 1048576
@@ -58,7 +58,7 @@ class Runtime:
                 "hostname": hostname, "mounts": mounts, "labels": labels,
                 "health": _health(spec, labels),
             }
-            # not fsync'd here: start() fsyncs the state that matters (one fsync per run)
+            # not fsync'd here: start() has config + state + dirs fsync'd (in the background)
             self.store.save_config(cid, config, sync=False)
             self.store.save_state(cid, sync=False, state={"id": cid, "name": name, "status": "created",
                                         "image": spec.image, "image_digest": image.digest,
@@ -105,6 +105,7 @@ class Runtime:
         if st["status"] == "running":
             raise Conflict(f"container {rec.name} is already running")
         spec = ContainerSpec.from_dict(rec.config["spec"])
+        cgroups.prime()        # the attach's RCU grace period runs while we set up
         cg = cgroups.create(cid, spec)
         run = int(st.get("run") or 0) + 1
         try:
@@ -125,7 +126,10 @@ class Runtime:
                  "exit_code": None, "oom_killed": False, "finished_at": None,
                  "cgroup": cg.to_dict(), "warnings": cg.warnings + self._warnings(spec)}
         state.pop("error", None)
-        self.store.save_state(rec.id, state)
+        # atomic now (temp + rename); durable a moment later, off the container's path
+        self.store.save_state(rec.id, state, sync=False)
+        d = self.store.dir(rec.id)
+        sync_later([d / "config.json", d / "state.json", d, self.store.root])
         return state
 
     def _plan(self, rec: Record, spec: ContainerSpec, cg, run: int) -> dict:

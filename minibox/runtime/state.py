@@ -5,7 +5,9 @@ Each file has one writer, so no two processes ever race on one file:
   state.json    status, pid + its start time, times, run number - runtime worker
   exit.json     exit code, OOMKilled, finish time of run N - the container's monitor
   health.json   health status and last probe outputs - the health scheduler
-Every write is temp + fsync + rename.  Names are unique through ``.names/<name>`` symlinks
+Every write is temp + rename (atomic against a crash of any process); the fsync that makes
+it survive a power loss is either inline or, on the start path, done right after by a
+background thread (``sync_later``), so it is not paid while the container waits.  Names are unique through ``.names/<name>`` symlinks
 (created atomically: an existing one is a Conflict).  ``Record.effective()`` merges the files
 and checks /proc (pid + start time, so a reused pid is never taken for the container).
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,39 @@ def write_json(path: Path, data, mode: int = 0o644, sync: bool = True) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+_SYNC_Q: "queue.SimpleQueue[list[str]] | None" = None
+_SYNC_LOCK = threading.Lock()
+
+
+def sync_later(paths: list) -> None:
+    """fsync ``paths`` (files, then directories: list them in that order) in a background
+    thread.  For records already written with temp + rename: a crash of any process sees
+    the old or the new file either way; this only narrows what a power loss can lose (a
+    power loss also kills every container, so their records are stale at once anyway)."""
+    global _SYNC_Q
+    with _SYNC_LOCK:
+        if _SYNC_Q is None:
+            _SYNC_Q = queue.SimpleQueue()
+            threading.Thread(target=_syncer, args=(_SYNC_Q,), name="state-fsync",
+                             daemon=True).start()
+    _SYNC_Q.put([str(p) for p in paths])
+
+
+def _syncer(q) -> None:
+    while True:
+        for p in q.get():
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
 
 def read_json(path: Path):

@@ -70,7 +70,7 @@ def test_mtime_alone_does_not_invalidate(farm, ctx):
 
 
 def test_independent_blocks_run_at_the_same_time(farm, ctx):
-    blocks = "".join(f"BLOCK s{i}\n    RUN sleep 1 && echo {i} > /s{i}\n" for i in range(4))
+    blocks = "".join(f"BLOCK s{i}\n    RUN sleep 2 && echo {i} > /s{i}\n" for i in range(4))
     final = "BLOCK final\n" + "".join(f"    NEED s{i}\n" for i in range(4)) + \
         "    RUN cat /s0 /s1 /s2 /s3 > /all\n"
     write_ctx(ctx, {"MiniBox": "BASE busybox\n" + blocks + final})
