@@ -35,6 +35,23 @@ class BuildManager:
         self.s = services
         self.redis = services.redis
         self.threads: dict[str, threading.Thread] = {}
+        self.instance = secrets.token_hex(8)   # this daemon's life; jobs remember it
+
+    def recover(self) -> int:
+        """Fail the jobs a previous daemon left queued or running (its threads are gone).
+        Only matters with an external broker: the embedded Redis starts empty."""
+        n = 0
+        for job_id in self.redis.zrange(INDEX, 0, -1):
+            key = record_key(job_id.decode())
+            status, owner = self.redis.hmget(key, "status", "daemon")
+            if status in (b"queued", b"running") and owner != self.instance.encode():
+                self.redis.hset(key, mapping={"status": "failed", "finished": str(time.time()),
+                                              "error": "the daemon restarted during the build"})
+                EventLog(self.redis, job_id.decode()).emit("job_failed", error={
+                    "kind": "build", "message": "the daemon restarted during the build",
+                    "hint": "build again"})
+                n += 1
+        return n
 
     # --- submit ---------------------------------------------------------------
     def submit(self, req: BuildRequest) -> dict:
@@ -50,7 +67,8 @@ class BuildManager:
             raise
         job_id = secrets.token_hex(6)
         rec = {"id": job_id, "tag": req.tag, "status": "queued", "created": time.time(),
-               "file": req.filename, "target": req.target or "", "error": ""}
+               "file": req.filename, "target": req.target or "", "error": "",
+               "daemon": self.instance}
         self._save(job_id, rec)
         self.redis.zadd(INDEX, {job_id: rec["created"]})
         EventLog(self.redis, job_id).emit("job_queued", id=job_id, tag=req.tag)

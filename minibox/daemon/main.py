@@ -77,6 +77,7 @@ def serve(settings: Settings, workers: bool = True) -> None:
             sup.start_redis()
         services = build_services(settings)
         services.store.clean_tmp()
+        services.builds.recover()
         if workers:
             sup.start_workers()
         sup.watch()

@@ -173,3 +173,36 @@ def test_daemon_uses_an_external_broker(tmp_path):
             farm.destroy()
         redis.terminate()
         redis.wait(10)
+
+
+def test_jobs_of_a_dead_daemon_are_failed_at_restart(tmp_path):
+    """With an external broker a restarted daemon fails what its predecessor left running,
+    instead of showing it as running forever."""
+    sock = tmp_path / "r.sock"
+    redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock),
+                              "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, start_new_session=True)
+    farm = None
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        env = {"MINIBOX_BROKER_URL": f"redis+socket://{sock}"}
+        farm = Farm(env).start()
+        ctx = write_ctx(tmp_path / "c", {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n",
+                                         "f": "x"})
+        farm.build(ctx, "first")
+        job = farm.last_job()["id"]
+        subprocess.run(["redis-cli", "-s", str(sock), "hset", f"minibox:build:{job}",
+                        "status", "running", "daemon", "gone"], check=True,
+                       capture_output=True)
+        farm.stop()
+        farm.start()
+        rec = httpx.get(f"{farm.api}/builds/{job}").json()
+        assert rec["status"] == "failed" and "restarted" in rec["error"]
+    finally:
+        if farm:
+            farm.destroy()
+        redis.terminate()
+        redis.wait(10)
