@@ -11,7 +11,6 @@ import click
 def images(as_json, quiet) -> None:
     """List images."""
     import json
-    import time
 
     from minibox.cli.client import Client
     from minibox.cli.tables import human_size, print_table
@@ -27,12 +26,23 @@ def images(as_json, quiet) -> None:
     rows = []
     for i in sorted(imgs, key=lambda x: x["name"]):
         repo, _, tag = i["name"].rpartition(":")
-        created = i.get("created")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) \
-            if isinstance(created, (int, float)) else (created or "")
+        when = _when(i.get("created"))
         rows.append([repo, tag, i["digest"].split(":")[-1][:12], when,
                      human_size(i.get("size", 0))])
     print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+
+
+def _when(created) -> str:
+    """An RFC 3339 time as local 'YYYY-MM-DD HH:MM:SS' (as given when it does not parse)."""
+    import datetime
+
+    if not created:
+        return ""
+    try:
+        dt = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return str(created)
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.command()

@@ -32,11 +32,15 @@ def build_services(settings: Settings):
     return services
 
 
-def _split_addr(addr: str) -> tuple[str, int]:
+def _listen_config(addr: str) -> dict:
+    """uvicorn's listening options for MINIBOX_HTTP_ADDR: HOST:PORT or unix:///path.sock."""
+    if addr.startswith("unix://"):
+        return {"uds": addr[len("unix://"):]}
     host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit():
-        raise MiniBoxError(f"invalid MINIBOX_HTTP_ADDR '{addr}'", hint="use HOST:PORT")
-    return host.strip("[]"), int(port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MiniBoxError(f"invalid MINIBOX_HTTP_ADDR '{addr}'",
+                           hint="use HOST:PORT (127.0.0.1:8080) or unix:///run/minibox.sock")
+    return {"host": host.strip("[]"), "port": int(port)}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +73,7 @@ def serve(settings: Settings, workers: bool = True) -> None:
     if os.geteuid() != 0:
         raise MiniBoxError("miniboxd must run as root (overlay mounts, namespaces, cgroups)",
                            hint="run it with sudo, or as a systemd service (deploy/)")
-    host, port = _split_addr(settings.http_addr)
+    listen = _listen_config(settings.http_addr)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     sup = Supervisor(settings)
     try:
@@ -82,11 +86,13 @@ def serve(settings: Settings, workers: bool = True) -> None:
             sup.start_workers()
         sup.watch()
         app = create_app(settings, services=services)
-        print(f"miniboxd {__version__} listening on http://{host}:{port} "
+        where = f"unix://{listen['uds']}" if "uds" in listen else \
+            f"http://{listen['host']}:{listen['port']}"
+        print(f"miniboxd {__version__} listening on {where} "
               f"(data root {settings.data_root}, broker {settings.effective_broker_url()})",
               flush=True)
         _exit_on_signals()
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+        uvicorn.Server(uvicorn.Config(app, **listen, log_level="warning",
                                       timeout_graceful_shutdown=5)).run()
     except SystemExit:
         pass

@@ -214,19 +214,23 @@ def _limits_v2(d: str, spec) -> None:
         _write(f"{d}/io.weight", f"default {max(1, spec.io_weight)}")
 
 
-def prime() -> None:
-    """Start the kernel's slow part of a first cgroup.procs write now, in the background.
+def prime(max_seconds: float = 2.0) -> threading.Event:
+    """Take the kernel's slow part of a first cgroup.procs write off the start path.
 
     Moving a task between cgroups takes cgroup_threadgroup_rwsem for writing, and the first
     writer after a quiet spell waits a whole RCU grace period (rcu_sync_enter: the 5-15 ms
-    of a first cgroup.procs write here, v1 or v2).  Writers that come within about one grace
-    period of another one do not wait.  So the start of a container writes our own pid into
-    the cgroup we are in already (a no-op move) in a thread while it makes the cgroup and
-    forks; the monitor's real attach then finds the grace period done or half done."""
+    of a first cgroup.procs write here, v1 or v2); writers that come while another one is
+    in, or within about a grace period after, do not wait.  So while a container starts, a
+    thread writes our own pid into the cgroup we are in already (a no-op move) every few
+    ms, and the monitor's real attach finds the grace period passed.  Call it after making
+    the cgroup (the writer holds cgroup_mutex, which mkdir needs, during its wait); set the
+    returned event once the container is in its cgroup."""
+    done = threading.Event()
     path = _own_procs()
     if path:
-        threading.Thread(target=_noop_write, args=(path,), name="cgroup-prime",
-                         daemon=True).start()
+        threading.Thread(target=_keep_warm, args=(path, done, max_seconds),
+                         name="cgroup-prime", daemon=True).start()
+    return done
 
 
 _OWN_PROCS: list[str] = []
@@ -254,11 +258,16 @@ def _own_procs() -> str:
     return _OWN_PROCS[0]
 
 
-def _noop_write(path: str) -> None:
-    try:
-        _write(path, os.getpid())
-    except OSError:
-        pass
+def _keep_warm(path: str, done: threading.Event, max_seconds: float) -> None:
+    end = time.monotonic() + max_seconds
+    pid = str(os.getpid())
+    while time.monotonic() < end:
+        try:
+            _write(path, pid)
+        except OSError:
+            return
+        if done.wait(0.004):
+            return
 
 
 def attach(dirs: list[str], pid: int) -> None:

@@ -105,8 +105,8 @@ class Runtime:
         if st["status"] == "running":
             raise Conflict(f"container {rec.name} is already running")
         spec = ContainerSpec.from_dict(rec.config["spec"])
-        cgroups.prime()        # the attach's RCU grace period runs while we set up
         cg = cgroups.create(cid, spec)
+        warm = cgroups.prime()     # the attach's RCU grace period passes while we fork
         run = int(st.get("run") or 0) + 1
         try:
             plan = self._plan(rec, spec, cg, run)
@@ -114,6 +114,8 @@ class Runtime:
         except BaseException:
             cgroups.remove(cg.dirs)
             raise
+        finally:
+            warm.set()
         try:
             return self._record_start(rec, started, cg, run, spec)
         finally:

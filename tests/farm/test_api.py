@@ -206,3 +206,23 @@ def test_jobs_of_a_dead_daemon_are_failed_at_restart(tmp_path):
             farm.destroy()
         redis.terminate()
         redis.wait(10)
+
+
+def test_daemon_on_a_unix_socket(tmp_path):
+    sock = tmp_path / "miniboxd.sock"
+    farm = Farm({"MINIBOX_HTTP_ADDR": f"unix://{sock}", "MINIBOX_API": f"unix://{sock}"})
+    try:
+        farm.proc = subprocess.Popen([sys.executable, "-m", "minibox.daemon.main"],
+                                     env=farm.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(300):
+            if farm.cli("ping").returncode == 0:
+                break
+            time.sleep(0.1)
+        assert farm.cli("ping").stdout.strip() == "Daemon is running"
+        ctx = write_ctx(tmp_path / "c", {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n",
+                                         "f": "x"})
+        assert farm.build(ctx, "over-uds").returncode == 0
+        assert "over-uds:latest" in farm.cli("images", "-q").stdout.split()
+    finally:
+        farm.destroy()
