@@ -30,6 +30,7 @@ class Settings:
     broker_url: str | None = None
     build_concurrency: int = field(default_factory=_default_concurrency)
     layer_compression: str = "none"
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -47,6 +48,7 @@ class Settings:
             build_concurrency=int(conc) if conc.isdigit() and int(conc) > 0
             else _default_concurrency(),
             layer_compression=(env.get("MINIBOX_LAYER_COMPRESSION") or "none").strip(),
+            public_url=(env.get("MINIBOX_PUBLIC_URL") or "").strip().rstrip("/") or None,
         )
 
     # --- derived paths -----------------------------------------------------------
@@ -65,6 +67,15 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.data_root / "cache"
+
+    def daemon_url(self) -> str:
+        """Where build workers on other machines reach this daemon (MINIBOX_PUBLIC_URL, or
+        the listen address)."""
+        if self.public_url:
+            return self.public_url
+        if self.http_addr.startswith("unix://"):
+            return self.http_addr
+        return f"http://{self.http_addr}"
 
     def effective_broker_url(self) -> str:
         """The broker every process of this farm uses."""

@@ -53,9 +53,9 @@ class Farm:
         self.log = self.root.parent / (self.root.name + ".daemon.log")
 
     # --- lifecycle --------------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> "Farm":
+    def start(self, timeout: float = 30.0, args: tuple = ()) -> "Farm":
         out = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "minibox.daemon.main"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "minibox.daemon.main", *args],
                                      env=self.env, stdout=out, stderr=out,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()

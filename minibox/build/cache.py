@@ -1,8 +1,8 @@
 """The build cache index: block key → the layer it produced (a small JSON file per key).
 
 Entries are written temp + rename after the layer's blob and unpacked directory are in
-place, so an entry that exists is always whole; an entry whose blob or directory has since
-gone is treated as a miss.
+place, so an entry that exists is always whole; an entry whose blob has since gone is
+treated as a miss (a missing unpacked directory is extracted again from the blob).
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ class BlockCache:
         except (OSError, ValueError):
             return None
         layer = entry.get("layer") or {}
-        if not layer.get("empty"):
-            if not self.store.has_blob(layer.get("digest", "")):
-                return None
-            if not self.store.layer_dir(layer["diff_id"]).is_dir():
-                return None
+        # the blob is what counts: a missing unpacked dir is re-extracted from it on use
+        if not self.store.has_blob(layer.get("digest", "")):
+            return None
         return entry
 
     def put(self, key: str, block: str, layer: dict) -> dict:

@@ -88,6 +88,7 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
             if not payload.get("no_cache"):
                 entry = cache.get(key)
                 if entry:
+                    _share(payload, store, settings, entry["layer"])
                     events.emit("block_cached", block=block, key=key, shared=True)
                     return {"ok": True, "layer": entry["layer"], "cached": True}
             return _build(payload, store, cache, events, should_cancel, settings)
@@ -96,6 +97,17 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
         if not isinstance(e, Cancelled):
             events.emit("block_failed", block=block, error=e.to_dict(), tail=tail)
         return {"ok": False, "error": e.to_dict(), "tail": tail}
+
+
+def _share(payload: dict, store, settings, layer: dict) -> None:
+    """A worker on another machine found the block in its own cache: make sure the daemon
+    has the layer too."""
+    from minibox.build import remote
+
+    if remote.is_remote(payload, settings):
+        daemon = remote.connect(payload)
+        if not daemon.has_blob(layer["digest"]):
+            daemon.push_blob(store, layer["digest"])
 
 
 def _sweep_dead(store) -> None:
@@ -112,10 +124,13 @@ def _sweep_dead(store) -> None:
 
 
 def _build(payload, store, cache, events, should_cancel, settings) -> dict:
+    from minibox.build import remote
     from minibox.sandbox import SandboxSpec, run_block
     from minibox.store.layertar import LayerInfo, commit_upper
 
     block = payload["block"]
+    daemon = remote.prepare(payload, store, settings) \
+        if remote.is_remote(payload, settings) else None
     events.emit("block_start", block=block, key=payload["key"],
                 worker=f"{socket.gethostname()}:{os.getpid()}")
     t0 = time.monotonic()
@@ -138,6 +153,8 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
                   should_cancel=should_cancel)
         lines.flush()
         layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression)
+        if daemon is not None:
+            daemon.push_blob(store, layer.digest)
         cache.put(payload["key"], block, layer.to_dict())
         took = time.monotonic() - t0
         events.emit("block_done", block=block, duration=took, size=layer.size,

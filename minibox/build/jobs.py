@@ -68,7 +68,7 @@ class BuildManager:
         job_id = secrets.token_hex(6)
         rec = {"id": job_id, "tag": req.tag, "status": "queued", "created": time.time(),
                "file": req.filename, "target": req.target or "", "error": "",
-               "daemon": self.instance}
+               "daemon": self.instance, "context": str(req.context_dir)}
         self._save(job_id, rec)
         self.redis.zadd(INDEX, {job_id: rec["created"]})
         EventLog(self.redis, job_id).emit("job_queued", id=job_id, tag=req.tag)

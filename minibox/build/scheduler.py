@@ -130,7 +130,9 @@ class Build:
         payload = {"job": self.job, "block": block.name, "key": key, "steps": plan.steps,
                    "lowers": self._lowers(block), "context_dir": str(self.req.context_dir),
                    "copy_from": {n: self._merged(n) for n in plan.copy_from},
-                   "no_cache": self.req.no_cache, "network": self.req.network}
+                   "no_cache": self.req.no_cache, "network": self.req.network,
+                   "data_root": str(self.s.settings.data_root),
+                   "daemon_url": self.s.settings.daemon_url()}
         return Pending(block, key, payload, state=plan.state, components=components)
 
     def _copy_hashes(self, plan) -> dict[str, str]:
@@ -242,6 +244,8 @@ class Build:
                               hint=hint)
         layer = outcome["layer"]
         cached = bool(outcome.get("cached"))
+        if self.cache.get(p.key) is None and self.store.has_blob(layer["digest"]):
+            self.cache.put(p.key, p.block.name, layer)   # built by a worker elsewhere
         done = Done(p.key, None if layer.get("empty") else layer, p.state, cached)
         self._finish(p.block, done, p.components)
 

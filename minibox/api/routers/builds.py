@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from minibox.build.events import EventLog
 from minibox.build.jobs import FINAL
 from minibox.build.scheduler import BuildRequest
-from minibox.errors import UserError
+from minibox.errors import NotFound, UserError
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 TERMINAL_EVENTS = {"job_done", "job_failed", "job_cancelled"}
@@ -121,6 +121,27 @@ def list_builds(request: Request, limit: int = 50) -> list[dict]:
 @router.get("/{job_id}")
 def get_build(request: Request, job_id: str) -> dict:
     return _services(request).builds.get(job_id)
+
+
+@router.get("/{job_id}/context")
+def build_context(request: Request, job_id: str) -> StreamingResponse:
+    """The job's build context as a tar, for build workers on other machines."""
+    from minibox.build.context import pack_context
+
+    rec = _services(request).builds.get(job_id)
+    ctx = rec.get("context") or ""
+    if rec["status"] in FINAL or not os.path.isdir(ctx):
+        raise NotFound(f"the context of build job '{job_id}' is gone (the job has ended)")
+    spool = tempfile.TemporaryFile()
+    pack_context(ctx, spool)
+    spool.seek(0)
+
+    def chunks():
+        with spool:
+            while data := spool.read(1 << 20):
+                yield data
+
+    return StreamingResponse(chunks(), media_type="application/x-tar")
 
 
 @router.post("/{job_id}/cancel")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from minibox import refs
@@ -35,11 +35,44 @@ def remove_image(request: Request, name: str) -> dict:
     return {"removed": ref}
 
 
+def _digest(digest: str) -> str:
+    hexpart = digest[7:]
+    if not digest.startswith("sha256:") or len(hexpart) != 64 or \
+            any(c not in "0123456789abcdef" for c in hexpart):
+        raise UserError(f"invalid digest '{digest}'", hint="expected sha256:<64 hex digits>")
+    return digest
+
+
 @router.get("/blobs/{digest}")
 def get_blob(request: Request, digest: str) -> FileResponse:
-    if not digest.startswith("sha256:") or len(digest) != 71:
-        raise UserError(f"invalid digest '{digest}'")
+    """A blob by digest (build workers on other machines fetch layers this way)."""
     store = _store(request)
-    if not store.has_blob(digest):
+    if not store.has_blob(_digest(digest)):
         raise NotFound(f"blob {digest} not found")
     return FileResponse(store.blob_path(digest), media_type="application/octet-stream")
+
+
+@router.head("/blobs/{digest}")
+def head_blob(request: Request, digest: str) -> Response:
+    found = _store(request).has_blob(_digest(digest))
+    return Response(status_code=200 if found else 404)
+
+
+@router.put("/blobs/{digest}", status_code=201)
+async def put_blob(request: Request, digest: str) -> dict:
+    """Store a blob a build worker made elsewhere; its content must hash to ``digest``."""
+    from starlette.concurrency import run_in_threadpool
+
+    store = _store(request)
+    if store.has_blob(_digest(digest)):
+        return {"digest": digest, "stored": False}
+    writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
+    await run_in_threadpool(writer.__enter__)
+    try:
+        async for chunk in request.stream():
+            await run_in_threadpool(writer.write, chunk)
+    except BaseException as e:
+        await run_in_threadpool(writer.__exit__, type(e), e, None)
+        raise
+    await run_in_threadpool(writer.__exit__, None, None, None)
+    return {"digest": digest, "stored": True}
