@@ -188,3 +188,22 @@ def test_minibox_file_named_with_f(farm, ctx, tmp_path):
     bad.write_text("BASE busybox\nBLOCK x\n    NEED nowhere\n")
     r = farm.build(ctx, "named-file", "-f", bad, check=False)
     assert r.returncode == 2 and f"{bad}:3" in r.stderr
+
+
+def test_volume_port_env_and_start_reach_the_config(farm, ctx):
+    mb = ("BASE busybox\nBLOCK data\n    VOLUME /data /cache\n    PORT 53/udp\n"
+          "    ENV PATH=/opt/bin:$PATH\n    WORKDIR relative\n"
+          "HEALTHCHECK --interval=5s --timeout=2s --retries=4 [\"/bin/true\"]\n"
+          "START echo started\n")
+    write_ctx(ctx, {"MiniBox": mb})
+    farm.build(ctx, "metadata")
+    cfg = config_of(farm, "metadata")
+    assert cfg["Volumes"] == {"/data": {}, "/cache": {}}
+    assert cfg["ExposedPorts"] == {"53/udp": {}}
+    path = next(e for e in cfg["Env"] if e.startswith("PATH="))
+    assert path.startswith("PATH=/opt/bin:/usr/local/sbin")
+    assert cfg["WorkingDir"] == "/relative"
+    assert cfg["Cmd"] == ["/bin/sh", "-c", "echo started"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD", "/bin/true"]
+    assert cfg["Healthcheck"]["Retries"] == 4 and cfg["Healthcheck"]["Timeout"] == 2 * 10**9
+    assert cfg["Labels"]["mini.healthcheck.interval"] == "5"
