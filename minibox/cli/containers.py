@@ -47,9 +47,13 @@ def run(image, command, **opts) -> int:
     """
     body = request_from_options(image, list(command), opts)
     from minibox.cli import session
-    client = None if not (opts["detach"] or opts["tty"]) else _client(None)
-    return session.run_container(client, body, detach=opts["detach"],
+    foreground = not (opts["detach"] or opts["tty"])
+    client = None if foreground else _client(None)
+    code = session.run_container(client, body, detach=opts["detach"],
                                  tty=opts["tty"], interactive=opts["interactive"])
+    if foreground:
+        session.exit_now_if_program(code)
+    return code
 
 
 # --- ps -----------------------------------------------------------------------------------

@@ -1,17 +1,18 @@
 """A tiny HTTP/1.1 client on a raw socket, for the hot path of ``minibox run`` (foreground).
 
 httpx (and even http.client, which pulls in the email package) costs more to import than
-the whole container run takes.  Same settings as cli/client.py: MINIBOX_API
+the whole container run takes.  Even socket.py, urllib.parse and the idna codec (which
+getaddrinfo of a str host loads) show: this uses the _socket C module and connects to an
+IP-literal address directly.  Same settings as cli/client.py: MINIBOX_API
 (http://host:port or unix:///path.sock) and MINIBOX_API_TOKEN.  Handles what miniboxd
 sends: a status line, headers, then a chunked or Content-Length body.
 """
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py (selectors, enum wrappers) costs ~5 ms to import
 import json
 import os
-import socket
-from urllib.parse import quote
 
 from minibox.errors import DaemonUnavailable, MiniBoxError
 
@@ -19,7 +20,7 @@ DEFAULT_API = "http://127.0.0.1:8080"
 
 
 class Response:
-    def __init__(self, sock: socket.socket, status: int, headers: dict, rest: bytes):
+    def __init__(self, sock, status: int, headers: dict, rest: bytes):
         self.sock, self.status, self.headers, self.buf = sock, status, headers, rest
         self.chunked = "chunked" in headers.get("transfer-encoding", "")
         self.left = int(headers.get("content-length", "-1"))
@@ -84,16 +85,40 @@ class Response:
         self.sock.close()
 
 
-def _connect(api: str) -> tuple[socket.socket, str]:
+def _connect(api: str):
     if api.startswith("unix://"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(api[len("unix://"):])
-        return s, "miniboxd"
+        return _open(_socket.AF_UNIX, api[len("unix://"):]), "miniboxd"
     hostport = api.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = hostport.rpartition(":")
     if not host:
         host, port = hostport, "80"
-    return socket.create_connection((host.strip("[]"), int(port))), hostport
+    host = host.strip("[]")
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return _open(family, (host, int(port))), hostport
+    import socket   # a host name: resolve it (getaddrinfo) the usual way
+    return socket.create_connection((host, int(port))), hostport
+
+
+def _open(family: int, address):
+    s = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(address)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def quote(text: str) -> str:
+    """urllib.parse.quote(text) (safe='/'), without importing urllib."""
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in text.encode("utf-8"))
 
 
 def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
@@ -142,7 +167,7 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
     return resp
 
 
-def _send_part(sock: socket.socket, part) -> None:
+def _send_part(sock, part) -> None:
     if isinstance(part, (bytes, bytearray)):
         sock.sendall(part)
         return

@@ -100,6 +100,9 @@ class Monitor:
             os.close(go_w)
             init.child_main(plan, stdio, err_w, go_r, tini_fd)
         self.pid = pid
+        # now, while it waits for us: once it has exec'd, a fast command (`true`) may be a
+        # zombie already, and a zombie has no start time to read
+        pid_start = proc_start_time(pid)
         for fd in child_fds + [err_w, go_r, tini_fd]:
             os.close(fd)
         try:
@@ -116,7 +119,7 @@ class Monitor:
             self._fail(report_w, pid, msg.decode("utf-8", "replace"))
             return 0
         me = os.getpid()
-        os.write(report_w, f"S {pid} {proc_start_time(pid)} {me} {proc_start_time(me)}\n".encode())
+        os.write(report_w, f"S {pid} {pid_start} {me} {proc_start_time(me)}\n".encode())
         self.ack_fd = report_w     # the worker closes its end once the start is recorded
         return pid
 

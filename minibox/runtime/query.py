@@ -17,7 +17,7 @@ def wait_exited(store: StateStore, cids: list[str], timeout: float | None) -> di
     Uses pidfds, so no polling while the inits run; then a short poll for the monitor's
     exit.json (written right after the init is reaped).  Returns the effective states."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    fds = {}
+    fds: dict[int, tuple[str, int]] = {}
     for cid in cids:
         rec = store.load(cid)
         if rec is None:
@@ -25,9 +25,10 @@ def wait_exited(store: StateStore, cids: list[str], timeout: float | None) -> di
         st = rec.effective()
         if st["status"] == "running" and alive(st.get("pid"), st.get("pid_start")):
             try:
-                fds[kernel.pidfd_open(st["pid"])] = cid
+                fds[kernel.pidfd_open(st["pid"])] = (cid, st["pid"])
             except MiniBoxError:
                 pass
+    exited: dict[str, int] = {}
     try:
         while fds:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -35,17 +36,19 @@ def wait_exited(store: StateStore, cids: list[str], timeout: float | None) -> di
             if not ready:
                 break
             for fd in ready:
-                fds.pop(fd)
+                cid, pid = fds.pop(fd)
+                exited[cid] = pid
                 os.close(fd)
     finally:
         for fd in fds:
             os.close(fd)
-    return {cid: _settle(store, cid, deadline) for cid in cids}
+    return {cid: _settle(store, cid, deadline, exited.get(cid, 0)) for cid in cids}
 
 
-def _settle(store: StateStore, cid: str, deadline: float | None) -> dict:
-    """The state once the monitor has written its exit record (or the deadline passed)."""
-    delay = 0.0005
+def _settle(store: StateStore, cid: str, deadline: float | None, exited_pid: int = 0) -> dict:
+    """The state once the monitor has written its exit record (or the deadline passed).
+    ``exited_pid``: the init whose pidfd said it is gone (/proc may show it a moment more)."""
+    delay = 0.0002
     while True:
         rec = store.load(cid)
         st = rec.effective() if rec is not None else {"status": "removed"}
@@ -56,9 +59,10 @@ def _settle(store: StateStore, cid: str, deadline: float | None) -> dict:
             raise NotFound(f"no such container: {cid}")
         if st["status"] != "running" or (deadline is not None and time.monotonic() >= deadline):
             return st
-        if not alive(st.get("pid"), st.get("pid_start")) and st.get("status") == "running":
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        if (exited_pid and st.get("pid") == exited_pid) or not alive(st.get("pid"),
+                                                                     st.get("pid_start")):
+            time.sleep(delay)     # the monitor is writing exit.json: it takes a ms or two
+            delay = min(delay * 1.5, 0.005)
             continue
         return st
 

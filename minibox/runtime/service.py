@@ -166,14 +166,34 @@ class Runtime:
                        "left unchanged")
         return out
 
-    def run(self, request: dict) -> dict:
-        """create + start; a failed start removes the container again (nothing left)."""
+    def run(self, request: dict, attach: bool = False) -> dict:
+        """create + start; a failed start removes the container again (nothing left).
+
+        ``attach``: the caller will follow the output (a foreground run in one round trip).
+        Its log is made before the start and hard-linked as ``.attach/<id>``, which the
+        caller opens and unlinks (``open_attach_log``): so it sees all of the output even
+        when the container has exited and been removed (--rm) before it looks."""
         cid = self.create(request)
+        link = None
         try:
-            return self.start(cid)
+            if attach:
+                link = self._attach_link(cid)
+            st = self.start(cid)
         except BaseException:
+            if link:
+                _unlink(link)
             self.remove(cid, force=True)
             raise
+        return {**st, "log_link": link} if link else st
+
+    def _attach_link(self, cid: str) -> str:
+        from minibox.runtime.logs import LOG
+        log = self.store.dir(cid) / LOG
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        link = str(self.store.attach / cid)
+        _unlink(link)
+        os.link(log, link)
+        return link
 
     # --- signals ----------------------------------------------------------------------
     def kill(self, cid: str, sig: int = signal.SIGKILL) -> bool:
@@ -232,6 +252,13 @@ class Runtime:
 def _health(spec: ContainerSpec, labels: dict) -> dict | None:
     from minibox.runtime.health import health_config
     return health_config(spec, labels)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _read(path: str) -> str:

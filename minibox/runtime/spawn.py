@@ -1,8 +1,10 @@
-"""Starting a container: fork the monitor out of the runtime worker and wait for its report.
+"""Starting a container: have the monitor started and wait for its report.
 
-The worker forks once (after ``gc.freeze()``, so the monitor shares the worker's pages
-instead of copying them as the collector touches objects); that child calls setsid and forks
-the monitor, then exits, so the monitor is re-parented away from the worker and survives a
+The monitor is cloned from the zygote (zygote.py: a small pre-started interpreter, so the
+forks are cheap), or, if that is unavailable, from the worker itself: the worker forks once
+(after ``gc.freeze()``, so the monitor shares the worker's pages instead of copying them as
+the collector touches objects).  Either way an intermediate calls setsid and forks the
+monitor, then exits, so the monitor is re-parented away from the worker and survives a
 SIGKILL of the worker or the daemon.  The monitor reports ``S pid start mpid mstart`` once
 the container's init has exec'd tini, or ``E code message`` if it could not start.
 """
@@ -72,10 +74,40 @@ def tini_fd() -> int:
     return _TINI_FD[0]
 
 
+def zygote():
+    """This process's zygote handle (made on first use; see zygote.py)."""
+    if not _ZYGOTE:
+        from minibox.runtime.zygote import Zygote
+        _ZYGOTE.append(Zygote())
+    return _ZYGOTE[0]
+
+
+_ZYGOTE: list = []
+
+
 def start(plan: dict, timeout: float = 30.0) -> Started:
     tfd = tini_fd()
     rs, ws = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     r, w = rs.detach(), ws.detach()
+    pid = 0
+    if os.environ.get("MINIBOX_NO_ZYGOTE") or not zygote().spawn(plan, w):
+        pid = _fork_monitor(plan, r, w, tfd)
+    os.close(w)
+    try:
+        line = _read_line(r, timeout)
+        started = _parse(line)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        if pid:
+            os.waitpid(pid, 0)   # the intermediate exited long ago: reaping it is free now
+    started.ack_fd = r
+    return started
+
+
+def _fork_monitor(plan: dict, r: int, w: int, tfd: int) -> int:
+    """The fallback without a zygote: fork the monitor out of this (big) process."""
     gc.collect()
     gc.freeze()
     pid = os.fork()    # os.fork: the worker may have threads (at-fork handlers matter)
@@ -88,17 +120,7 @@ def start(plan: dict, timeout: float = 30.0) -> Started:
                 monitor.main(plan, w, tfd)
         finally:
             os._exit(0)
-    os.close(w)
-    try:
-        line = _read_line(r, timeout)
-        started = _parse(line)
-    except BaseException:
-        os.close(r)
-        raise
-    finally:
-        os.waitpid(pid, 0)   # the intermediate exited long ago: reaping it costs nothing now
-    started.ack_fd = r
-    return started
+    return pid
 
 
 def _read_line(fd: int, timeout: float) -> str:

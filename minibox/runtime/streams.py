@@ -82,6 +82,24 @@ def open_log(store: StateStore, cid: str):
     return os.fdopen(fd, "rb")
 
 
+def open_attach_log(store: StateStore, st: dict):
+    """The log of a container started by ``run`` with attach, through the link the worker
+    made (then removed, so nothing is left behind); the container's own log otherwise."""
+    link = st.get("log_link")
+    if link and os.path.dirname(link) == str(store.attach):
+        try:
+            fd = os.open(link, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            os.unlink(link)
+        except FileNotFoundError:
+            pass
+        if fd >= 0:
+            return os.fdopen(fd, "rb")
+    return open_log(store, st["id"])
+
+
 def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int | None = None,
                since_ns: int = 0, timestamps: bool = False, mux: bool = False,
                exit_trailer: bool = False, f=None, watch=None):

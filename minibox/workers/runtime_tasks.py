@@ -36,8 +36,8 @@ def _call(fn, *args):
 
 
 @app.task(name="minibox.runtime.run")
-def run(request: dict) -> dict:
-    return _call(runtime().run, request)
+def run(request: dict, attach: bool = False) -> dict:
+    return _call(runtime().run, request, attach)
 
 
 @app.task(name="minibox.runtime.create")
@@ -88,5 +88,9 @@ def _on_ready(sender=None, **_kw) -> None:
     from minibox.runtime import health_scheduler, minimon, seccomp, spawn
     seccomp.compile_filter()
     spawn.tini_fd()
+    try:
+        spawn.zygote().ensure()     # start the monitors' zygote now, not on the first run
+    except OSError as e:
+        log.warning("no zygote (containers fork from the worker): %s", e)
     log.info("container monitor: %s", minimon.path(rt.data_root) or "python (no C compiler)")
     health_scheduler.start_thread(rt.store)

@@ -70,15 +70,12 @@ def run(request: Request, body: dict = Body(...), start: bool = True, attach: bo
 
 
 def _run_attached(request: Request, body: dict) -> StreamingResponse:
+    """One worker round trip (create + start); the worker hands the log over through a
+    link made before the start, so none of the output is lost (see Runtime.run)."""
     store = _store(request)
-    cid = call(_celery(request), "create", body)
-    f = streams.open_log(store, cid)
-    try:
-        st = call(_celery(request), "start", cid)
-    except BaseException:
-        f.close()
-        call(_celery(request), "remove", [cid], True)
-        raise
+    st = call(_celery(request), "run", body, True)
+    cid = st["id"]
+    f = streams.open_attach_log(store, st)
     watch = streams._ExitWatch(store, cid)
     gen = streams.log_stream(store, cid, follow=True, mux=True, exit_trailer=True, f=f,
                              watch=watch)
