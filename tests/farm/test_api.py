@@ -148,64 +148,59 @@ def _wait_json(url: str, ok, timeout: float = 30.0):
     raise AssertionError(f"{url} never satisfied the check; last answer: {last}")
 
 
-def test_daemon_uses_an_external_broker(tmp_path):
-    """With MINIBOX_BROKER_URL the daemon starts no redis of its own."""
+@pytest.fixture
+def external_redis(tmp_path):
+    """A redis-server of the test's own, on a unix socket (an "external" broker)."""
     sock = tmp_path / "ext-redis.sock"
     redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock),
                               "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, start_new_session=True)
-    farm = None
     try:
         for _ in range(100):
             if sock.exists():
                 break
             time.sleep(0.05)
-        farm = Farm({"MINIBOX_BROKER_URL": f"redis+socket://{sock}"}).start()
-        assert not (farm.root / "run" / "redis.sock").exists()
-        ctx = write_ctx(tmp_path / "c", {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n",
-                                         "f": "x"})
-        farm.build(ctx, "ext")
-        out = subprocess.run(["redis-cli", "-s", str(sock), "--scan", "--pattern",
-                              "minibox:build:*"], capture_output=True, text=True).stdout
-        assert "minibox:build:" in out
+        yield sock
     finally:
-        if farm:
-            farm.destroy()
         redis.terminate()
         redis.wait(10)
 
 
-def test_jobs_of_a_dead_daemon_are_failed_at_restart(tmp_path):
+@pytest.fixture
+def external_farm(external_redis):
+    farm = Farm({"MINIBOX_BROKER_URL": f"redis+socket://{external_redis}"})
+    try:
+        yield farm.start()
+    finally:
+        farm.destroy()
+
+
+SCRATCH_APP = {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n", "f": "x"}
+
+
+def test_daemon_uses_an_external_broker(external_farm, external_redis, tmp_path):
+    """With MINIBOX_BROKER_URL the daemon starts no redis of its own."""
+    farm = external_farm
+    assert not (farm.root / "run" / "redis.sock").exists()
+    farm.build(write_ctx(tmp_path / "c", SCRATCH_APP), "ext")
+    out = subprocess.run(["redis-cli", "-s", str(external_redis), "--scan", "--pattern",
+                          "minibox:build:*"], capture_output=True, text=True).stdout
+    assert "minibox:build:" in out
+
+
+def test_jobs_of_a_dead_daemon_are_failed_at_restart(external_farm, external_redis,
+                                                     tmp_path):
     """With an external broker a restarted daemon fails what its predecessor left running,
     instead of showing it as running forever."""
-    sock = tmp_path / "r.sock"
-    redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock),
-                              "--save", "", "--appendonly", "no"],
-                             stdout=subprocess.DEVNULL, start_new_session=True)
-    farm = None
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.05)
-        env = {"MINIBOX_BROKER_URL": f"redis+socket://{sock}"}
-        farm = Farm(env).start()
-        ctx = write_ctx(tmp_path / "c", {"MiniBox": "BASE scratch\nBLOCK a\n    COPY f /f\n",
-                                         "f": "x"})
-        farm.build(ctx, "first")
-        job = farm.last_job()["id"]
-        subprocess.run(["redis-cli", "-s", str(sock), "hset", f"minibox:build:{job}",
-                        "status", "running", "daemon", "gone"], check=True,
-                       capture_output=True)
-        farm.stop()
-        farm.start()
-        rec = httpx.get(f"{farm.api}/builds/{job}").json()
-        assert rec["status"] == "failed" and "restarted" in rec["error"]
-    finally:
-        if farm:
-            farm.destroy()
-        redis.terminate()
-        redis.wait(10)
+    farm = external_farm
+    farm.build(write_ctx(tmp_path / "c", SCRATCH_APP), "first")
+    job = farm.last_job()["id"]
+    subprocess.run(["redis-cli", "-s", str(external_redis), "hset", f"minibox:build:{job}",
+                    "status", "running", "daemon", "gone"], check=True, capture_output=True)
+    farm.stop()
+    farm.start()
+    rec = httpx.get(f"{farm.api}/builds/{job}").json()
+    assert rec["status"] == "failed" and "restarted" in rec["error"]
 
 
 def test_daemon_on_a_unix_socket(tmp_path):
