@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from minibox import kernel
@@ -30,18 +32,44 @@ class Runtime:
         self.store = StateStore(self.data_root)
         self.store.ensure()
         self.volumes = VolumeStore(self.data_root)
+        # operations run in several worker threads at once; reconcile runs alone
+        self._rw = _RWLock()
+        # one start/remove of a given container at a time (striped: no per-id bookkeeping)
+        self._cid_locks = [threading.Lock() for _ in range(64)]
+
+    def _cid_lock(self, cid: str) -> threading.Lock:
+        return self._cid_locks[hash(cid) % len(self._cid_locks)]
 
     # --- create -----------------------------------------------------------------------
     def create(self, request: dict) -> str:
+        with self._rw.shared():
+            return self._create(request)
+
+    def start(self, cid: str) -> dict:
+        with self._rw.shared():
+            return self._start(cid)
+
+    def remove(self, cid: str, force: bool = False) -> None:
+        with self._rw.shared():
+            return self._remove(cid, force)
+
+    def reconcile(self) -> dict:
+        with self._rw.exclusive():
+            return self._reconcile()
+
+    def _create(self, request: dict) -> str:
         spec = from_request(request)
         image = images.resolve(self.data_root, spec.image)
         argv = process.argv(spec, image)
         uid, gid, groups, home = process.user(spec, image)
         cid = ids.new_id()
-        name = spec.name or ids.random_name(self.store.taken_names())
         hostname = spec.hostname or (socket.gethostname() if spec.network == "host" else cid[:12])
         mounts = self._mounts(spec)
-        self.store.claim_name(name, cid)
+        if spec.name:
+            name = spec.name
+            self.store.claim_name(name, cid)     # an atomic symlink: a duplicate is a Conflict
+        else:
+            name = self._claim_random_name(cid)
         d = self.store.dir(cid)
         try:
             d.mkdir(mode=0o700)
@@ -69,6 +97,18 @@ class Runtime:
             self.store.remove_dir(cid)
             raise
         return cid
+
+    def _claim_random_name(self, cid: str) -> str:
+        # another thread may take the same random name between the pick and the claim
+        for attempt in range(20):
+            name = ids.random_name(self.store.taken_names())
+            try:
+                self.store.claim_name(name, cid)
+                return name
+            except Conflict:
+                if attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     def _mounts(self, spec: ContainerSpec) -> list[dict]:
         out = []
@@ -99,7 +139,11 @@ class Runtime:
         (d / "resolv.conf").write_text(resolv)
 
     # --- start ------------------------------------------------------------------------
-    def start(self, cid: str) -> dict:
+    def _start(self, cid: str) -> dict:
+        with self._cid_lock(cid):
+            return self._start_locked(cid)
+
+    def _start_locked(self, cid: str) -> dict:
         rec = self.store.load(cid, with_config=True)
         st = rec.effective()
         if st["status"] == "running":
@@ -173,18 +217,19 @@ class Runtime:
         Its log is made before the start and hard-linked as ``.attach/<id>``, which the
         caller opens and unlinks (``open_attach_log``): so it sees all of the output even
         when the container has exited and been removed (--rm) before it looks."""
-        cid = self.create(request)
-        link = None
-        try:
-            if attach:
-                link = self._attach_link(cid)
-            st = self.start(cid)
-        except BaseException:
-            if link:
-                _unlink(link)
-            self.remove(cid, force=True)
-            raise
-        return {**st, "log_link": link} if link else st
+        with self._rw.shared():
+            cid = self._create(request)
+            link = None
+            try:
+                if attach:
+                    link = self._attach_link(cid)
+                st = self._start(cid)
+            except BaseException:
+                if link:
+                    _unlink(link)
+                self._remove(cid, force=True)
+                raise
+            return {**st, "log_link": link} if link else st
 
     def _attach_link(self, cid: str) -> str:
         from minibox.runtime.logs import LOG
@@ -217,7 +262,11 @@ class Runtime:
             os.close(fd)
 
     # --- remove -----------------------------------------------------------------------
-    def remove(self, cid: str, force: bool = False) -> None:
+    def _remove(self, cid: str, force: bool = False) -> None:
+        with self._cid_lock(cid):
+            self._remove_locked(cid, force)
+
+    def _remove_locked(self, cid: str, force: bool = False) -> None:
         rec = self.store.load(cid)
         if rec is None:
             return
@@ -235,7 +284,7 @@ class Runtime:
         self.store.remove_dir(cid)
 
     # --- restart recovery -------------------------------------------------------------
-    def reconcile(self) -> dict:
+    def _reconcile(self) -> dict:
         """After a restart: persist exits the monitors recorded meanwhile, drop leftovers."""
         fixed = 0
         for rec in self.store.all():
@@ -247,6 +296,45 @@ class Runtime:
                 cgroups.remove(cgroups.Cgroup.from_dict(st.get("cgroup")).dirs, attempts=1)
         self.store.prune_tombs()
         return {"reconciled": fixed}
+
+
+class _RWLock:
+    """Many holders of ``shared`` at once, or one of ``exclusive`` (writers go first)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def shared(self):
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self):
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 def _health(spec: ContainerSpec, labels: dict) -> dict | None:

@@ -39,7 +39,9 @@ def runtime(name) -> None:
     """Run the runtime worker: owns containers, cgroups and networking (one per machine)."""
     from minibox.workers.celery_app import app
 
-    app.worker_main(["worker", "-Q", "runtime", "-P", "solo", "-c", "1",
+    # threads: starts overlap (most of a start waits on the container's own set-up in the
+    # monitor); Runtime serialises what must not overlap (reconcile, see service.py)
+    app.worker_main(["worker", "-Q", "runtime", "-P", "threads", "-c", "4",
                      "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
                      "-n", name or f"runtime@{socket.gethostname()}", "--loglevel", "INFO"])
 

@@ -101,3 +101,20 @@ def _health(farm, cid, want, timeout=15.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_concurrent_runs_same_name_one_wins(farm):
+    """The runtime worker starts containers in several threads: of four concurrent runs
+    with one --name exactly one starts, the others get the name Conflict."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda _i: farm.cli("run", "-d", "--name", "samename",
+                                                    "busybox", "sleep", "30"), range(4)))
+    try:
+        ok = [r for r in results if r.returncode == 0]
+        assert len(ok) == 1, [r.stderr for r in results]
+        assert all(b"already in use" in r.stderr for r in results if r.returncode != 0)
+        rows = json.loads(run_ok(farm, "ps", "--json"))
+        assert [x["name"] for x in rows].count("samename") == 1
+    finally:
+        farm.cli("rm", "-f", "samename")
