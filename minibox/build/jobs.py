@@ -34,7 +34,6 @@ class BuildManager:
     def __init__(self, services):
         self.s = services
         self.redis = services.redis
-        self.threads: dict[str, threading.Thread] = {}
         self.instance = secrets.token_hex(8)   # this daemon's life; jobs remember it
 
     def recover(self) -> int:
@@ -74,7 +73,6 @@ class BuildManager:
         EventLog(self.redis, job_id).emit("job_queued", id=job_id, tag=req.tag)
         t = threading.Thread(target=self._run, args=(job_id, req, mb), daemon=True,
                              name=f"build-{job_id}")
-        self.threads[job_id] = t
         t.start()
         return rec
 
@@ -100,7 +98,6 @@ class BuildManager:
             events.emit("job_failed", error=err)
         finally:
             self._drop_context(req)
-            self.threads.pop(job_id, None)
 
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:

@@ -22,6 +22,7 @@ from minibox.build.image import image_config
 from minibox.build.plan import BuildState, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
+from minibox.workers.celery_app import BUILD_QUEUE
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
@@ -189,7 +190,7 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task("minibox.build.block", args=[p.payload], queue="build")
+        res = self.celery.send_task("minibox.build.block", args=[p.payload], queue=BUILD_QUEUE)
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:

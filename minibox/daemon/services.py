@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from minibox.config import Settings
@@ -15,4 +15,3 @@ class Services:
     redis: Any = None         # redis.Redis on the same server (events, locks, job records)
     store: Any = None         # minibox.store.Store over the data root
     builds: Any = None        # minibox.build.jobs.BuildManager
-    extra: dict = field(default_factory=dict)
