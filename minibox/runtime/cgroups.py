@@ -214,31 +214,96 @@ def _limits_v2(d: str, spec) -> None:
         _write(f"{d}/io.weight", f"default {max(1, spec.io_weight)}")
 
 
-def prime(max_seconds: float = 2.0) -> threading.Event:
+def prime(max_seconds: float = 2.0) -> "_Warmth":
     """Take the kernel's slow part of a first cgroup.procs write off the start path.
 
     Moving a task between cgroups takes cgroup_threadgroup_rwsem for writing, and the first
     writer after a quiet spell waits a whole RCU grace period (rcu_sync_enter: the 5-15 ms
     of a first cgroup.procs write here, v1 or v2); writers that come while another one is
-    in, or within about a grace period after, do not wait.  So while a container starts, a
-    thread writes our own pid into the cgroup we are in already (a no-op move) every few
-    ms, and the monitor's real attach finds the grace period passed.  Call it after making
-    the cgroup (the writer holds cgroup_mutex, which mkdir needs, during its wait); set the
-    returned event once the container is in its cgroup."""
-    done = threading.Event()
-    path = _own_procs()
-    if path:
-        threading.Thread(target=_keep_warm, args=(path, done, max_seconds),
-                         name="cgroup-prime", daemon=True).start()
-    return done
+    in, or within about a grace period after, do not wait.  So while containers start, one
+    thread writes our own pid into the cgroup we are in already (a no-op move) whenever
+    no attach happened for a few ms, and the monitor's real attach finds the grace period
+    passed.  During a burst of starts their own attaches keep it warm and the thread writes
+    nothing (each no-op move of this many-threaded worker costs CPU).  Call it after making
+    the cgroup (the writer holds cgroup_mutex, which mkdir needs, during its wait); call
+    ``done()`` on the result once the container is in its cgroup."""
+    return _WARMER.enter(max_seconds)
 
 
+class _Warmer:
+    INTERVAL = 0.004     # how often the thread looks
+    QUIET = 0.008        # write when no cgroup.procs write is known for this long (a grace
+                         # period here is 10-25 ms: the state stays warm)
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.active = 0
+        self.running = False
+        self.last = 0.0          # the last cgroup.procs write we know of (ours or an attach)
+        self.until = 0.0
+
+    def enter(self, max_seconds: float) -> "_Warmth":
+        path = _own_procs()
+        with self.cond:
+            self.active += 1
+            self.until = max(self.until, time.monotonic() + max_seconds)
+            if path and not self.running:
+                self.running = True
+                threading.Thread(target=self._loop, args=(path,), name="cgroup-prime",
+                                 daemon=True).start()
+        return _Warmth(self)
+
+    def leave(self) -> None:
+        with self.cond:
+            self.active -= 1
+            self.last = time.monotonic()     # the container's attach is done by now
+            if not self.active:
+                self.cond.notify_all()
+
+    def _loop(self, path: str) -> None:
+        pid = str(threading.get_native_id() if path.endswith("/tasks") else os.getpid())
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                if not self.active or now >= self.until:
+                    self.running = False     # decided under the lock: enter() starts anew
+                    return
+                due = now - self.last >= self.QUIET
+            if due:
+                try:
+                    _write(path, pid)
+                except OSError:
+                    with self.cond:
+                        self.running = False
+                    return
+                with self.cond:
+                    self.last = time.monotonic()
+            with self.cond:
+                if self.active:
+                    self.cond.wait(self.INTERVAL)
+
+
+class _Warmth:
+    """One start's share of the warmer; ``done()`` (idempotent) when its attach is done."""
+
+    def __init__(self, warmer: _Warmer):
+        self.warmer = warmer
+        self.open = True
+
+    def done(self) -> None:
+        if self.open:
+            self.open = False
+            self.warmer.leave()
+
+
+_WARMER = _Warmer()
 _OWN_PROCS: list[str] = []
 
 
 def _own_procs() -> str:
-    """The cgroup.procs of the cgroup this process is in (one hierarchy is enough: the lock
-    is global), or '' if it cannot be found."""
+    """Where a no-op move of the warming thread is written: v1 ``tasks`` (moves that one
+    thread, not the whole many-threaded worker) or v2 ``cgroup.procs`` of the cgroup this
+    process is in (one hierarchy is enough: the lock is global); '' if not found."""
     if not _OWN_PROCS:
         path = ""
         try:
@@ -254,20 +319,9 @@ def _own_procs() -> str:
                 path = f"{ROOT}/pids{rel}"
             if path:
                 break
-        _OWN_PROCS.append(f"{path.rstrip('/')}/cgroup.procs" if path else "")
+        leaf = "cgroup.procs" if path and is_v2() else "tasks"
+        _OWN_PROCS.append(f"{path.rstrip('/')}/{leaf}" if path else "")
     return _OWN_PROCS[0]
-
-
-def _keep_warm(path: str, done: threading.Event, max_seconds: float) -> None:
-    end = time.monotonic() + max_seconds
-    pid = str(os.getpid())
-    while time.monotonic() < end:
-        try:
-            _write(path, pid)
-        except OSError:
-            return
-        if done.wait(0.004):
-            return
 
 
 def attach(dirs: list[str], pid: int) -> None:

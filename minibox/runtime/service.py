@@ -159,7 +159,7 @@ class Runtime:
             cgroups.remove(cg.dirs)
             raise
         finally:
-            warm.set()
+            warm.done()
         try:
             return self._record_start(rec, started, cg, run, spec)
         finally:

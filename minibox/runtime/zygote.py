@@ -8,8 +8,10 @@ need, so those forks are cheap.
 
 Protocol, on a socketpair the worker made (``Zygote``): the worker sends one message per
 container, a pickled plan with the report socket's write end attached (SCM_RIGHTS).  The
-zygote forks an intermediate that calls setsid and clones the monitor, exactly as
-``spawn.start`` does in-process; the monitor reports on that socket as usual.  The zygote
+zygote clones the monitor straight away (no intermediate: the zygote ignores SIGCHLD, so
+the kernel reaps its exited monitors; the monitor restores SIGCHLD and calls setsid); the
+monitor reports on that socket as usual.  If the worker dies, the zygote exits and the
+monitors are re-parented like any orphan.  The zygote
 answers nothing and exits when the worker's end closes.  If it is gone or cannot be
 started, ``spawn.start`` forks in-process as before.
 """
@@ -20,6 +22,7 @@ import array
 import gc
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -101,6 +104,7 @@ def main(fd: int) -> None:   # pragma: no cover - runs in the zygote process
     sock = socket.socket(fileno=fd)
     tini = spawn.tini_fd()
     kernel.set_process_name("minibox-zygote")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)    # exited monitors are reaped by the kernel
     gc.collect()
     gc.freeze()
     sock.sendall(b"ready")
@@ -128,17 +132,13 @@ def main(fd: int) -> None:   # pragma: no cover - runs in the zygote process
         pid = kernel.clone_process(0)     # single-threaded: no at-fork work needed
         if pid == 0:
             try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # the monitor reaps its init
                 sock.close()
                 os.setsid()
-                if kernel.clone_process(0) == 0:
-                    monitor.main(plan, report_w, tini)
+                monitor.main(plan, report_w, tini)
             finally:
                 os._exit(0)
         os.close(report_w)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
 
 
 if __name__ == "__main__":   # pragma: no cover

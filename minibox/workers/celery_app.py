@@ -32,8 +32,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,   # Flower sees the block tasks live
-        task_send_sent_event=True,
+        # task events only from the build workers (`-E` on their command line): Flower
+        # watches those; the runtime worker's tasks are a container start each, and three
+        # event publishes per task would be a tenth of it
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         task_routes={
             "minibox.build.*": {"queue": BUILD_QUEUE},
             "minibox.runtime.*": {"queue": RUNTIME_QUEUE},

@@ -35,27 +35,27 @@ def _call(fn, *args):
         return {"error": {"kind": "internal", "message": f"runtime error: {e}", "hint": None}}
 
 
-@app.task(name="minibox.runtime.run")
+@app.task(track_started=False, name="minibox.runtime.run")
 def run(request: dict, attach: bool = False) -> dict:
     return _call(runtime().run, request, attach)
 
 
-@app.task(name="minibox.runtime.create")
+@app.task(track_started=False, name="minibox.runtime.create")
 def create(request: dict) -> dict:
     return _call(runtime().create, request)
 
 
-@app.task(name="minibox.runtime.start")
+@app.task(track_started=False, name="minibox.runtime.start")
 def start(cid: str) -> dict:
     return _call(runtime().start, cid)
 
 
-@app.task(name="minibox.runtime.kill")
+@app.task(track_started=False, name="minibox.runtime.kill")
 def kill(cids: list[str], sig: int = int(_signal.SIGKILL)) -> dict:
     return _call(lambda: {c: runtime().kill(c, sig) for c in cids})
 
 
-@app.task(name="minibox.runtime.remove")
+@app.task(track_started=False, name="minibox.runtime.remove")
 def remove(cids: list[str], force: bool = False) -> dict:
     def _rm():
         for c in cids:
@@ -64,12 +64,12 @@ def remove(cids: list[str], force: bool = False) -> dict:
     return _call(_rm)
 
 
-@app.task(name="minibox.runtime.reconcile")
+@app.task(track_started=False, name="minibox.runtime.reconcile")
 def reconcile() -> dict:
     return _call(runtime().reconcile)
 
 
-@app.task(name="minibox.runtime.ping")
+@app.task(track_started=False, name="minibox.runtime.ping")
 def ping() -> str:
     return "pong"
 
