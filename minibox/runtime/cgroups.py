@@ -101,21 +101,19 @@ def _mkdir(path: str) -> None:
 
 def _create_v1(cid: str, spec) -> Cgroup:
     cg = Cgroup(1)
-    seen = set()
     try:
-        for ctrl in V1_CONTROLLERS:
-            base = f"{ROOT}/{ctrl}"
-            real = os.path.realpath(base)
-            if not os.path.isdir(base) or real in seen:
-                continue
-            seen.add(real)
+        for ctrl, base in _v1_hierarchies():
             parent = f"{base}/{PARENT}"
-            if not os.path.isdir(parent):
+            d = f"{parent}/{cid}"
+            try:
+                os.mkdir(d, 0o755)
+            except FileNotFoundError:          # the first container under this parent
                 _mkdir(parent)
                 if ctrl == "cpuset":
                     _copy_cpuset(base, parent)
-            d = f"{parent}/{cid}"
-            _mkdir(d)
+                _mkdir(d)
+            except FileExistsError:
+                pass
             cg.dirs.append(d)
             if ctrl == "cpuset":
                 _copy_cpuset(parent, d)
@@ -124,6 +122,23 @@ def _create_v1(cid: str, spec) -> Cgroup:
         remove(cg.dirs)
         raise
     return cg
+
+
+_V1: list[tuple[str, str]] = []
+
+
+def _v1_hierarchies() -> list[tuple[str, str]]:
+    """(controller, mount) for each mounted v1 hierarchy, once per mount (cpu and cpuacct
+    share one); looked up once per process: mounts do not change under a running engine."""
+    if not _V1:
+        seen = set()
+        for ctrl in V1_CONTROLLERS:
+            base = f"{ROOT}/{ctrl}"
+            real = os.path.realpath(base)
+            if os.path.isdir(base) and real not in seen:
+                seen.add(real)
+                _V1.append((ctrl, base))
+    return _V1
 
 
 def _copy_cpuset(src: str, dst: str) -> None:

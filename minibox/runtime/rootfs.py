@@ -129,11 +129,28 @@ def mount_sys(root: str, host_net: bool) -> None:
 
 
 def bind_etc_files(root: str, plan: dict) -> None:
+    """Bind /etc/hostname, /etc/hosts and /etc/resolv.conf over the image's.  The files are
+    written into the container's /dev tmpfs and unlinked there once mounted (the mount
+    keeps them): nothing on disk, nothing extra in /dev.  Containers made before the
+    contents came in the plan have them in their directory."""
+    contents = plan.get("etc_files")
     for name in ("hostname", "hosts", "resolv.conf"):
         target = secure_join(root, f"/etc/{name}", "file")
         if os.path.isdir(target):
             continue
-        k.bind_mount(os.path.join(plan["dir"], name), target, recursive=False)
+        if contents is None:
+            k.bind_mount(os.path.join(plan["dir"], name), target, recursive=False)
+            continue
+        src = f"{root}/dev/.{name}"
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, contents.get(name, "").encode())
+        finally:
+            os.close(fd)
+        try:
+            k.bind_mount(src, target, recursive=False)
+        finally:
+            os.unlink(src)
 
 
 def mask_paths(root: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from minibox import kernel
 from minibox.errors import Conflict, MiniBoxError, UserError
-from minibox.runtime import caps, cgroups, ids, images, minimon, process, seccomp, spawn
+from minibox.runtime import caps, cgroups, ids, images, initlayer, minimon, process, seccomp, spawn
 from minibox.runtime.spec import ContainerSpec, from_request
 from minibox.runtime.state import Record, StateStore, alive, sync_later, write_json
 from minibox.runtime.volumes import VolumeStore
@@ -73,9 +73,8 @@ class Runtime:
         d = self.store.dir(cid)
         try:
             d.mkdir(mode=0o700)
-            for sub in ("upper", "work", "rootfs"):
+            for sub in ("upper", "work"):
                 (d / sub).mkdir(mode=0o755)
-            self._etc_files(d, hostname, spec.network)
             labels = {**(image.config.get("Labels") or {}), **spec.labels}
             config = {
                 "spec": spec.to_dict(), "image": {"ref": spec.image, "name": image.name,
@@ -85,6 +84,7 @@ class Runtime:
                             "uid": uid, "gid": gid, "groups": groups},
                 "hostname": hostname, "mounts": mounts, "labels": labels,
                 "health": _health(spec, labels),
+                "etc_files": _etc_files(hostname, spec.network),
             }
             # not fsync'd here: start() has config + state + dirs fsync'd (in the background)
             self.store.save_config(cid, config, sync=False)
@@ -124,19 +124,6 @@ class Runtime:
                 item["host_path"] = str(self.volumes.ensure(m.source))
             out.append(item)
         return out
-
-    @staticmethod
-    def _etc_files(d: Path, hostname: str, network: str) -> None:
-        (d / "hostname").write_text(hostname + "\n")
-        if network == "host":
-            hosts = _read("/etc/hosts")
-            resolv = _read("/etc/resolv.conf")
-        else:
-            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                     f"127.0.1.1\t{hostname}\n")
-            resolv = "# --network none: no DNS\n"
-        (d / "hosts").write_text(hosts)
-        (d / "resolv.conf").write_text(resolv)
 
     # --- start ------------------------------------------------------------------------
     def _start(self, cid: str) -> dict:
@@ -189,8 +176,14 @@ class Runtime:
         d = str(rec.dir)
         return {
             "id": rec.id, "name": rec.name, "run": run, "dir": d, "data_root": str(self.data_root),
-            "rootfs": f"{d}/rootfs", "upper": f"{d}/upper", "work": f"{d}/work",
-            "lowers": cfg["image"]["layers"], "mounts": cfg["mounts"],
+            # the overlay is mounted in the container's own mount namespace only, so one
+            # shared empty directory serves every container as the mount point (older
+            # containers have their own)
+            "rootfs": f"{d}/rootfs" if os.path.isdir(f"{d}/rootfs") else str(self.store.mnt),
+            "upper": f"{d}/upper", "work": f"{d}/work",
+            "etc_files": cfg.get("etc_files"),
+            "lowers": _with_init_layer(self.data_root, cfg["image"]["layers"]),
+            "mounts": cfg["mounts"],
             "hostname": cfg["hostname"], "network": spec.network, "shm_size": spec.shm_size,
             "tty": spec.tty, "sysctls": spec.sysctls, "process": cfg["process"],
             "caps_mask": mask, "privileged": spec.privileged,
@@ -296,6 +289,25 @@ class Runtime:
                 cgroups.remove(cgroups.Cgroup.from_dict(st.get("cgroup")).dirs, attempts=1)
         self.store.prune_tombs()
         return {"reconciled": fixed}
+
+
+def _with_init_layer(data_root: Path, layers: list[str]) -> list[str]:
+    init = initlayer.for_image(data_root, layers)
+    return [init, *layers] if init else list(layers)
+
+
+def _etc_files(hostname: str, network: str) -> dict:
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf of a container.  Its init writes them
+    into its own /dev tmpfs at each start and bind-mounts them (rootfs.bind_etc_files): no
+    files on disk per container."""
+    if network == "host":
+        hosts = _read("/etc/hosts")
+        resolv = _read("/etc/resolv.conf")
+    else:
+        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 f"127.0.1.1\t{hostname}\n")
+        resolv = "# --network none: no DNS\n"
+    return {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
 
 
 class _RWLock:
