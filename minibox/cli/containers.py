@@ -137,7 +137,8 @@ def _since(text: str) -> float:
 
 # --- exec ---------------------------------------------------------------------------------
 @click.command(context_settings={"allow_interspersed_args": False})
-@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (with -t).")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Keep stdin open: forward yours to the command.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a terminal.")
 @click.option("-e", "--env", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
@@ -182,11 +183,12 @@ def kill(sig, containers) -> int:
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
-@click.option("-v", "--volumes", is_flag=True, help="Accepted for docker compatibility "
-              "(minibox makes no anonymous volumes; named volumes stay).")
+@click.option("-v", "--volumes", is_flag=True,
+              help="Remove the containers' anonymous volumes too (named volumes stay).")
 @click.argument("containers", nargs=-1, required=True)
 def rm(force, volumes, containers) -> int:
-    """Remove containers (their upper dir, cgroup and record)."""
+    """Remove containers (their upper dir, cgroup and record).  Their anonymous volumes
+    stay (dangling, listed by `minibox volume ls`) unless -v is given."""
     c = _client()
     failed = 0
     for name in containers:
@@ -226,13 +228,36 @@ def restart(timeout, containers) -> int:
 
 # --- inspect / stats -------------------------------------------------------------------------
 @click.command()
+@click.option("--type", "kind", type=click.Choice(["container", "image"]), default=None,
+              help="Only look for a container, or only for an image.")
 @click.argument("refs", nargs=-1, required=True)
-def inspect(refs) -> int:
-    """Show low-level information about containers (JSON)."""
+def inspect(kind, refs) -> int:
+    """Show low-level information about containers or images (a JSON array).  A name
+    that is both is taken as the container unless --type image says otherwise."""
+    from minibox.cli.output import error
+    from minibox.errors import NotFound
     c = _client()
-    out = [c.get(f"/containers/{_q(r)}").json() for r in refs]
+    out, missing = [], 0
+    for r in refs:
+        try:
+            out.append(_inspect_one(c, kind, r))
+        except NotFound:
+            error(f"no such {kind or 'container or image'}: {r}")
+            missing = 1
     click.echo(json.dumps(out, indent=2))
-    return 0
+    return missing
+
+
+def _inspect_one(c, kind: str | None, ref: str) -> dict:
+    from urllib.parse import quote
+    from minibox.errors import NotFound
+    if kind != "image":
+        try:
+            return c.get(f"/containers/{_q(ref)}").json()
+        except NotFound:
+            if kind == "container":
+                raise
+    return c.get(f"/images/{quote(ref, safe='/:@')}/json").json()
 
 
 @click.command()

@@ -127,10 +127,11 @@ def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
     return request("POST", path, params, [data], len(data), "application/json", timeout)
 
 
-def request(method: str, path: str, params: dict | None = None, parts=(), length: int = 0,
+def request(method: str, path: str, params: dict | None = None, parts=(), length: int | None = 0,
             content_type: str | None = None, timeout=None) -> Response:
     """Send a request whose body is ``parts`` (bytes, or binary files read to their end),
-    ``length`` bytes in all; the open response (MiniBoxError on >= 400)."""
+    ``length`` bytes in all, or with ``length=None`` chunked (``parts``: bytes as they come,
+    e.g. from a generator reading a pipe); the open response (MiniBoxError on >= 400)."""
     api = (os.environ.get("MINIBOX_API") or DEFAULT_API).strip().rstrip("/")
     if api.startswith("https://"):
         raise MiniBoxError("https is not supported by the fast path", hint="use http or unix://")
@@ -139,7 +140,7 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
         sock.settimeout(timeout)
         query = "&".join(f"{k}={quote(str(v))}" for k, v in (params or {}).items())
         head = [f"{method} {path}{'?' + query if query else ''} HTTP/1.1", f"Host: {host}",
-                f"Content-Length: {length}"]
+                "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"]
         if content_type:
             head.append(f"Content-Type: {content_type}")
         token = (os.environ.get("MINIBOX_API_TOKEN") or "").strip()
@@ -147,7 +148,13 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
             head.append(f"Authorization: Bearer {token}")
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         for part in parts:
+            if length is None:
+                if part:
+                    sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+                continue
             _send_part(sock, part)
+        if length is None:
+            sock.sendall(b"0\r\n\r\n")
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = sock.recv(65536)

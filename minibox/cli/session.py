@@ -49,7 +49,7 @@ def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: b
     if tty and detach is False and not interactive:
         body["interactive"] = False
     if not detach and not tty:
-        return _foreground(None, body)
+        return _foreground(None, body, stdin=interactive)
     info = _create(client, body)
     for w in info.get("warnings") or []:
         click.echo(f"WARNING: {w}", err=True)
@@ -65,12 +65,13 @@ def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: b
     return _foreground(client, cid)
 
 
-def _foreground(client, body: dict) -> int:
+def _foreground(client, body: dict, stdin: bool = False) -> int:
     """One streamed request: create, start, output until exit, then the exit code.
     Ctrl-C / SIGTERM / SIGHUP are forwarded to the container (like docker's sig-proxy).
+    ``stdin`` (-i): our stdin goes to the container's on a second request once it runs.
     Uses the stdlib client (cli/fasthttp.py): importing httpx would cost more than the run."""
     from minibox.cli import fasthttp
-    from minibox.cli.streams import copy_out
+    from minibox.cli.streams import copy_out, feed_stdin
     cid: list[str] = []
 
     def forward(signum, _frame):
@@ -84,6 +85,8 @@ def _foreground(client, body: dict) -> int:
     try:
         resp = fasthttp.stream_post("/containers", {"attach": "true"}, body)
         cid.append(resp.getheader("x-container-id", ""))
+        if stdin and cid[0]:
+            feed_stdin(f"/containers/{cid[0]}/attach/stdin")
         result = copy_out(resp)
     finally:
         for s, h in old.items():
@@ -125,8 +128,12 @@ def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool)
         return _interactive(client, eid, f"/containers/exec/{eid}/output", {},
                             f"/containers/exec/{eid}/input", f"/containers/exec/{eid}/resize",
                             interactive)
-    from minibox.cli.streams import copy_out
+    from minibox.cli.streams import copy_out, feed_stdin
+    body["interactive"] = interactive
     with client.stream("POST", f"/containers/{ref}/exec", json=body) as r:
+        eid = r.headers.get("x-exec-id")
+        if r.status_code < 400 and eid:
+            feed_stdin(f"/containers/exec/{eid}/stdin")
         return _code(copy_out(r))
 
 

@@ -1,10 +1,13 @@
-"""Reading the daemon's multiplexed streams (Docker's 8-byte frame headers) in the CLI."""
+"""Reading the daemon's multiplexed streams (Docker's 8-byte frame headers) in the CLI, and
+feeding our stdin to a container's or an exec's (-i without -t)."""
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
+import threading
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 
@@ -43,3 +46,35 @@ def _chunks(resp):
         if not chunk:
             return
         yield chunk
+
+
+def feed_stdin(path: str) -> threading.Thread:
+    """Send our stdin, as it comes and unchanged, as the chunked body of POST ``path`` (in
+    a thread: the output is read meanwhile).  Its end is the container's EOF.  A container
+    that ended first makes the daemon answer early: nothing to report then."""
+    def run():
+        from minibox.cli import fasthttp
+        from minibox.errors import MiniBoxError
+        try:
+            fasthttp.request("POST", path, parts=_stdin_chunks(), length=None,
+                             content_type="application/octet-stream").close()
+        except (MiniBoxError, OSError, ValueError):
+            pass
+    t = threading.Thread(target=run, name="stdin", daemon=True)
+    t.start()
+    return t
+
+
+def _stdin_chunks():
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return      # no usable stdin: EOF at once
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        yield data

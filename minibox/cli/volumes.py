@@ -14,7 +14,8 @@ def _client():
 
 @click.group()
 def volume() -> None:
-    """Manage named volumes (DataRoot/volumes/NAME/_data)."""
+    """Manage volumes (DataRoot/volumes/NAME/_data): named ones, and the anonymous ones
+    (64-hex names) that `run -v /path` and an image's VOLUMEs make."""
 
 
 @volume.command()
@@ -54,10 +55,11 @@ def inspect(names) -> int:
 
 
 @volume.command()
-@click.option("-f", "--force", is_flag=True, help="Remove even if containers use it.")
+@click.option("-f", "--force", is_flag=True,
+              help="No error for a missing volume (one in use is never removed).")
 @click.argument("names", nargs=-1, required=True)
 def rm(force, names) -> int:
-    """Remove volumes (refused while a container uses them)."""
+    """Remove volumes (refused while a container, running or not, uses them)."""
     c = _client()
     for n in names:
         c.delete(f"/volumes/{n}", params={"force": force})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from dataclasses import dataclass
 
 from minibox.errors import MiniBoxError, NotFound, UserError
@@ -50,6 +52,20 @@ def resolve(data_root, ref: str) -> ResolvedImage:
                          config=img.runtime_config, layers=list(reversed(dirs)))
 
 
+def image_volumes(image: ResolvedImage) -> list[str]:
+    """The image's VOLUME paths (its config's ``Volumes``), normalized."""
+    from minibox.runtime.spec import check_target
+    out = []
+    for path in sorted(image.config.get("Volumes") or {}):
+        try:
+            check_target(str(path), str(path))
+        except UserError:
+            raise UserError(f"image '{image.ref}' declares an invalid VOLUME {path!r}",
+                            hint="an absolute path other than /, /proc, /sys, /dev") from None
+        out.append(os.path.normpath(path))
+    return out
+
+
 def read_image_file(layers: list[str], path: str) -> str | None:
     """A small text file from the image (top layer first; a whiteout hides it)."""
     rel = path.lstrip("/")
@@ -67,3 +83,108 @@ def read_image_file(layers: list[str], path: str) -> str | None:
             except OSError:
                 return None
     return None
+
+
+# --- copy-up: an image directory into a new volume (Docker copies it when it is empty) ----
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def copy_image_dir(layers: list[str], path: str, dest: str) -> bool:
+    """Copy what the image shows at ``path`` (layers top first, whiteouts and opaque dirs
+    applied as overlayfs would) into the existing directory ``dest``: content, modes,
+    owners, times and symlinks; ``dest`` itself takes the directory's owner and mode.
+    False (and nothing copied) when the image has no directory there."""
+    rel = path.strip("/")
+    sources = _dir_sources(layers, rel)
+    if not sources:
+        return False
+    _copy_merged(sources, dest)
+    _copy_meta(os.lstat(sources[0]), dest)
+    return True
+
+
+def _dir_sources(layers: list[str], rel: str) -> list[str]:
+    """The layer directories that make up the merged directory ``rel``, top first."""
+    out: list[str] = []
+    parts = rel.split("/") if rel else []
+    for layer in layers:
+        hidden_below = False
+        for i in range(1, len(parts)):
+            anc = os.path.join(layer, *parts[:i])
+            if not os.path.lexists(anc):
+                break
+            if not os.path.isdir(anc) or os.path.islink(anc):
+                return out                    # a file or a whiteout hides what is below
+            hidden_below = hidden_below or _opaque(anc)
+        p = os.path.join(layer, rel)
+        if os.path.lexists(p):
+            if not os.path.isdir(p) or os.path.islink(p):
+                return out                    # a file, a link or a whiteout
+            out.append(p)
+            if _opaque(p):
+                return out
+        if hidden_below:
+            return out
+    return out
+
+
+def _merged_entries(sources: list[str]) -> dict[str, list[str]]:
+    """name -> the paths of that entry, top first (one for a non-directory, the stack of
+    directories for a directory)."""
+    seen: dict[str, list[str]] = {}
+    done: set[str] = set()        # whited out, or a non-directory shadowing lower ones
+    for src in sources:
+        for name in sorted(os.listdir(src)):
+            if name.startswith(WHITEOUT_PREFIX):
+                if name != WHITEOUT_PREFIX + WHITEOUT_PREFIX + ".opq":
+                    done.add(name[len(WHITEOUT_PREFIX):])
+                continue
+            if name in done:
+                continue
+            p = os.path.join(src, name)
+            st = os.lstat(p)
+            if _is_whiteout(st):
+                done.add(name)
+            elif stat.S_ISDIR(st.st_mode):
+                seen.setdefault(name, []).append(p)
+                if _opaque(p):
+                    done.add(name)
+            elif name not in seen:
+                seen[name] = [p]
+                done.add(name)
+    return seen
+
+
+def _copy_merged(sources: list[str], dest: str) -> None:
+    for name, paths in _merged_entries(sources).items():
+        src, target = paths[0], os.path.join(dest, name)
+        st = os.lstat(src)
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(target, 0o700)
+            _copy_merged(paths, target)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), target)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copyfile(src, target, follow_symlinks=False)
+        else:
+            os.mknod(target, st.st_mode, st.st_rdev)     # fifos, devices
+        _copy_meta(st, target)
+
+
+def _copy_meta(st: os.stat_result, target: str) -> None:
+    os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False

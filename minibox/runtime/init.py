@@ -5,13 +5,20 @@ pivot_root nothing may be imported (see FIELD-NOTES), so this module only uses w
 loaded already.  Any failure is written to the error pipe as ``<exit code> <message>`` and
 the child exits; success is the pipe closing on exec (it is close-on-exec).
 
-Order: stdio, session/tty, hostname, rootfs (rootfs.build, which pivots), wait for the
-monitor to have put us in the cgroup, rlimits, oom_score_adj, look the command up (127 if
-missing), bounding set, user, capabilities, ambient, no_new_privs, seccomp, exec tini.
+Order: stdio (pipes), hostname, rootfs (rootfs.build, which pivots), with -t the console,
+wait for the monitor to have put us in the cgroup, rlimits, oom_score_adj, look the command
+up (127 if missing), bounding set, user, capabilities, ambient, no_new_privs, seccomp, exec
+tini.
+
+The console (-t) is made as runc makes it: a PTY pair from the container's own devpts
+instance (mounted by rootfs.mount_dev), the slave our controlling terminal and stdio and
+bind-mounted on /dev/console, the master sent to the monitor over a socketpair
+(SCM_RIGHTS).  Nothing of the host's /dev/pts is used, and `tty` says /dev/pts/0.
 """
 
 from __future__ import annotations
 
+import array
 import fcntl
 import os
 import resource
@@ -22,11 +29,14 @@ from minibox import kernel as k
 from minibox.runtime import rootfs
 
 TIOCSCTTY = 0x540E
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCSWINSZ = 0x5414
 
 
-def child_main(plan: dict, stdio: tuple[int, int, int], err_w: int, go_r: int,
-               tini_fd: int) -> None:
-    """Never returns."""
+def child_main(plan: dict, stdio, err_w: int, go_r: int, tini_fd: int) -> None:
+    """Never returns.  ``stdio``: (stdin, stdout, stderr), or with -t the socket to send the
+    PTY master on."""
     code = 1
     try:
         code = _setup_and_exec(plan, stdio, go_r, tini_fd)
@@ -50,11 +60,14 @@ def _report(fd: int, code: int, msg: str) -> None:
 
 
 def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
-    _stdio(stdio, plan.get("tty"))
+    if not plan.get("tty"):
+        _stdio(stdio)
     k.sethostname(plan["hostname"])
     if plan["network"] != "host":
         _loopback_up()
     cwd = rootfs.build(plan)
+    if plan.get("tty"):
+        _console(stdio)
     if os.read(go_r, 1) != b"g":
         raise OSError("the monitor did not confirm the cgroup")
     os.close(go_r)
@@ -93,17 +106,33 @@ def lookup(cmd: str, path: str) -> str | None:
     return seen
 
 
-def _stdio(stdio, tty: bool) -> None:
-    if tty:
-        os.setsid()
+def _stdio(stdio) -> None:
     for i, fd in enumerate(stdio):
         if fd != i:
             os.dup2(fd, i)
-    if tty:
-        fcntl.ioctl(0, TIOCSCTTY, 0)
     for fd in set(stdio):
         if fd > 2:
             os.close(fd)
+
+
+def _console(sock_fd: int) -> None:
+    """After pivot_root: a PTY from our devpts (/dev/pts/ptmx, never the host's), its slave
+    on /dev/console and as our controlling terminal and stdio; the master to the monitor."""
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))          # unlock the slave
+        n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        fcntl.ioctl(master, TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+        # the mount point was made by rootfs.mount_dev
+        k.bind_mount(f"/dev/pts/{n}", "/dev/console", recursive=False)
+        with socket.socket(fileno=sock_fd) as s:
+            s.sendmsg([b"m"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
+    finally:
+        os.close(master)
+    os.setsid()
+    _stdio((slave, slave, slave))
+    fcntl.ioctl(0, TIOCSCTTY, 0)
 
 
 def _loopback_up() -> None:

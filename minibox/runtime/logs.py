@@ -102,27 +102,50 @@ def read_records(directory: str, tail: int | None = None, since_ns: int = 0):
 
 def follow(directory: str, finished, tail: int | None = None, since_ns: int = 0,
            wait=None, f=None):
-    """Yield records as they come, following rotation, until ``finished()`` is true and the
-    current file is drained.  Starts with the existing ones (``tail``/``since`` apply).
+    """Yield records as they come, following rotation, until ``finished()`` is true and
+    every file is drained.  Starts with the existing ones (``tail``/``since`` apply).
     ``wait(seconds)`` sleeps between polls (it may return early, e.g. on a pidfd).  ``f``:
-    the log, opened already (so output of a container removed meanwhile is not lost)."""
+    the log, opened already (so output of a container removed meanwhile is not lost).
+
+    Each line is yielded once, in order, however many rotations happen while it reads:
+    after a file it goes on with the file written next (found by inode in the rotation
+    chain), never straight to the newest, and it reads a rotated file to its end first."""
     path = os.path.join(directory, LOG)
     if f is None:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
             return
-    # what was written before opening: every file, filtered; then continue from f's offset
     existing = read_records_upto(directory, f)
     if tail is not None and tail >= 0:
         existing = existing[-tail:] if tail else []
     for rec in existing:
         if rec[0] >= since_ns:
             yield rec
-    buf = b""
+    try:
+        yield from _follow_from(directory, f, finished, since_ns, wait or time.sleep)
+    finally:
+        f.close()
+
+
+REFRESH_EVERY = 64      # records between looks for newer files (they are opened at once)
+
+
+def _follow_from(directory: str, f, finished, since_ns: int, wait):
+    """Records from ``f`` on.  Every file written after it is opened as soon as it is
+    seen (``newer``), so a rotation that deletes it before we get there loses nothing."""
+    buf, done, newer, count = b"", False, [], 0
     try:
         while True:
             chunk = f.read(65536)
+            if not chunk:
+                _open_newer(directory, f, newer)
+                if newer:
+                    chunk = f.read()    # written before the rename, after our last read
+                    if not chunk:
+                        f.close()
+                        f = newer.pop(0)
+                        continue
             if chunk:
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
@@ -130,35 +153,32 @@ def follow(directory: str, finished, tail: int | None = None, since_ns: int = 0,
                     rec = parse(ln)
                     if rec and rec[0] >= since_ns:
                         yield rec
+                    count += 1
+                    if count % REFRESH_EVERY == 0:
+                        _open_newer(directory, f, newer)
                 continue
-            if _rotated(f, path):
-                f.close()
-                try:
-                    f = open(path, "rb")
-                except FileNotFoundError:
-                    return
-                continue
-            if finished():
-                rest = f.read()
-                for ln in (buf + rest).split(b"\n"):
-                    rec = parse(ln) if ln else None
-                    if rec and rec[0] >= since_ns:
-                        yield rec
+            if done:
+                rec = parse(buf) if buf else None
+                if rec and rec[0] >= since_ns:
+                    yield rec
                 return
-            (wait or time.sleep)(0.02)
+            if finished():
+                done = True             # the writer is done: one more pass drains it all
+                continue
+            wait(0.02)
     finally:
         f.close()
+        for g in newer:
+            g.close()
 
 
 def read_records_upto(directory: str, f) -> list:
-    """Records of the rotated files plus ``f`` up to its end now (f is left there)."""
+    """Records of the files rotated before ``f`` plus ``f`` up to its end now (f is left
+    there, before a partial last line)."""
     out = []
-    for path in files(directory)[:-1]:
-        try:
-            with open(path, "rb") as g:
-                out.extend(r for r in map(parse, g) if r)
-        except FileNotFoundError:
-            pass
+    for g in _open_older(directory, f):
+        with g:
+            out.extend(r for r in map(parse, g) if r)
     data = f.read()
     complete, _, partial = data.rpartition(b"\n")
     if partial:
@@ -167,8 +187,64 @@ def read_records_upto(directory: str, f) -> list:
     return out
 
 
-def _rotated(f, path: str) -> bool:
+def _chain(directory: str) -> list[tuple[str, int]]:
+    """(path, inode) of the log files, oldest first."""
+    out = []
+    for p in files(directory):
+        try:
+            out.append((p, os.stat(p).st_ino))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _position(chain: list[tuple[str, int]], f) -> int | None:
+    """Where ``f`` is in the chain (None: rotated out of it, deleted)."""
+    st = os.fstat(f.fileno())
+    if st.st_nlink == 0:
+        return None                    # its inode number may be a new file's already
+    inos = [ino for _, ino in chain]
+    return inos.index(st.st_ino) if st.st_ino in inos else None
+
+
+def _open_chain_entry(path: str, ino: int):
     try:
-        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+        g = open(path, "rb")
     except FileNotFoundError:
-        return False
+        return None
+    if os.fstat(g.fileno()).st_ino != ino:
+        g.close()                      # rotated between the listing and the open
+        return None
+    return g
+
+
+def _open_older(directory: str, f) -> list:
+    """The files rotated before ``f``, opened, oldest first."""
+    for _ in range(20):
+        chain = _chain(directory)
+        pos = _position(chain, f)
+        older = chain[:pos] if pos is not None else []
+        opened = [_open_chain_entry(p, ino) for p, ino in older]
+        if all(g is not None for g in opened):
+            return opened
+        for g in opened:
+            if g is not None:
+                g.close()
+    return []
+
+
+def _open_newer(directory: str, f, newer: list) -> None:
+    """Append to ``newer`` the log files written after the last of ``[f] + newer``."""
+    for _ in range(20):
+        chain = _chain(directory)
+        last = newer[-1] if newer else f
+        pos = _position(chain, last)
+        if pos is None and os.fstat(last.fileno()).st_nlink:
+            return                      # mid-rotation (or only linked elsewhere): later
+        opened = [_open_chain_entry(p, ino) for p, ino in chain[0 if pos is None else pos + 1:]]
+        if all(g is not None for g in opened):
+            newer.extend(opened)
+            return
+        for g in opened:
+            if g is not None:
+                g.close()

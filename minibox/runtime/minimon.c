@@ -5,11 +5,18 @@
  * long-lived part with ~100 KiB instead of a forked Python's megabytes:
  *   - copies the container's stdout/stderr (or its PTY) into container.log, framed as
  *     "<unix ns> <o|e|O|E> <data>\n" (see logs.py), rotating by size;
- *   - with a PTY, serves attach.sock clients (frames: 'd'/'r' + be16 length + body);
+ *   - serves attach.sock clients (frames: kind + be16 length + body): 'd' input for the
+ *     PTY or the stdin pipe (-i), 'r' "rows cols" resize, 'c' close stdin (EOF, no PTY);
+ *     PTY output also goes to every client, best effort: never blocking (the log has all
+ *     of it; a client that does not read, like the daemon's input connection, must not
+ *     stall the container);
  *   - reaps the init, writes exit.json (tmp + rename), removes the cgroup dirs, and with
  *     --rm writes the tombstone, releases the name and removes the container dir.
  *
- * usage: minimon DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD ERRFD LISTENFD ACKFD CGDIR...
+ * usage: minimon DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD ERRFD INFD LISTENFD ACKFD CGDIR...
+ * INFD: where input frames go: the PTY master (== OUTFD) or the stdin pipe's write end, or -1.
+ * Input is written without blocking: while a frame is pending (the container is not reading),
+ * the clients are not read, so the back pressure reaches the sender, and output keeps flowing.
  * ACKFD: the worker closes its end once it has recorded the start; the exit is recorded only
  * after that (a fast container could otherwise be removed before its state is written).
  * Built by minibox.runtime.minimon (cc -O2); when no compiler is there, the Python monitor
@@ -39,7 +46,9 @@
 #define LOGFILES 3
 
 static const char *dir, *root, *id, *name;
-static int run_no, autoremove, logfd = -1, master = -1;
+static int run_no, autoremove, logfd = -1, master = -1, in_fd = -1, in_eof;
+static char inbuf[65536];          /* the input frame not yet written to in_fd */
+static size_t inlen, inoff;
 static long long logmax, logsize;
 static char **cgdirs;
 static int ncg;
@@ -109,15 +118,37 @@ static int recv_exact(int fd, char *buf, size_t n) {
     return 0;
 }
 
+static void close_input(void) {
+    /* the PTY master is closed with the output side; a stdin pipe here: the container's EOF */
+    if (in_fd >= 0 && in_fd != master) close(in_fd);
+    in_fd = -1; inlen = inoff = 0;
+}
+
+/* Write what the input fd takes now; 0 when nothing is left pending. */
+static int flush_input(void) {
+    while (inoff < inlen) {
+        ssize_t w = write(in_fd, inbuf + inoff, inlen - inoff);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) return 1;
+        if (w < 0) { close_input(); return 0; }     /* EPIPE/EIO: nobody reads it any more */
+        inoff += (size_t)w;
+    }
+    inlen = inoff = 0;
+    if (in_eof && in_fd != master) close_input();
+    return 0;
+}
+
 static void client_input(int i) {
     unsigned char h[3];
-    char body[65536];
+    char body[64];
     if (recv_exact(clients[i], (char *)h, 3) < 0) { drop_client(i); return; }
     size_t n = ((size_t)h[1] << 8) | h[2];
-    if (n && recv_exact(clients[i], body, n) < 0) { drop_client(i); return; }
-    if (master < 0) return;
-    if (h[0] == 'd') write_all(master, body, n);
-    else if (h[0] == 'r') {
+    char *dst = h[0] == 'd' ? inbuf : body;        /* inbuf is free: see the main loop */
+    if (h[0] != 'd' && n >= sizeof body) { drop_client(i); return; }
+    if (n && recv_exact(clients[i], dst, n) < 0) { drop_client(i); return; }
+    if (h[0] == 'd' && in_fd >= 0) { inlen = n; inoff = 0; flush_input(); }
+    else if (h[0] == 'c') { in_eof = 1; if (inlen == 0) flush_input(); }
+    else if (h[0] == 'r' && master >= 0) {
         body[n] = 0;
         struct winsize ws = {0};
         if (sscanf(body, "%hu %hu", &ws.ws_row, &ws.ws_col) == 2) ioctl(master, TIOCSWINSZ, &ws);
@@ -199,15 +230,95 @@ static void finish(int status) {
     }
 }
 
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Copy what the stream has into the log (and, for the PTY, to the clients); -1 at its end. */
+static void pump(int *fd, char stream) {
+    static char buf[65536];
+    ssize_t r = read(*fd, buf, sizeof buf);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r <= 0) {
+        if (*fd == in_fd) in_fd = -1, inlen = inoff = 0;
+        if (*fd == master) master = -1;
+        close(*fd); *fd = -1;
+        return;
+    }
+    log_write(stream, buf, (size_t)r);
+    if (*fd == master)
+        for (int i = 0; i < MAXCLIENTS; i++)
+            if (clients[i] >= 0 && send(clients[i], buf, (size_t)r, MSG_DONTWAIT | MSG_NOSIGNAL) < 0
+                && errno != EAGAIN && errno != EINTR) drop_client(i);
+}
+
+static void accept_client(int lis) {
+    int c = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
+    for (int i = 0; c >= 0 && i < MAXCLIENTS; i++) if (clients[i] < 0) { clients[i] = c; c = -1; }
+    if (c >= 0) close(c);
+}
+
+/* The loop: until the init has exited and its output is drained (or 2 s after its exit,
+ * when something outside keeps a pipe open).  Returns its wait status. */
+static int serve(pid_t child, int out, int err, int lis, int sfd) {
+    int status = 0, exited = 0;
+    long long deadline = 0;
+    if (waitpid(child, &status, WNOHANG) == child) {   /* exited before we were exec'd */
+        exited = 1;
+        deadline = now_ms() + 2000;
+    }
+    for (;;) {
+        struct pollfd p[5 + MAXCLIENTS];
+        int n = 0, idx_out = -1, idx_err = -1, idx_lis = -1, idx_in = -1, idx_sig;
+        if (out >= 0) { idx_out = n; p[n++] = (struct pollfd){out, POLLIN, 0}; }
+        if (err >= 0) { idx_err = n; p[n++] = (struct pollfd){err, POLLIN, 0}; }
+        if (lis >= 0) { idx_lis = n; p[n++] = (struct pollfd){lis, POLLIN, 0}; }
+        if (inlen) { idx_in = n; p[n++] = (struct pollfd){in_fd, POLLOUT, 0}; }
+        idx_sig = n; p[n++] = (struct pollfd){sfd, POLLIN, 0};
+        int base = n;
+        /* clients are read only when the last input frame is written (back pressure) */
+        for (int i = 0; !inlen && i < MAXCLIENTS; i++)
+            if (clients[i] >= 0) p[n++] = (struct pollfd){clients[i], POLLIN, 0};
+        if (exited && out < 0 && err < 0) break;
+        int timeout = exited ? (int)(deadline - now_ms()) : -1;
+        if (exited && timeout <= 0) break;
+        if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR) break;
+        short ready = POLLIN | POLLHUP | POLLERR;
+        if (idx_out >= 0 && (p[idx_out].revents & ready)) pump(&out, 'o');
+        if (idx_err >= 0 && (p[idx_err].revents & ready)) pump(&err, 'e');
+        if (idx_in >= 0 && in_fd >= 0 && p[idx_in].revents) flush_input();
+        if (idx_lis >= 0 && (p[idx_lis].revents & POLLIN)) accept_client(lis);
+        for (int j = base; j < n && !inlen; j++) {
+            if (!(p[j].revents & ready)) continue;
+            for (int i = 0; i < MAXCLIENTS; i++) if (clients[i] == p[j].fd) { client_input(i); break; }
+        }
+        if (p[idx_sig].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0) {}
+            if (!exited && waitpid(child, &status, WNOHANG) == child) {
+                exited = 1;
+                deadline = now_ms() + 2000;
+                if (lis >= 0) { close(lis); lis = -1; }
+                if (in_fd != master) close_input();
+            }
+        }
+    }
+    if (!exited) waitpid(child, &status, 0);
+    return status;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 13) { fprintf(stderr, "usage: minimon DIR ROOT ID NAME RUN PID RM LOGMAX OUT ERR LISTEN ACK CG...\n"); return 2; }
+    if (argc < 14) { fprintf(stderr, "usage: minimon DIR ROOT ID NAME RUN PID RM LOGMAX OUT ERR IN LISTEN ACK CG...\n"); return 2; }
     dir = argv[1]; root = argv[2]; id = argv[3]; name = argv[4];
     run_no = atoi(argv[5]);
     pid_t child = (pid_t)atoi(argv[6]);
     autoremove = atoi(argv[7]);
     logmax = atoll(argv[8]);
-    int out = atoi(argv[9]), err = atoi(argv[10]), lis = atoi(argv[11]), ack = atoi(argv[12]);
-    cgdirs = argv + 13; ncg = argc - 13;
+    int out = atoi(argv[9]), err = atoi(argv[10]), lis = atoi(argv[12]), ack = atoi(argv[13]);
+    in_fd = atoi(argv[11]);
+    cgdirs = argv + 14; ncg = argc - 14;
     prctl(PR_SET_NAME, "minibox-mon", 0, 0, 0);
     if (chdir(dir) != 0) return 1;
     signal(SIGPIPE, SIG_IGN); signal(SIGINT, SIG_IGN); signal(SIGTERM, SIG_IGN);
@@ -216,67 +327,11 @@ int main(int argc, char **argv) {
     sigemptyset(&mask); sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (lis >= 0) master = out;
+    if (in_fd >= 0 && in_fd == out) master = out;
+    if (in_fd >= 0) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
     for (int i = 0; i < MAXCLIENTS; i++) clients[i] = -1;
     open_log();
-    int status = 0, exited = 0;
-    long long deadline = 0;
-    if (waitpid(child, &status, WNOHANG) == child) {   /* exited before we were exec'd */
-        struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-        exited = 1;
-        deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + 2000;
-    }
-    char buf[65536];
-    for (;;) {
-        struct pollfd p[4 + MAXCLIENTS];
-        int n = 0, idx_out = -1, idx_err = -1, idx_lis = -1, idx_sig;
-        if (out >= 0) { idx_out = n; p[n++] = (struct pollfd){out, POLLIN, 0}; }
-        if (err >= 0) { idx_err = n; p[n++] = (struct pollfd){err, POLLIN, 0}; }
-        if (lis >= 0) { idx_lis = n; p[n++] = (struct pollfd){lis, POLLIN, 0}; }
-        idx_sig = n; p[n++] = (struct pollfd){sfd, POLLIN, 0};
-        int base = n;
-        for (int i = 0; i < MAXCLIENTS; i++) if (clients[i] >= 0) p[n++] = (struct pollfd){clients[i], POLLIN, 0};
-        if (exited && out < 0 && err < 0) break;
-        int timeout = -1;
-        if (exited) {
-            struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-            long long now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-            if (now >= deadline) break;
-            timeout = (int)(deadline - now);
-        }
-        if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR) break;
-        for (int k = 0; k < 2; k++) {
-            int idx = k ? idx_err : idx_out, *fd = k ? &err : &out;
-            if (idx < 0 || !(p[idx].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            ssize_t r = read(*fd, buf, sizeof buf);
-            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-            if (r <= 0) { close(*fd); if (*fd == master) master = -1; *fd = -1; continue; }
-            log_write(k ? 'e' : 'o', buf, (size_t)r);
-            if (*fd == master)
-                for (int i = 0; i < MAXCLIENTS; i++)
-                    if (clients[i] >= 0 && write_all(clients[i], buf, (size_t)r) < 0) drop_client(i);
-        }
-        if (idx_lis >= 0 && (p[idx_lis].revents & POLLIN)) {
-            int c = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
-            for (int i = 0; c >= 0 && i < MAXCLIENTS; i++) if (clients[i] < 0) { clients[i] = c; c = -1; }
-            if (c >= 0) close(c);
-        }
-        for (int j = base; j < n; j++) {
-            if (!(p[j].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            for (int i = 0; i < MAXCLIENTS; i++) if (clients[i] == p[j].fd) { client_input(i); break; }
-        }
-        if (p[idx_sig].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) > 0) {}
-            if (!exited && waitpid(child, &status, WNOHANG) == child) {
-                exited = 1;
-                struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-                deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + 2000;
-                if (lis >= 0) { close(lis); lis = -1; }
-            }
-        }
-    }
-    if (!exited) waitpid(child, &status, 0);
+    int status = serve(child, out, err, lis, sfd);
     wait_ack(ack);
     finish(status);
     return 0;

@@ -5,15 +5,17 @@ double-forked and setsid'd so it is nobody's child.  It clones the container's i
 new namespaces, puts it in its cgroup while the init builds its rootfs, reports
 ``S <pid> <starttime>`` (or ``E <code> <message>``) to the worker, then:
 - copies the container's stdout/stderr (pipes, or the PTY master with -t) into the log;
-- with -t, serves the PTY on ``attach.sock`` in the container dir (frames: b'd'+len+data
-  for input, b'r'+len+"rows cols" for a resize; output is the raw PTY stream);
+- with -t or -i, serves ``attach.sock`` in the container dir (frames: b'd'+len+data for
+  input to the PTY or the stdin pipe, b'r'+len+"rows cols" for a resize, b'c' closes the
+  stdin pipe: the container's EOF; with a PTY the output goes to the clients raw);
+  with -t the PTY comes from the container's own devpts: its init opens it and passes the
+  master back over a socketpair (SCM_RIGHTS), as runc does with its console socket;
 - reaps the init, and writes ``exit.json`` (code, OOMKilled) atomically;
 - removes the cgroup, and with --rm the container dir (keeping a tombstone of the exit).
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import select
@@ -34,6 +36,8 @@ NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 def main(plan: dict, report_w: int, tini_fd: int) -> None:
     """Entry point in the (already setsid'd) monitor process.  Never returns."""
     try:
+        # it came over SCM_RIGHTS without close-on-exec: the init must not pass it to tini
+        os.set_inheritable(report_w, False)
         _prepare_process(plan, keep=(report_w, tini_fd))
         mon = Monitor(plan)
         pid = mon.spawn(report_w, tini_fd)
@@ -82,6 +86,10 @@ class Monitor:
         self.pid = 0
         self.streams: dict[int, str] = {}
         self.master = -1
+        self.stdin_w = -1          # -i without -t: the write end of the container's stdin
+        self.pending = b""         # input not yet taken by the PTY / stdin pipe
+        self.stdin_eof = False
+        self.console_sock = None   # -t: where the init sends the PTY master
         self.listener = None
         self.clients: dict[int, socket.socket] = {}
         self.status = None
@@ -98,6 +106,8 @@ class Monitor:
         if pid == 0:
             os.close(err_r)
             os.close(go_w)
+            if self.console_sock is not None:
+                self.console_sock.close()
             init.child_main(plan, stdio, err_w, go_r, tini_fd)
         self.pid = pid
         # now, while it waits for us: once it has exec'd, a fast command (`true`) may be a
@@ -114,38 +124,68 @@ class Monitor:
             return 0
         finally:
             os.close(go_w)
-        msg = _read_all(err_r)
+        msg = _read_all(err_r) or self._take_master()
         if msg:
             self._fail(report_w, pid, msg.decode("utf-8", "replace"))
             return 0
+        if plan.get("tty") or plan.get("interactive"):
+            # before the report: a client may connect as soon as the start is recorded
+            self._listen()
         me = os.getpid()
         os.write(report_w, f"S {pid} {pid_start} {me} {proc_start_time(me)}\n".encode())
         self.ack_fd = report_w     # the worker closes its end once the start is recorded
         return pid
 
     def _fail(self, report_w: int, pid: int, msg: str) -> None:
+        if self.console_sock is not None:
+            self.console_sock.close()
+        os.kill(pid, signal.SIGKILL)      # a no-op for an init that already exited
         os.waitpid(pid, 0)
         cgroups.remove(self.plan["cgroup_dirs"])
         os.write(report_w, f"E {msg}\n".encode("utf-8", "replace"))
         os.close(report_w)
 
     def _stdio(self):
-        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        """(what the init gets as stdio, the fds to close here once it is cloned).  With -t
+        that is one end of a socketpair: the init makes its PTY and sends the master back."""
         if self.plan.get("tty"):
-            master, slave = os.openpty()
-            os.set_inheritable(master, False)
-            os.set_blocking(master, False)
-            self.master = master
-            self.streams[master] = "o"
-            self.plan["console"] = os.ttyname(slave)
-            _set_winsize(master, 24, 80)
-            return (slave, slave, slave), [slave, null]
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            self.console_sock = mine
+            fd = theirs.detach()
+            return fd, [fd]
+        if self.plan.get("interactive"):
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            self.stdin_w = in_w
+        else:
+            in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.streams = {out_r: "o", err_r: "e"}
-        return (null, out_w, err_w), [null, out_w, err_w]
+        return (in_r, out_w, err_w), [in_r, out_w, err_w]
 
+    def _take_master(self) -> bytes:
+        """-t: receive the PTY master the init sent before its exec; b'' or an error message."""
+        if self.console_sock is None:
+            return b""
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(self.console_sock, 16, 1)
+        except OSError as e:
+            return f"1 cannot receive the container's terminal: {e}".encode()
+        finally:
+            self.console_sock.close()
+            self.console_sock = None
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return b"1 the container's init did not pass its terminal"
+        self.master = fds[0]
+        os.set_blocking(self.master, False)
+        self.streams[self.master] = "o"
+        return b""
     # --- running ----------------------------------------------------------------------
+    def _input_fd(self) -> int:
+        return self.master if self.master >= 0 else self.stdin_w
+
     def exec_minimon(self) -> None:
         """Become the compiled monitor (same pid, still the init's parent); returns only if
         the exec failed, and then this Python monitor carries on."""
@@ -153,18 +193,17 @@ class Monitor:
         fds = {"o": -1, "e": -1}
         for fd, stream in self.streams.items():
             fds[stream] = fd
-        listen = -1
-        if self.master >= 0:
-            self._listen(None)
-            listen = self.listener.fileno()
-        for fd in [f for f in fds.values() if f >= 0] + ([listen] if listen >= 0 else []):
+        listen = self.listener.fileno() if self.listener is not None else -1
+        in_fd = self._input_fd()
+        for fd in [f for f in (fds["o"], fds["e"], in_fd, listen) if f >= 0]:
             os.set_inheritable(fd, True)
             os.set_blocking(fd, True)
         argv = [plan["minimon"], plan["dir"], plan["data_root"], plan["id"],
                 plan.get("name") or "", str(plan["run"]), str(self.pid),
                 "1" if plan.get("autoremove") else "0",
                 str(plan.get("log_max_size", logs.DEFAULT_MAX_SIZE)),
-                str(fds["o"]), str(fds["e"]), str(listen), str(self.ack_fd)] + list(plan["cgroup_dirs"])
+                str(fds["o"]), str(fds["e"]), str(in_fd), str(listen),
+                str(self.ack_fd)] + list(plan["cgroup_dirs"])
         os.set_inheritable(self.ack_fd, True)
         try:
             os.execv(plan["minimon"], argv)
@@ -176,52 +215,75 @@ class Monitor:
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        poller = select.poll()
-        poller.register(wake_r, select.POLLIN)
-        for fd in self.streams:
-            poller.register(fd, select.POLLIN)
-        if self.master >= 0:
-            self._listen(poller)
+        if self._input_fd() >= 0:
+            os.set_blocking(self._input_fd(), False)
         deadline = None
         while self.streams or self.status is None:
             timeout = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
-            for fd, _ev in poller.poll(timeout):
-                if fd == wake_r:
-                    _drain(wake_r)
-                elif fd in self.streams:
-                    self._pump(fd, poller)
-                elif self.listener is not None and fd == self.listener.fileno():
-                    self._accept(poller)
-                elif fd in self.clients:
-                    self._client_input(fd, poller)
+            for fd, ev in self._poller(wake_r).poll(timeout):
+                self._dispatch(fd, ev, wake_r)
             if self.status is None:
                 self._reap()
                 if self.status is not None:
                     deadline = time.monotonic() + 2.0
+                    self._close_stdin()
             elif deadline is not None and time.monotonic() >= deadline:
                 break   # something outside the namespace keeps a pipe open: stop waiting
 
-    def _pump(self, fd: int, poller) -> None:
+    def _poller(self, wake_r: int):
+        """What to wait for now: while input is pending, its fd (writable) instead of the
+        clients, so a container that does not read its input slows the sender down (the
+        socket fills) but its output keeps flowing."""
+        want = dict.fromkeys([wake_r, *self.streams], select.POLLIN)
+        if self.listener is not None:
+            want[self.listener.fileno()] = select.POLLIN
+        if self.pending:     # with a PTY the same fd as the output: one registration, both
+            fd = self._input_fd()
+            want[fd] = want.get(fd, 0) | select.POLLOUT
+        else:
+            want.update(dict.fromkeys(self.clients, select.POLLIN))
+        poller = select.poll()
+        for fd, events in want.items():
+            poller.register(fd, events)
+        return poller
+
+    def _dispatch(self, fd: int, ev: int, wake_r: int) -> None:
+        if fd == wake_r:
+            _drain(wake_r)
+        if fd in self.streams and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            self._pump(fd)
+        if self.pending and fd == self._input_fd() and ev & ~select.POLLIN:
+            self._flush_input()
+        if self.listener is not None and fd == self.listener.fileno():
+            self._accept()
+        elif fd in self.clients and not self.pending:
+            self._client_input(fd)
+
+    def _pump(self, fd: int) -> None:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
             return
-        except OSError as e:
-            data = b"" if e.errno == errno.EIO else b""
+        except OSError:
+            data = b""          # EIO: the PTY's last slave is closed
         if not data:
-            poller.unregister(fd)
             os.close(fd)
             del self.streams[fd]
             if fd == self.master:
                 self.master = -1
+                self.pending = b""
             return
         self.log.write(self.streams[fd], data)
         if fd == self.master:
+            # best effort, never blocking: the log has all of it, and a client that does
+            # not read (the daemon's input connection) must not stall the container
             for c in list(self.clients.values()):
                 try:
-                    c.sendall(data)
+                    c.send(data, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
                 except OSError:
-                    self._drop_client(c.fileno(), poller)
+                    self._drop_client(c.fileno())
 
     def _reap(self) -> None:
         try:
@@ -232,8 +294,8 @@ class Monitor:
         if pid:
             self.status = status
 
-    # --- attach socket (tty) -----------------------------------------------------------
-    def _listen(self, poller) -> None:
+    # --- attach socket (tty, -i) ---------------------------------------------------------
+    def _listen(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             os.unlink("attach.sock")
@@ -243,36 +305,55 @@ class Monitor:
         os.chmod("attach.sock", 0o600)
         s.listen(8)
         self.listener = s
-        if poller is not None:
-            poller.register(s.fileno(), select.POLLIN)
 
-    def _accept(self, poller) -> None:
+    def _accept(self) -> None:
         conn, _ = self.listener.accept()
         self.clients[conn.fileno()] = conn
         conn.setblocking(True)
-        poller.register(conn.fileno(), select.POLLIN)
 
-    def _client_input(self, fd: int, poller) -> None:
+    def _client_input(self, fd: int) -> None:
         conn = self.clients[fd]
         try:
             head = _recv_exact(conn, 3)
             kind, size = head[:1], struct.unpack(">H", head[1:])[0]
             body = _recv_exact(conn, size) if size else b""
         except OSError:
-            self._drop_client(fd, poller)
+            self._drop_client(fd)
             return
-        if self.master < 0:
-            return
-        if kind == b"d":
-            _write_all(self.master, body)
-        elif kind == b"r":
+        if kind == b"d" and self._input_fd() >= 0:
+            self.pending = body
+            self._flush_input()
+        elif kind == b"c" and self.master < 0:
+            self.stdin_eof = True
+            if not self.pending:
+                self._close_stdin()
+        elif kind == b"r" and self.master >= 0:
             rows, cols = (int(x) for x in body.split())
             _set_winsize(self.master, rows, cols)
 
-    def _drop_client(self, fd: int, poller) -> None:
+    def _flush_input(self) -> None:
+        """Write what the PTY / stdin pipe takes now; keep the rest pending."""
+        try:
+            n = os.write(self._input_fd(), self.pending)
+        except BlockingIOError:
+            return
+        except OSError:        # EPIPE / EIO: nobody reads it any more
+            self.pending = b""
+            self._close_stdin()
+            return
+        self.pending = self.pending[n:]
+        if not self.pending and self.stdin_eof:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_w >= 0:
+            os.close(self.stdin_w)
+            self.stdin_w = -1
+            self.pending = b""
+
+    def _drop_client(self, fd: int) -> None:
         conn = self.clients.pop(fd, None)
         if conn is not None:
-            poller.unregister(fd)
             conn.close()
 
     # --- exit -------------------------------------------------------------------------
@@ -339,15 +420,6 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes:
             raise ConnectionResetError("attach client closed")
         buf += chunk
     return buf
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        try:
-            n = os.write(fd, data)
-            data = data[n:]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
 
 
 def _set_winsize(fd: int, rows: int, cols: int) -> None:

@@ -155,6 +155,22 @@ def inspect(store: StateStore, ref: str) -> dict:
                 "env": proc.get("env"), "cwd": proc.get("cwd"), "user":
                 f"{proc.get('uid')}:{proc.get('gid')}", "hostname": cfg.get("hostname"),
                 "labels": cfg.get("labels"), "healthcheck": cfg.get("health")},
-            "host_config": cfg.get("spec"), "mounts": cfg.get("mounts"),
+            "host_config": cfg.get("spec"), "Mounts": mounts_view(cfg.get("mounts")),
             "cgroup": st.get("cgroup"), "warnings": st.get("warnings") or [],
             "monitor_pid": st.get("monitor_pid"), "dir": str(rec.dir)}
+
+
+def mounts_view(mounts: list[dict] | None) -> list[dict]:
+    """A container's mounts as Docker's inspect shows them (Type, Name, Source, ...)."""
+    out = []
+    for m in mounts or []:
+        kind = m.get("kind")
+        view = {"Type": kind, "Source": m.get("host_path") or "", "Destination": m.get("target"),
+                "Mode": "ro" if m.get("readonly") else "", "RW": not m.get("readonly"),
+                "Propagation": "rprivate" if kind == "bind" else ""}
+        if kind == "volume":
+            view.update(Name=m.get("source"), Driver="local", Anonymous=bool(m.get("anonymous")))
+        elif kind == "tmpfs":
+            view["Options"] = m.get("options") or ""
+        out.append(view)
+    return out

@@ -112,9 +112,10 @@ def mount_dev(root: str, plan: dict) -> None:
         k.mount("mqueue", f"{dev}/mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
     except k.KernelError:
         os.rmdir(f"{dev}/mqueue")
-    if plan.get("console"):
+    if plan.get("tty"):
+        # the mount point of the console, which the init makes after pivot_root from a
+        # PTY of the devpts above (init._console)
         os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        k.bind_mount(plan["console"], f"{dev}/console", recursive=False)
 
 
 def mount_sys(root: str, host_net: bool) -> None:

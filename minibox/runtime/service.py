@@ -21,6 +21,7 @@ from minibox.errors import Conflict, MiniBoxError, UserError
 from minibox.runtime import caps, cgroups, ids, images, initlayer, minimon, process, seccomp, spawn
 from minibox.runtime.spec import ContainerSpec, from_request
 from minibox.runtime.state import Record, StateStore, alive, sync_later, write_json
+from minibox.runtime import volumes as volume_store
 from minibox.runtime.volumes import VolumeStore
 
 NOFILE_DEFAULT = 1048576
@@ -49,9 +50,10 @@ class Runtime:
         with self._rw.shared():
             return self._start(cid)
 
-    def remove(self, cid: str, force: bool = False) -> None:
+    def remove(self, cid: str, force: bool = False, volumes: bool = False) -> None:
+        """``volumes``: remove its anonymous volumes too (rm -v); else they stay, dangling."""
         with self._rw.shared():
-            return self._remove(cid, force)
+            return self._remove(cid, force, volumes)
 
     def reconcile(self) -> dict:
         with self._rw.exclusive():
@@ -64,14 +66,15 @@ class Runtime:
         uid, gid, groups, home = process.user(spec, image)
         cid = ids.new_id()
         hostname = spec.hostname or (socket.gethostname() if spec.network == "host" else cid[:12])
-        mounts = self._mounts(spec)
         if spec.name:
             name = spec.name
             self.store.claim_name(name, cid)     # an atomic symlink: a duplicate is a Conflict
         else:
             name = self._claim_random_name(cid)
         d = self.store.dir(cid)
+        mounts: list[dict] = []
         try:
+            mounts = self._mounts(spec, image, cid)
             d.mkdir(mode=0o700)
             for sub in ("upper", "work"):
                 (d / sub).mkdir(mode=0o755)
@@ -93,6 +96,8 @@ class Runtime:
                                         "command": argv, "created_at": time.time(), "run": 0,
                                         "pid": 0, "exit_code": None, "oom_killed": False})
         except BaseException:
+            for vol in volume_store.anonymous_of(mounts):
+                self.volumes.discard(vol)
             self.store.release_name(name, cid)
             self.store.remove_dir(cid)
             raise
@@ -110,20 +115,42 @@ class Runtime:
                     raise
         raise AssertionError("unreachable")
 
-    def _mounts(self, spec: ContainerSpec) -> list[dict]:
-        out = []
-        for m in spec.mounts:
-            item = {"kind": m.kind, "source": m.source, "target": m.target,
-                    "readonly": m.readonly, "options": m.options}
-            if m.kind == "bind":
-                if not os.path.exists(m.source):
-                    raise UserError(f"bind mount source {m.source} does not exist",
-                                    hint="create it first; minibox does not create host paths")
-                item["host_path"] = os.path.realpath(m.source)
-            elif m.kind == "volume":
-                item["host_path"] = str(self.volumes.ensure(m.source))
-            out.append(item)
-        return out
+    def _mounts(self, spec: ContainerSpec, image, cid: str) -> list[dict]:
+        """The container's mounts: its -v/--tmpfs ones, then an anonymous volume for each
+        image VOLUME they do not cover; parents before children.  Volumes are made here
+        (anonymous ones for ``cid``) and filled from the image when new; on a failure the
+        anonymous ones made are removed again."""
+        made: list[str] = []
+        try:
+            out = [self._mount(m.kind, m.source, m.target, m.readonly, m.options, image, cid,
+                               made) for m in spec.mounts]
+            taken = {os.path.normpath(m.target) for m in spec.mounts}
+            for target in images.image_volumes(image):
+                if target not in taken:
+                    out.append(self._mount("volume", "", target, False, "", image, cid, made))
+        except BaseException:
+            for name in made:
+                self.volumes.discard(name)
+            raise
+        return sorted(out, key=lambda m: len(m["target"].rstrip("/").split("/")))
+
+    def _mount(self, kind: str, source: str, target: str, readonly: bool, options: str,
+               image, cid: str, made: list[str]) -> dict:
+        item = {"kind": kind, "source": source, "target": target, "readonly": readonly,
+                "options": options}
+        if kind == "bind":
+            if not os.path.exists(source):
+                raise UserError(f"bind mount source {source} does not exist",
+                                hint="create it first; minibox does not create host paths")
+            item["host_path"] = os.path.realpath(source)
+        elif kind == "volume":
+            if not source:
+                source = self.volumes.create_anonymous(cid)
+                made.append(source)
+            item.update(source=source, name=source, anonymous=source in made,
+                        host_path=str(self.volumes.ensure(source)))
+            self.volumes.copy_up(source, image.layers, target)
+        return item
 
     # --- start ------------------------------------------------------------------------
     def _start(self, cid: str) -> dict:
@@ -185,12 +212,14 @@ class Runtime:
             "lowers": _with_init_layer(self.data_root, cfg["image"]["layers"]),
             "mounts": cfg["mounts"],
             "hostname": cfg["hostname"], "network": spec.network, "shm_size": spec.shm_size,
-            "tty": spec.tty, "sysctls": spec.sysctls, "process": cfg["process"],
+            "tty": spec.tty, "interactive": spec.interactive,
+            "sysctls": spec.sysctls, "process": cfg["process"],
             "caps_mask": mask, "privileged": spec.privileged,
             "no_new_privs": spec.no_new_privileges and not spec.privileged,
             "seccomp": seccomp.compile_filter(relax) if spec.seccomp and not spec.privileged else None,
             "cgroup_dirs": cg.dirs, "cgroup_version": cg.version,
             "oom_score_adj": spec.oom_score_adj, "autoremove": spec.autoremove,
+            "log_max_size": spec.log_max_size, "log_max_files": spec.log_max_files,
             "rlimits": {"RLIMIT_NOFILE": (NOFILE_DEFAULT, NOFILE_DEFAULT)},
             "minimon": minimon.path(self.data_root),
         }
@@ -255,12 +284,13 @@ class Runtime:
             os.close(fd)
 
     # --- remove -----------------------------------------------------------------------
-    def _remove(self, cid: str, force: bool = False) -> None:
+    def _remove(self, cid: str, force: bool = False, volumes: bool = True) -> None:
+        # volumes=True by default: a run whose start failed leaves nothing behind
         with self._cid_lock(cid):
-            self._remove_locked(cid, force)
+            self._remove_locked(cid, force, volumes)
 
-    def _remove_locked(self, cid: str, force: bool = False) -> None:
-        rec = self.store.load(cid)
+    def _remove_locked(self, cid: str, force: bool = False, volumes: bool = True) -> None:
+        rec = self.store.load(cid, with_config=True)
         if rec is None:
             return
         st = rec.effective()
@@ -275,6 +305,9 @@ class Runtime:
         cgroups.remove(cg.dirs)
         self.store.release_name(rec.name, cid)
         self.store.remove_dir(cid)
+        anonymous = volume_store.anonymous_of(rec.config.get("mounts"))
+        if anonymous:
+            self.volumes.release(anonymous, volumes, self.store)
 
     # --- restart recovery -------------------------------------------------------------
     def _reconcile(self) -> dict:

@@ -6,11 +6,14 @@ person can get wrong is checked here, before anything is created.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 
 from minibox.errors import UserError
 from minibox.runtime import caps
+from minibox.runtime.logs import DEFAULT_MAX_FILES as DEFAULT_LOG_MAX_FILES
+from minibox.runtime.logs import DEFAULT_MAX_SIZE as DEFAULT_LOG_MAX_SIZE
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -33,7 +36,7 @@ class HealthSpec:
 
 @dataclass
 class Mount:
-    source: str          # absolute host path (bind) or a volume name
+    source: str          # absolute host path (bind), a volume name, "" (anonymous volume)
     target: str          # absolute path inside the container
     readonly: bool = False
     kind: str = "bind"   # bind | volume | tmpfs
@@ -73,6 +76,8 @@ class ContainerSpec:
     no_healthcheck: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     db_mode: bool = False
+    log_max_size: int = DEFAULT_LOG_MAX_SIZE
+    log_max_files: int = DEFAULT_LOG_MAX_FILES
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,22 +142,61 @@ def parse_env(items) -> list[str]:
 
 
 def parse_volume(text: str) -> Mount:
-    """``-v SRC:DST[:ro|rw]``: SRC an absolute host path (bind) or a volume name."""
+    """``-v [SRC:]DST[:ro|rw]``: SRC an absolute host path (bind) or a volume name; without
+    SRC an anonymous volume (a fresh one per container, as Docker makes them)."""
     parts = text.split(":") if isinstance(text, str) else []
     mode = ""
-    if len(parts) == 3:
+    if len(parts) == 3 or (len(parts) == 2 and parts[1] in ("ro", "rw")):
         mode = parts.pop()
-    if len(parts) != 2 or not parts[0] or not parts[1] or mode not in ("", "ro", "rw"):
+    if len(parts) == 1 and parts[0]:
+        parts.insert(0, "")          # an anonymous volume: DST[:MODE]
+    elif len(parts) == 2 and not parts[0]:
+        parts = []                   # ":/dst": an empty source
+    if len(parts) != 2 or not parts[1] or mode not in ("", "ro", "rw"):
         raise UserError(f"invalid volume {text!r}",
-                        hint="use -v /host/path:/container/path[:ro] or -v NAME:/path[:ro]")
+                        hint="use -v /host/path:/container/path[:ro], -v NAME:/path[:ro] "
+                             "or -v /path (an anonymous volume)")
     src, dst = parts
     check_target(dst, text)
+    if not src:
+        return Mount(source="", target=dst, readonly=mode == "ro", kind="volume")
     if src.startswith("/"):
         return Mount(source=src, target=dst, readonly=mode == "ro", kind="bind")
     if not VOLUME_NAME_RE.match(src):
         raise UserError(f"invalid volume name {src!r} in {text!r}",
                         hint="a host path must be absolute; a volume name is letters, digits, _ . -")
     return Mount(source=src, target=dst, readonly=mode == "ro", kind="volume")
+
+
+def parse_log_opts(items) -> tuple[int, int]:
+    """``--log-opt max-size=SIZE`` (10m, 512k, 1g; at least 1k) and ``max-file=N``."""
+    size, files = DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILES
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not value:
+            raise UserError(f"invalid --log-opt {item!r}", hint="use KEY=VALUE, e.g. max-size=10m")
+        if key == "max-size":
+            size = _log_size(value)
+        elif key == "max-file":
+            files = _int(value, "--log-opt max-file", 1, 100)
+        else:
+            raise UserError(f"unknown --log-opt {key!r}", hint="supported: max-size, max-file")
+    if files != DEFAULT_LOG_MAX_FILES:
+        # the container monitors keep DEFAULT_LOG_MAX_FILES files for now
+        raise UserError(f"--log-opt max-file={files} is not supported yet",
+                        hint=f"containers keep {DEFAULT_LOG_MAX_FILES} log files")
+    return size, files
+
+
+def _log_size(value: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmg]?)b?", value.strip().lower())
+    if not m:
+        raise UserError(f"invalid --log-opt max-size {value!r}",
+                        hint="a size with a unit: 512k, 10m, 1g")
+    n = int(float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)])
+    if n < 1024:
+        raise UserError(f"--log-opt max-size {value!r} is too small", hint="at least 1k")
+    return n
 
 
 def check_target(dst: str, text: str) -> None:
@@ -243,6 +287,7 @@ def from_request(data: dict) -> ContainerSpec:
         path, _, opts = str(t).partition(":")
         check_target(path, t)
         mounts.append(Mount(source="tmpfs", target=path, kind="tmpfs", options=opts))
+    _no_duplicate_targets(mounts)
     spec = ContainerSpec(
         image=image, name=name, hostname=hostname, network=network,
         command=_str_list(data.get("command"), "command") or None,
@@ -265,10 +310,21 @@ def from_request(data: dict) -> ContainerSpec:
         health=parse_health(data.get("health")), no_healthcheck=bool(data.get("no_healthcheck")),
         labels=dict(data.get("labels") or {}), db_mode=bool(data.get("db_mode")),
     )
+    spec.log_max_size, spec.log_max_files = parse_log_opts(_str_list(data.get("log_opts"),
+                                                                     "--log-opt"))
     _security_opts(spec, data.get("security_opt") or [])
     if spec.workdir is not None and not spec.workdir.startswith("/"):
         raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
     return spec
+
+
+def _no_duplicate_targets(mounts: list[Mount]) -> None:
+    seen = set()
+    for m in mounts:
+        t = os.path.normpath(m.target)
+        if t in seen:
+            raise UserError(f"duplicate mount point {t}", hint="mount one thing at each path")
+        seen.add(t)
 
 
 def _cpuset(text: str) -> str:

@@ -56,10 +56,10 @@ def kill(cids: list[str], sig: int = int(_signal.SIGKILL)) -> dict:
 
 
 @app.task(track_started=False, name="minibox.runtime.remove")
-def remove(cids: list[str], force: bool = False) -> dict:
+def remove(cids: list[str], force: bool = False, volumes: bool = False) -> dict:
     def _rm():
         for c in cids:
-            runtime().remove(c, force)
+            runtime().remove(c, force, volumes)
         return cids
     return _call(_rm)
 

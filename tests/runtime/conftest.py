@@ -50,6 +50,30 @@ def probe(farm) -> str:
     return str(out)
 
 
+@pytest.fixture(params=[True, False], ids=["python-monitor", "minimon"])
+def direct_runtime(request, tmp_path_factory, monkeypatch):
+    """The runtime layer as the worker calls it, in this process, on a private data root,
+    with the Python monitor or the compiled one.  Yields the Runtime; every container it
+    made, its cgroups and the data root are removed afterwards."""
+    from minibox.runtime import cgroups, minimon
+    from minibox.runtime.service import Runtime
+    from tests.runtime.farm import remove_cgroups
+    root = tmp_path_factory.mktemp("direct")
+    monkeypatch.setattr(minimon, "_cache", {str(root): None} if request.param else {})
+    parent = f"minibox-test-{root.name}"
+    monkeypatch.setattr(cgroups, "PARENT", parent)
+    import_busybox(root, "busybox")
+    rt = Runtime(root)
+    try:
+        yield rt
+    finally:
+        os.chdir("/")
+        for cid in rt.store.ids():
+            rt.remove(cid, force=True)
+        remove_cgroups(parent)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run_ok(farm, *args, timeout=60):
     r = farm.cli(*args, timeout=timeout)
     assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)

@@ -15,7 +15,7 @@ from functools import lru_cache
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import StreamingResponse
 
-from minibox.errors import UserError
+from minibox.errors import Conflict, UserError
 from minibox.runtime import query, streams
 from minibox.runtime.remote import call
 from minibox.runtime.state import StateStore
@@ -189,8 +189,9 @@ def _parse_signal(text: str) -> int:
 
 @router.delete("/{ref}")
 def remove(request: Request, ref: str, force: bool = False, volumes: bool = False) -> dict:
+    """Remove a container; ``volumes``: its anonymous volumes too (never named ones)."""
     cid = _store(request).resolve(ref)
-    call(_celery(request), "remove", [cid], force)
+    call(_celery(request), "remove", [cid], force, volumes)
     return {"id": cid, "removed": True}
 
 
@@ -210,9 +211,10 @@ def logs(request: Request, ref: str, follow: bool = False, tail: int | None = No
 
 @router.post("/{ref}/exec")
 def exec_(request: Request, ref: str, body: dict = Body(...)):
-    """Run a command in the container: ``{cmd, env, workdir, user, tty}``.  Without tty the
-    answer streams multiplexed output; with tty it returns an exec session id (see
-    /containers/exec/{id}/...)."""
+    """Run a command in the container: ``{cmd, env, workdir, user, tty, interactive}``.
+    Without tty the answer streams multiplexed output; with ``interactive`` its stdin is a
+    pipe fed by POST /containers/exec/{X-Exec-Id}/stdin (else /dev/null).  With tty it
+    returns an exec session id (see /containers/exec/{id}/...)."""
     from minibox.runtime.exec import exec_spec
     store = _store(request)
     rec = store.load(store.resolve(ref), with_config=True)
@@ -222,9 +224,22 @@ def exec_(request: Request, ref: str, body: dict = Body(...)):
         return {"exec_id": tty_sessions.start_exec(spec)}
     import subprocess
     from minibox.runtime.exec import spawn_exec
-    proc = spawn_exec(spec, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE)
-    return StreamingResponse(streams.exec_stream(proc), media_type=OCTET)
+    stdin = bool(body.get("interactive"))
+    proc = spawn_exec(spec, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if not stdin:
+        return StreamingResponse(streams.exec_stream(proc), media_type=OCTET)
+    eid = os.urandom(8).hex()
+    tty_sessions.register_exec_stdin(eid, proc.stdin)
+    gen = _then(streams.exec_stream(proc), tty_sessions.drop_exec_stdin, eid)
+    return StreamingResponse(gen, media_type=OCTET, headers={"X-Exec-Id": eid})
+
+
+def _then(gen, cleanup, *args):
+    try:
+        yield from gen
+    finally:
+        cleanup(*args)
 
 
 # --- interactive sessions (container -t, exec -t) -----------------------------------------
@@ -242,6 +257,29 @@ async def exec_input(eid: str, request: Request) -> dict:
 @router.post("/exec/{eid}/resize")
 def exec_resize(eid: str, h: int, w: int) -> dict:
     tty_sessions.exec_resize(eid, h, w)
+    return {}
+
+
+@router.post("/exec/{eid}/stdin")
+async def exec_stdin(eid: str, request: Request) -> dict:
+    """Stream the body into an exec's stdin (started with ``interactive``); its end (or
+    the client going away) is the command's EOF."""
+    await tty_sessions.relay_exec_stdin(eid, request.stream())
+    return {}
+
+
+@router.post("/{ref}/attach/stdin")
+async def attach_stdin(request: Request, ref: str) -> dict:
+    """Stream the body into the stdin of a container started with -i (no -t); its end (or
+    the client going away) closes the container's stdin, as docker's run -i does."""
+    store = _store(request)
+    cid = store.resolve(ref)
+    rec = store.load(cid, with_config=True)
+    spec = (rec.config or {}).get("spec", {}) if rec else {}
+    if spec.get("tty") or not spec.get("interactive"):
+        raise Conflict("the container has no stdin to attach to",
+                       hint="it needs -i without -t (with -t, send input to /attach/input)")
+    await tty_sessions.relay_container_stdin(store, cid, request.stream())
     return {}
 
 

@@ -12,7 +12,11 @@ router = APIRouter(tags=["images"])
 
 
 def _store(request: Request):
-    return request.app.state.services.store
+    services = request.app.state.services
+    if services is not None and services.store is not None:
+        return services.store
+    from minibox.runtime.images import store_for      # an API without build services
+    return store_for(request.app.state.settings.data_root)
 
 
 @router.get("/images")
@@ -23,9 +27,41 @@ def list_images(request: Request) -> list[dict]:
 
 @router.get("/images/{name:path}/json")
 def inspect_image(request: Request, name: str) -> dict:
-    img = _store(request).resolve(refs.normalize(name))
-    return {"name": refs.normalize(name), "digest": img.digest,
-            "manifest": img.manifest, "config": img.config}
+    """An image's record: id (config digest), digest (manifest), repo tags, created,
+    platform, config, rootfs, layers, size, history; ``manifest`` and the whole OCI
+    ``config`` too.  ``name``: NAME[:TAG], NAME@DIGEST, a digest or an id (prefix)."""
+    store = _store(request)
+    img = _find(store, name)
+    tags = sorted(t.name for t in store.list_images() if t.digest == img.digest)
+    cfg = img.config
+    size = img.descriptor.size + int(img.manifest["config"].get("size", 0)) + \
+        sum(d.size for d in img.layers)
+    return {"id": img.manifest["config"]["digest"], "digest": img.digest,
+            "name": img.name or (tags[0] if tags else img.digest), "repo_tags": tags,
+            "created": cfg.get("created"), "architecture": cfg.get("architecture"),
+            "os": cfg.get("os"), "size": size, "rootfs": cfg.get("rootfs"),
+            "layers": [d.to_oci() for d in img.layers], "history": cfg.get("history") or [],
+            "manifest": img.manifest, "config": cfg}
+
+
+def _find(store, name: str):
+    """The image ``name`` names; NotFound (never a UserError) when there is none."""
+    try:
+        return store.resolve(refs.normalize(name) if "@" not in name and
+                             not name.startswith("sha256:") else name)
+    except (NotFound, UserError):
+        pass
+    hexpart = name[7:] if name.startswith("sha256:") else name
+    if 4 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart):
+        hits = {}
+        for summary in store.list_images():
+            img = store.resolve(summary.name)
+            if any(d.split(":")[-1].startswith(hexpart)
+                   for d in (img.digest, img.manifest["config"]["digest"])):
+                hits[img.digest] = img
+        if len(hits) == 1:
+            return next(iter(hits.values()))
+    raise NotFound(f"no such image: {name}", hint="`minibox images` lists images")
 
 
 @router.delete("/images/{name:path}")

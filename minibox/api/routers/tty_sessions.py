@@ -1,12 +1,19 @@
-"""Interactive sessions held by the daemon: exec on a PTY, and input to a container's PTY.
+"""Interactive sessions held by the daemon: exec on a PTY, input to a container's PTY, and
+stdin (-i without -t) of containers and execs.
 
 A container started with -t has its PTY master in its monitor, served on
 ``attach.sock`` in the container dir; its output is read from the log (which has all of it,
 from the first byte).  An exec with -t runs on a PTY whose master the daemon holds here.
+A container started with -i has a stdin pipe in its monitor, fed by frames on the same
+socket; an exec with -i has a stdin pipe the daemon holds here.  Either is fed from a
+streamed request body (``relay_*_stdin``), with back pressure: a container that does not
+read its stdin slows the client down; the end of the body (or a client that went away)
+closes the container's stdin, as docker's ``run -i`` does (StdinOnce).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import socket
@@ -14,13 +21,15 @@ import struct
 import termios
 import threading
 
-from minibox.errors import Conflict, NotFound
+from minibox.errors import Conflict, MiniBoxError, NotFound
 from minibox.runtime import streams
 from minibox.runtime.state import StateStore
 
 _lock = threading.Lock()
 _execs: dict[str, tuple] = {}
 _attach: dict[str, socket.socket] = {}
+_exec_stdin: dict[str, object] = {}      # exec id -> the write end of its stdin (a file)
+FRAME_MAX = 65535
 
 
 TIOCSPTLCK = 0x40045431
@@ -28,14 +37,19 @@ TIOCGPTPEER = 0x5441
 
 
 def _container_pty(pid: int) -> tuple[int, int]:
-    """A PTY pair from the container's own devpts (so `tty` names /dev/pts/N inside)."""
-    master = os.open(f"/proc/{pid}/root/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    """A PTY pair from the container's own devpts (so `tty` names /dev/pts/N inside); never
+    one of the host's."""
+    try:
+        master = os.open(f"/proc/{pid}/root/dev/pts/ptmx",
+                         os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise MiniBoxError(f"cannot open a terminal in the container: {e.strerror}") from None
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-    except OSError:
+    except OSError as e:
         os.close(master)
-        return os.openpty()
+        raise MiniBoxError(f"cannot open a terminal in the container: {e.strerror}") from None
     return master, slave
 
 
@@ -80,21 +94,31 @@ def exec_resize(eid: str, rows: int, cols: int) -> None:
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def _connect(store: StateStore, cid: str) -> socket.socket:
+    """A new connection to the container monitor's attach.sock (through the directory's fd:
+    the full path may be longer than a socket address can be)."""
+    try:
+        dfd = os.open(store.dir(cid), os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise Conflict("the container is gone") from None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(f"/proc/self/fd/{dfd}/attach.sock")
+    except OSError:
+        s.close()
+        raise Conflict("the container has no terminal or open stdin to attach to",
+                       hint="only running containers started with -t or -i have one") from None
+    finally:
+        os.close(dfd)
+    return s
+
+
 def _sock(store: StateStore, cid: str) -> socket.socket:
     with _lock:
         s = _attach.get(cid)
     if s is not None:
         return s
-    dfd = os.open(store.dir(cid), os.O_RDONLY | os.O_DIRECTORY)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(f"/proc/self/fd/{dfd}/attach.sock")
-    except OSError:
-        s.close()
-        raise Conflict("the container has no terminal to attach to",
-                       hint="only containers started with -t (and still running) have one") from None
-    finally:
-        os.close(dfd)
+    s = _connect(store, cid)
     with _lock:
         _attach[cid] = s
     return s
@@ -122,3 +146,68 @@ def container_input(store: StateStore, cid: str, data: bytes) -> None:
 
 def container_resize(store: StateStore, cid: str, rows: int, cols: int) -> None:
     _send(store, cid, b"r", f"{rows} {cols}".encode())
+
+
+# --- stdin (-i without -t) ---------------------------------------------------------------
+async def relay_container_stdin(store: StateStore, cid: str, chunks) -> None:
+    """Feed the container's stdin from ``chunks`` (an async iterator of bytes) as input
+    frames on a connection of its own, then close it (a 'c' frame: the container's EOF)."""
+    sock = _connect(store, cid)
+    sock.setblocking(False)
+    _, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        async for chunk in _until_disconnect(chunks):
+            for i in range(0, len(chunk), FRAME_MAX):
+                part = chunk[i:i + FRAME_MAX]
+                writer.write(b"d" + struct.pack(">H", len(part)) + part)
+            await writer.drain()
+        writer.write(b"c\0\0")
+        await writer.drain()
+    except OSError:
+        pass        # the container (and its monitor) ended: nothing left to feed
+    finally:
+        writer.close()
+
+
+def register_exec_stdin(eid: str, pipe) -> None:
+    with _lock:
+        _exec_stdin[eid] = pipe
+
+
+def drop_exec_stdin(eid: str) -> None:
+    """The exec ended: close its stdin unless a relay owns it (the relay closes it)."""
+    with _lock:
+        pipe = _exec_stdin.pop(eid, None)
+    if pipe is not None:
+        pipe.close()
+
+
+async def relay_exec_stdin(eid: str, chunks) -> None:
+    """Feed an exec's stdin from ``chunks``; closing it at the end is the command's EOF."""
+    with _lock:
+        pipe = _exec_stdin.pop(eid, None)     # taken: one relay per exec
+    if pipe is None:
+        raise NotFound(f"no exec session with an open stdin: {eid}",
+                       hint="the command may have ended; exec needs -i for stdin")
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    try:
+        async for chunk in _until_disconnect(chunks):
+            writer.write(chunk)
+            await writer.drain()
+    except OSError:
+        pass        # the command ended, or closed its stdin
+    finally:
+        writer.close()      # closes the pipe: EOF
+
+
+async def _until_disconnect(chunks):
+    """The chunks of a request body; a client that went away ends it like EOF."""
+    from starlette.requests import ClientDisconnect
+    try:
+        async for chunk in chunks:
+            if chunk:
+                yield chunk
+    except ClientDisconnect:
+        return

@@ -1,9 +1,11 @@
-"""/volumes: named volumes (create, ls, inspect, rm)."""
+"""/volumes: named and anonymous volumes (create, ls, inspect, rm)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Request
 
+from minibox.errors import NotFound
+from minibox.runtime import volumes as volume_store
 from minibox.runtime.state import StateStore
 from minibox.runtime.volumes import VolumeStore
 
@@ -14,9 +16,16 @@ def _vols(request: Request) -> VolumeStore:
     return VolumeStore(request.app.state.settings.data_root)
 
 
+def _states(request: Request) -> StateStore:
+    return StateStore(request.app.state.settings.data_root)
+
+
 @router.get("")
 def list_(request: Request) -> list:
-    return _vols(request).list()
+    """Every volume; anonymous ones of --rm containers that are gone are removed first."""
+    vols = _vols(request)
+    vols.reap(_states(request))
+    return vols.list()
 
 
 @router.post("")
@@ -31,18 +40,13 @@ def inspect(request: Request, name: str) -> dict:
 
 @router.delete("/{name}")
 def remove(request: Request, name: str, force: bool = False) -> dict:
-    """Remove a volume; refused while a container (running or not) uses it."""
-    users = [] if force else _users(request, name)
-    _vols(request).remove(name, users)
+    """Remove a volume; refused while a container (running or not) uses it, with or
+    without ``force`` (as Docker); ``force`` only makes a missing volume no error."""
+    vols = _vols(request)
+    try:
+        vols.remove(name, volume_store.users(_states(request), name))
+    except NotFound:
+        if not force:
+            raise
+        return {"name": name, "removed": False}
     return {"name": name, "removed": True}
-
-
-def _users(request: Request, name: str) -> list[str]:
-    store = StateStore(request.app.state.settings.data_root)
-    out = []
-    for rec in store.all():
-        rec = store.load(rec.id, with_config=True)
-        if any(m.get("kind") == "volume" and m.get("source") == name
-               for m in (rec.config or {}).get("mounts") or []):
-            out.append(rec.id)
-    return out
