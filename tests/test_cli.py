@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from minibox.cli.main import COMMANDS
+from minibox.cli.commands import COMMANDS
 
 HEAVY = ("celery", "pyroute2", "httpx", "rich", "fastapi", "redis")
 

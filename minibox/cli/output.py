@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-
 from minibox.errors import MiniBoxError
 
 
@@ -17,15 +15,19 @@ def colour_enabled(stream=None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def error_line(msg: str) -> str:
+    prefix = "\x1b[31merror:\x1b[0m " if colour_enabled(sys.stderr) else "error: "
+    return prefix + msg + "\n"
+
+
 def error(msg: str) -> None:
-    prefix = "error: "
-    if colour_enabled(sys.stderr):
-        prefix = "\x1b[31merror:\x1b[0m "
-    click.echo(prefix + msg, err=True)
+    sys.stderr.write(error_line(msg))
+    sys.stderr.flush()
 
 
 def run_command(cli, argv: list[str]) -> int:
     """Run the click group; map MiniBoxError to a message and its exit code."""
+    import click
     try:
         rv = cli.main(args=argv, prog_name="minibox", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

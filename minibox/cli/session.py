@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -10,9 +9,8 @@ import threading
 
 import click
 
+from minibox.cli.foreground import exit_code, exit_now_if_program, run_foreground  # noqa: F401 (re-export)
 from minibox.errors import MiniBoxError
-
-START_FAILED = 125
 
 
 def _raise_for(client, resp) -> None:
@@ -49,7 +47,7 @@ def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: b
     if tty and detach is False and not interactive:
         body["interactive"] = False
     if not detach and not tty:
-        return _foreground(None, body, stdin=interactive)
+        return run_foreground(body, interactive=interactive)
     info = _create(client, body)
     for w in info.get("warnings") or []:
         click.echo(f"WARNING: {w}", err=True)
@@ -57,65 +55,10 @@ def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: b
     if detach:
         click.echo(cid)
         return 0
-    if tty:
-        return _interactive(client, cid, f"/containers/{cid}/logs",
-                            {"follow": True, "mux": True, "exit": True},
-                            f"/containers/{cid}/attach/input", f"/containers/{cid}/resize",
-                            interactive)
-    return _foreground(client, cid)
-
-
-def _foreground(client, body: dict, stdin: bool = False) -> int:
-    """One streamed request: create, start, output until exit, then the exit code.
-    Ctrl-C / SIGTERM / SIGHUP are forwarded to the container (like docker's sig-proxy).
-    ``stdin`` (-i): our stdin goes to the container's on a second request once it runs.
-    Uses the stdlib client (cli/fasthttp.py): importing httpx would cost more than the run."""
-    from minibox.cli import fasthttp
-    from minibox.cli.streams import copy_out, feed_stdin
-    cid: list[str] = []
-
-    def forward(signum, _frame):
-        if cid:
-            try:
-                fasthttp.stream_post(f"/containers/{cid[0]}/kill", {"signal": str(signum)},
-                                     {}, timeout=10).read()
-            except MiniBoxError:
-                pass
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        resp = fasthttp.stream_post("/containers", {"attach": "true"}, body)
-        cid.append(resp.getheader("x-container-id", ""))
-        if stdin and cid[0]:
-            feed_stdin(f"/containers/{cid[0]}/attach/stdin")
-        result = copy_out(resp)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return _code(result)
-
-
-def exit_now_if_program(code: int) -> None:
-    """When this process is the ``minibox`` program: flush and exit at once with ``code``.
-    A foreground run has nothing left to do, and tearing the interpreter down (click and
-    all) would add ~5 ms to every ``minibox run``.  Called in-process (tests), it returns."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if not ((spec is not None and spec.name == "minibox.cli.main")
-            or os.path.basename(sys.argv[0] if sys.argv else "") == "minibox"):
-        return
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        return    # let the normal exit path report / handle it
-    os._exit(code)
-
-
-def _code(result: dict | None) -> int:
-    if not result or result.get("exit_code") is None:
-        return START_FAILED
-    code = int(result["exit_code"])
-    return code if code >= 0 else START_FAILED
+    return _interactive(client, cid, f"/containers/{cid}/logs",          # -t
+                        {"follow": True, "mux": True, "exit": True},
+                        f"/containers/{cid}/attach/input", f"/containers/{cid}/resize",
+                        interactive)
 
 
 def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool) -> int:
@@ -134,7 +77,7 @@ def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool)
         eid = r.headers.get("x-exec-id")
         if r.status_code < 400 and eid:
             feed_stdin(f"/containers/exec/{eid}/stdin")
-        return _code(copy_out(r))
+        return exit_code(copy_out(r))
 
 
 def _interactive(client, key: str, out_path: str, out_params: dict, in_path: str,
@@ -172,7 +115,7 @@ def _interactive(client, key: str, out_path: str, out_params: dict, in_path: str
     finally:
         signal.signal(signal.SIGWINCH, old)
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-    return _code(result.get("exit"))
+    return exit_code(result.get("exit"))
 
 
 def _keys(client, fd: int, in_path: str, done: threading.Event) -> None:
