@@ -65,7 +65,7 @@ def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
     k.sethostname(plan["hostname"])
     if plan["network"] != "host":
         _loopback_up()
-    cwd = rootfs.build(plan)
+    cwd = rootfs.build(plan, tini_fd)
     if plan.get("tty"):
         _console(stdio)
     if os.read(go_r, 1) != b"g":
@@ -84,7 +84,7 @@ def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
     _drop_privileges(plan, proc)
     k.reset_signals()
     envd = dict(e.split("=", 1) for e in env)
-    os.execve(tini_fd, [plan.get("init_argv0", "/dev/init"), "--"] + proc["argv"], envd)
+    os.execve(rootfs.INIT_PATH, [rootfs.INIT_PATH, "--"] + proc["argv"], envd)
     return 1
 
 

@@ -118,6 +118,23 @@ def mount_dev(root: str, plan: dict) -> None:
         os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
 
 
+INIT_PATH = "/dev/init"
+
+
+def mount_init(root: str, tini_fd: int) -> None:
+    """tini-static, bind-mounted read-only at /dev/init (in the container's /dev tmpfs, so
+    nothing is written into the image).  PID 1 is exec'd from this path: its
+    /proc/1/exe is then a read-only mount, and the host's binary can never be opened for
+    writing through it (the runc /proc/self/exe attack)."""
+    target = root + INIT_PATH
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
+    # by path: the fd's mount belongs to the host's mount namespace, and a bind from
+    # another namespace's mount is EINVAL; our namespace is a copy, so the path is the same
+    source = os.readlink(f"/proc/self/fd/{tini_fd}")
+    k.bind_mount(source, target, readonly=True, recursive=False,
+                 flags=k.MS_NOSUID | k.MS_NODEV)
+
+
 def mount_sys(root: str, host_net: bool) -> None:
     target = secure_join(root, "/sys", "dir")
     flags = NOSUID_NODEV_NOEXEC | k.MS_RDONLY
@@ -171,13 +188,15 @@ def mask_paths(root: str) -> None:
                          flags=NOSUID_NODEV_NOEXEC)
 
 
-def build(plan: dict) -> str:
+def build(plan: dict, tini_fd: int = -1) -> str:
     """Build the whole filesystem and pivot into it.  Returns the container cwd."""
     k.make_private("/")
     root = mount_overlay(plan)
     mount_volumes(root, plan["mounts"])
     mount_proc(root)
     mount_dev(root, plan)
+    if tini_fd >= 0:
+        mount_init(root, tini_fd)
     mount_sys(root, plan["network"] == "host")
     bind_etc_files(root, plan)
     cwd = plan["process"]["cwd"] or "/"

@@ -111,3 +111,15 @@ def test_sysctl_namespaced(farm):
                  "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start")
     assert out.strip() == "80"
     assert open(path).read() == host_before          # the host's value is untouched
+
+
+def test_pid1_is_tini_bind_mounted_read_only(farm):
+    """PID 1 is tini-static from a read-only bind at /dev/init: the host's binary cannot be
+    opened for writing through /proc/1/exe (harmless: `>>` writes nothing even if it opens)."""
+    out = run_ok(farm, "run", "--rm", "busybox", "sh", "-c",
+                 "readlink /proc/1/exe; grep ' /dev/init ' /proc/self/mountinfo; "
+                 "(exec 3>>/proc/1/exe) 2>&1; echo rc=$?")
+    lines = out.strip().splitlines()
+    assert lines[0] == "/dev/init"
+    assert " ro," in lines[1] or lines[1].split()[5].startswith("ro"), lines[1]
+    assert ("Read-only file system" in out or "Text file busy" in out) and lines[-1] != "rc=0"
