@@ -10,22 +10,37 @@
  *     PTY output also goes to every client, best effort: never blocking (the log has all
  *     of it; a client that does not read, like the daemon's input connection, must not
  *     stall the container);
- *   - reaps the init, writes exit.json (tmp + rename), removes the cgroup dirs, and with
- *     --rm writes the tombstone, releases the name and removes the container dir.
+ *   - watches ACKFD (see below);
+ *   - reaps the init, with --rm deletes its anonymous volumes (before the exit record, so a
+ *     `run --rm` that returns has left none), writes exit.json (tmp + rename), removes the
+ *     cgroup dirs, and with --rm writes the tombstone, releases the name and removes the
+ *     container dir.
  *
- * usage: minimon DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD ERRFD INFD LISTENFD ACKFD CGDIR...
+ * usage: minimon DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD ERRFD INFD LISTENFD ACKFD
+ *                NVOL VOL... CGDIR...
  * INFD: where input frames go: the PTY master (== OUTFD) or the stdin pipe's write end, or -1.
  * Input is written without blocking: while a frame is pending (the container is not reading),
  * the clients are not read, so the back pressure reaches the sender, and output keeps flowing.
- * ACKFD: the worker closes its end once it has recorded the start; the exit is recorded only
- * after that (a fast container could otherwise be removed before its state is written).
+ * ACKFD: the worker sends one byte ('k') once it has recorded the start, then closes its end;
+ * the exit is recorded only after that (a fast container could otherwise be removed before
+ * its state is written).  EOF without the byte: the start was never recorded (the worker died
+ * or failed), so the container is killed (SIGKILL to its init, its PID namespace goes with it)
+ * and exit.json says 137 with an "error".  No timeout while the container runs (a slow worker
+ * never gets its container killed); after its exit, ACK_WAIT_MS at most, then the exit is
+ * recorded anyway.
+ * VOL: with AUTOREMOVE, the anonymous volume dirs to delete at the exit.  Each one is checked:
+ * DATAROOT/volumes/<64 hex> (symlinks resolved in the parent only), a real directory, its
+ * volume.json anonymous and made for this container ID, mounted by no other container; the
+ * delete never follows a symlink nor leaves the volume's filesystem (nftw FTW_PHYS|FTW_MOUNT).
  * Built by minibox.runtime.minimon (cc -O2); when no compiler is there, the Python monitor
  * does the same job.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -44,14 +59,18 @@
 
 #define MAXCLIENTS 16
 #define LOGFILES 3
+#define ACK_WAIT_MS 120000     /* monitor.py ACK_WAIT_S */
+#define UNRECORDED "the start was never recorded (the runtime worker died or failed before " \
+                   "writing the container's state)"
 
 static const char *dir, *root, *id, *name;
 static int run_no, autoremove, logfd = -1, master = -1, in_fd = -1, in_eof;
 static char inbuf[65536];          /* the input frame not yet written to in_fd */
 static size_t inlen, inoff;
 static long long logmax, logsize;
-static char **cgdirs;
-static int ncg;
+static char **cgdirs, **vols;
+static int ncg, nvol;
+static int ack_fd = -1, unrecorded;
 static int clients[MAXCLIENTS];
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -105,6 +124,12 @@ static void log_write(char stream, const char *data, size_t n) {
         n -= len + (nl ? 1 : 0);
     }
     if (logmax > 0 && logsize >= logmax) rotate();
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 static void drop_client(int i) { close(clients[i]); clients[i] = -1; }
@@ -197,11 +222,104 @@ static void remove_cgroups(void) {
         }
 }
 
-static void wait_ack(int fd) {
-    if (fd < 0) return;
-    struct pollfd p = {fd, POLLIN, 0};
-    poll(&p, 1, 30000);
+/* The worker's verdict on the ack socket (non-blocking): 'k' then EOF: the start is
+ * recorded.  EOF alone: it never will be: SIGKILL to the init unless it has been reaped
+ * (until then it is our child: never a reused pid). */
+static void read_ack(pid_t child, int reaped) {
+    char b[16];
+    ssize_t r = read(ack_fd, b, sizeof b);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r > 0 && !memchr(b, 'k', (size_t)r)) return;     /* not the byte: keep waiting */
+    close(ack_fd);
+    ack_fd = -1;
+    if (r <= 0) {
+        unrecorded = 1;
+        if (!reaped) kill(child, SIGKILL);
+    }
+}
+
+/* After the exit: the worker's verdict, ACK_WAIT_MS at most. */
+static void await_ack(pid_t child) {
+    long long end = now_ms() + ACK_WAIT_MS;
+    while (ack_fd >= 0) {
+        long long left = end - now_ms();
+        struct pollfd p = {ack_fd, POLLIN, 0};
+        int r = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { close(ack_fd); ack_fd = -1; return; }    /* slow worker: record anyway */
+        read_ack(child, 1);
+    }
+}
+
+static int is_hex64(const char *s) {
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return s[64] == 0;
+}
+
+/* Does the file contain needle?  (Our JSON is compact: json.dumps with ",", ":".) */
+static int file_has(const char *path, const char *needle) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    struct stat st;
+    int found = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20)) {
+        size_t size = (size_t)st.st_size, got = 0;
+        char *buf = malloc(size + 1);
+        while (buf && got < size) {
+            ssize_t r = read(fd, buf + got, size - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        if (buf) found = memmem(buf, got, needle, strlen(needle)) != NULL;
+        free(buf);
+    }
     close(fd);
+    return found;
+}
+
+/* Is volume vname mounted by a container other than this one?  (volumes.users) */
+static int volume_in_use(const char *vname) {
+    char path[4200], needle[128];
+    snprintf(path, sizeof path, "%s/containers", root);
+    snprintf(needle, sizeof needle, "\"source\":\"%s\"", vname);
+    DIR *d = opendir(path);
+    if (!d) return 1;                    /* cannot tell: keep it (volume ls reaps it later) */
+    struct dirent *e;
+    int used = 0;
+    while (!used && (e = readdir(d))) {
+        if (!is_hex64(e->d_name) || !strcmp(e->d_name, id)) continue;
+        snprintf(path, sizeof path, "%s/containers/%s/config.json", root, e->d_name);
+        used = file_has(path, needle);
+    }
+    closedir(d);
+    return used;
+}
+
+static void remove_volumes(void) {
+    char vroot[4200], real_root[PATH_MAX], parent[PATH_MAX], real_parent[PATH_MAX];
+    char path[PATH_MAX + 80], meta[PATH_MAX + 100], mine[128];
+    if (!nvol) return;
+    snprintf(vroot, sizeof vroot, "%s/volumes", root);
+    if (!realpath(vroot, real_root)) return;
+    snprintf(mine, sizeof mine, "\"container\":\"%s\"", id);
+    for (int i = 0; i < nvol; i++) {
+        const char *v = vols[i], *slash = strrchr(v, '/');
+        if (v[0] != '/' || !slash || !is_hex64(slash + 1)) continue;
+        size_t plen = (size_t)(slash - v);
+        if (plen == 0 || plen >= sizeof parent) continue;
+        memcpy(parent, v, plen);
+        parent[plen] = 0;
+        if (!realpath(parent, real_parent) || strcmp(real_parent, real_root)) continue;
+        snprintf(path, sizeof path, "%s/%s", real_root, slash + 1);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        snprintf(meta, sizeof meta, "%s/volume.json", path);
+        if (!file_has(meta, "\"anonymous\":true") || !file_has(meta, mine)) continue;
+        if (volume_in_use(slash + 1)) continue;
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    }
 }
 
 static void finish(int status) {
@@ -209,12 +327,14 @@ static void finish(int status) {
              : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    char json[256];
+    char json[512];
     snprintf(json, sizeof json,
-             "{\"exit_code\": %d, \"finished_at\": %lld.%06ld, \"oom_killed\": %s, \"run\": %d}",
+             "{%s%s%s\"exit_code\": %d, \"finished_at\": %lld.%06ld, \"oom_killed\": %s, \"run\": %d}",
+             unrecorded ? "\"error\": \"" : "", unrecorded ? UNRECORDED : "", unrecorded ? "\", " : "",
              code, (long long)ts.tv_sec, ts.tv_nsec / 1000, oom_killed() ? "true" : "false", run_no);
     if (logfd >= 0) close(logfd);
     unlink("attach.sock");
+    if (autoremove) remove_volumes();    /* before the exit record: see the top */
     write_json("exit.json", json);
     remove_cgroups();
     if (autoremove) {
@@ -228,12 +348,6 @@ static void finish(int status) {
         }
         if (chdir("/") == 0) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
-}
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 /* Copy what the stream has into the log (and, for the PTY, to the clients); -1 at its end. */
@@ -270,12 +384,13 @@ static int serve(pid_t child, int out, int err, int lis, int sfd) {
         deadline = now_ms() + 2000;
     }
     for (;;) {
-        struct pollfd p[5 + MAXCLIENTS];
-        int n = 0, idx_out = -1, idx_err = -1, idx_lis = -1, idx_in = -1, idx_sig;
+        struct pollfd p[6 + MAXCLIENTS];
+        int n = 0, idx_out = -1, idx_err = -1, idx_lis = -1, idx_in = -1, idx_ack = -1, idx_sig;
         if (out >= 0) { idx_out = n; p[n++] = (struct pollfd){out, POLLIN, 0}; }
         if (err >= 0) { idx_err = n; p[n++] = (struct pollfd){err, POLLIN, 0}; }
         if (lis >= 0) { idx_lis = n; p[n++] = (struct pollfd){lis, POLLIN, 0}; }
         if (inlen) { idx_in = n; p[n++] = (struct pollfd){in_fd, POLLOUT, 0}; }
+        if (ack_fd >= 0) { idx_ack = n; p[n++] = (struct pollfd){ack_fd, POLLIN, 0}; }
         idx_sig = n; p[n++] = (struct pollfd){sfd, POLLIN, 0};
         int base = n;
         /* clients are read only when the last input frame is written (back pressure) */
@@ -290,6 +405,7 @@ static int serve(pid_t child, int out, int err, int lis, int sfd) {
         if (idx_err >= 0 && (p[idx_err].revents & ready)) pump(&err, 'e');
         if (idx_in >= 0 && in_fd >= 0 && p[idx_in].revents) flush_input();
         if (idx_lis >= 0 && (p[idx_lis].revents & POLLIN)) accept_client(lis);
+        if (idx_ack >= 0 && p[idx_ack].revents) read_ack(child, exited);
         for (int j = base; j < n && !inlen; j++) {
             if (!(p[j].revents & ready)) continue;
             for (int i = 0; i < MAXCLIENTS; i++) if (clients[i] == p[j].fd) { client_input(i); break; }
@@ -310,15 +426,21 @@ static int serve(pid_t child, int out, int err, int lis, int sfd) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 14) { fprintf(stderr, "usage: minimon DIR ROOT ID NAME RUN PID RM LOGMAX OUT ERR IN LISTEN ACK CG...\n"); return 2; }
+    if (argc < 15 || atoi(argv[14]) < 0 || atoi(argv[14]) > argc - 15) {
+        fprintf(stderr, "usage: minimon DIR ROOT ID NAME RUN PID RM LOGMAX OUT ERR IN LISTEN ACK NVOL VOL... CG...\n");
+        return 2;
+    }
     dir = argv[1]; root = argv[2]; id = argv[3]; name = argv[4];
     run_no = atoi(argv[5]);
     pid_t child = (pid_t)atoi(argv[6]);
     autoremove = atoi(argv[7]);
     logmax = atoll(argv[8]);
-    int out = atoi(argv[9]), err = atoi(argv[10]), lis = atoi(argv[12]), ack = atoi(argv[13]);
+    int out = atoi(argv[9]), err = atoi(argv[10]), lis = atoi(argv[12]);
+    ack_fd = atoi(argv[13]);
     in_fd = atoi(argv[11]);
-    cgdirs = argv + 14; ncg = argc - 14;
+    nvol = atoi(argv[14]);
+    vols = argv + 15;
+    cgdirs = argv + 15 + nvol; ncg = argc - 15 - nvol;
     prctl(PR_SET_NAME, "minibox-mon", 0, 0, 0);
     if (chdir(dir) != 0) return 1;
     signal(SIGPIPE, SIG_IGN); signal(SIGINT, SIG_IGN); signal(SIGTERM, SIG_IGN);
@@ -329,10 +451,14 @@ int main(int argc, char **argv) {
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (in_fd >= 0 && in_fd == out) master = out;
     if (in_fd >= 0) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
+    if (ack_fd >= 0) {
+        fcntl(ack_fd, F_SETFD, FD_CLOEXEC);
+        fcntl(ack_fd, F_SETFL, fcntl(ack_fd, F_GETFL) | O_NONBLOCK);
+    }
     for (int i = 0; i < MAXCLIENTS; i++) clients[i] = -1;
     open_log();
     int status = serve(child, out, err, lis, sfd);
-    wait_ack(ack);
+    await_ack(child);
     finish(status);
     return 0;
 }

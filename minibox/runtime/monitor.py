@@ -10,27 +10,43 @@ new namespaces, puts it in its cgroup while the init builds its rootfs, reports
   stdin pipe: the container's EOF; with a PTY the output goes to the clients raw);
   with -t the PTY comes from the container's own devpts: its init opens it and passes the
   master back over a socketpair (SCM_RIGHTS), as runc does with its console socket;
+- watches the report socket, which stays open as the "ack" channel: the worker sends
+  ``ACK`` (one byte) once state.json records the start, then closes it.  EOF without that
+  byte means the start was never recorded (the worker died, or failed to write the state):
+  the container is killed (SIGKILL to its init: its PID namespace goes with it) and its exit
+  record says 137 with an ``error``, so no container runs that its record calls "created".
+  There is no timeout while the container runs (a slow worker never gets its container
+  killed); once it has exited, the exit is recorded after the ack or ACK_WAIT_S at most;
 - reaps the init, and writes ``exit.json`` (code, OOMKilled) atomically;
-- removes the cgroup, and with --rm the container dir (keeping a tombstone of the exit).
+- removes the cgroup, and with --rm its anonymous volumes (before the exit record, so a
+  `run --rm` that returns has left none; only dirs DataRoot/volumes/<64 hex> whose
+  volume.json says anonymous and made for this container, that no other container uses),
+  then the container dir (keeping a tombstone of the exit).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 import signal
 import socket
-import struct
-import termios
 import time
 from pathlib import Path
 
 from minibox import kernel as k
 from minibox.runtime import cgroups, init, logs
+from minibox.runtime.monitor_attach import AttachServer, set_winsize
 from minibox.runtime.state import StateStore, proc_start_time, write_json
 
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
+ACK = b"k"          # what the worker sends once the start is recorded (spawn.ACK)
+# Once the container has exited, how long to wait for the worker's ack before recording the
+# exit anyway.  Generous: the worker only has to write state.json (milliseconds), but a
+# worker that is merely slow (a stalled disk, a paused process) must still find an exit
+# record that matches what it writes; nothing is killed when it runs out.
+ACK_WAIT_S = 120.0
+UNRECORDED = ("the start was never recorded (the runtime worker died or failed before "
+              "writing the container's state)")
 
 
 def main(plan: dict, report_w: int, tini_fd: int) -> None:
@@ -80,7 +96,7 @@ def _prepare_process(plan: dict, keep: tuple[int, ...]) -> None:
     os.chdir(plan["dir"])
 
 
-class Monitor:
+class Monitor(AttachServer):
     def __init__(self, plan: dict):
         self.plan = plan
         self.pid = 0
@@ -94,6 +110,7 @@ class Monitor:
         self.clients: dict[int, socket.socket] = {}
         self.status = None
         self.ack_fd = -1
+        self.unrecorded = False    # the ack socket closed without ACK: see _read_ack
 
     # --- start ------------------------------------------------------------------------
     def spawn(self, report_w: int, tini_fd: int) -> int:
@@ -132,8 +149,12 @@ class Monitor:
             # before the report: a client may connect as soon as the start is recorded
             self._listen()
         me = os.getpid()
-        os.write(report_w, f"S {pid} {pid_start} {me} {proc_start_time(me)}\n".encode())
-        self.ack_fd = report_w     # the worker closes its end once the start is recorded
+        try:
+            os.write(report_w, f"S {pid} {pid_start} {me} {proc_start_time(me)}\n".encode())
+        except OSError:            # the worker is gone (or gave up waiting): nobody records it
+            self._fail(report_w, pid, "")
+            return 0
+        self.ack_fd = report_w     # the worker sends ACK and closes it once the start is recorded
         return pid
 
     def _fail(self, report_w: int, pid: int, msg: str) -> None:
@@ -142,8 +163,11 @@ class Monitor:
         os.kill(pid, signal.SIGKILL)      # a no-op for an init that already exited
         os.waitpid(pid, 0)
         cgroups.remove(self.plan["cgroup_dirs"])
-        os.write(report_w, f"E {msg}\n".encode("utf-8", "replace"))
-        os.close(report_w)
+        try:
+            if msg:
+                os.write(report_w, f"E {msg}\n".encode("utf-8", "replace"))
+        finally:
+            os.close(report_w)
 
     def _stdio(self):
         """(what the init gets as stdio, the fds to close here once it is cloned).  With -t
@@ -198,12 +222,13 @@ class Monitor:
         for fd in [f for f in (fds["o"], fds["e"], in_fd, listen) if f >= 0]:
             os.set_inheritable(fd, True)
             os.set_blocking(fd, True)
+        vols = list(plan.get("anonymous_volumes") or []) if plan.get("autoremove") else []
         argv = [plan["minimon"], plan["dir"], plan["data_root"], plan["id"],
                 plan.get("name") or "", str(plan["run"]), str(self.pid),
                 "1" if plan.get("autoremove") else "0",
                 str(plan.get("log_max_size", logs.DEFAULT_MAX_SIZE)),
                 str(fds["o"]), str(fds["e"]), str(in_fd), str(listen),
-                str(self.ack_fd)] + list(plan["cgroup_dirs"])
+                str(self.ack_fd), str(len(vols))] + vols + list(plan["cgroup_dirs"])
         os.set_inheritable(self.ack_fd, True)
         try:
             os.execv(plan["minimon"], argv)
@@ -217,6 +242,8 @@ class Monitor:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         if self._input_fd() >= 0:
             os.set_blocking(self._input_fd(), False)
+        if self.ack_fd >= 0:
+            os.set_blocking(self.ack_fd, False)
         deadline = None
         while self.streams or self.status is None:
             timeout = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
@@ -235,6 +262,8 @@ class Monitor:
         clients, so a container that does not read its input slows the sender down (the
         socket fills) but its output keeps flowing."""
         want = dict.fromkeys([wake_r, *self.streams], select.POLLIN)
+        if self.ack_fd >= 0:
+            want[self.ack_fd] = select.POLLIN
         if self.listener is not None:
             want[self.listener.fileno()] = select.POLLIN
         if self.pending:     # with a PTY the same fd as the output: one registration, both
@@ -250,6 +279,8 @@ class Monitor:
     def _dispatch(self, fd: int, ev: int, wake_r: int) -> None:
         if fd == wake_r:
             _drain(wake_r)
+        if fd == self.ack_fd:
+            self._read_ack()
         if fd in self.streams and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
             self._pump(fd)
         if self.pending and fd == self._input_fd() and ev & ~select.POLLIN:
@@ -285,6 +316,38 @@ class Monitor:
                 except OSError:
                     self._drop_client(c.fileno())
 
+    def _read_ack(self) -> None:
+        """The worker's verdict on the ack socket (non-blocking): ACK, then EOF: the start is
+        recorded.  EOF alone: it never will be, so the container must not run on: SIGKILL
+        to its init (still our unreaped child, so never a reused pid)."""
+        try:
+            data = os.read(self.ack_fd, 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data and ACK not in data:
+            return                 # not the byte: keep waiting for it (or the EOF)
+        os.close(self.ack_fd)
+        self.ack_fd = -1
+        if not data:
+            self.unrecorded = True
+            if self.status is None:
+                os.kill(self.pid, signal.SIGKILL)
+
+    def _await_ack(self, timeout: float) -> None:
+        """After the exit: wait for the worker's verdict, ``timeout`` at most (then the exit
+        is recorded anyway: a slow worker's state will match it when it comes)."""
+        end = time.monotonic() + timeout
+        while self.ack_fd >= 0:
+            left = end - time.monotonic()
+            ready = select.select([self.ack_fd], [], [], max(0.0, left))[0] if left > 0 else []
+            if not ready:
+                os.close(self.ack_fd)
+                self.ack_fd = -1
+                return
+            self._read_ack()
+
     def _reap(self) -> None:
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -294,84 +357,31 @@ class Monitor:
         if pid:
             self.status = status
 
-    # --- attach socket (tty, -i) ---------------------------------------------------------
-    def _listen(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            os.unlink("attach.sock")
-        except FileNotFoundError:
-            pass
-        s.bind("attach.sock")          # relative: we run in the container dir
-        os.chmod("attach.sock", 0o600)
-        s.listen(8)
-        self.listener = s
-
-    def _accept(self) -> None:
-        conn, _ = self.listener.accept()
-        self.clients[conn.fileno()] = conn
-        conn.setblocking(True)
-
-    def _client_input(self, fd: int) -> None:
-        conn = self.clients[fd]
-        try:
-            head = _recv_exact(conn, 3)
-            kind, size = head[:1], struct.unpack(">H", head[1:])[0]
-            body = _recv_exact(conn, size) if size else b""
-        except OSError:
-            self._drop_client(fd)
-            return
-        if kind == b"d" and self._input_fd() >= 0:
-            self.pending = body
-            self._flush_input()
-        elif kind == b"c" and self.master < 0:
-            self.stdin_eof = True
-            if not self.pending:
-                self._close_stdin()
-        elif kind == b"r" and self.master >= 0:
-            rows, cols = (int(x) for x in body.split())
-            _set_winsize(self.master, rows, cols)
-
-    def _flush_input(self) -> None:
-        """Write what the PTY / stdin pipe takes now; keep the rest pending."""
-        try:
-            n = os.write(self._input_fd(), self.pending)
-        except BlockingIOError:
-            return
-        except OSError:        # EPIPE / EIO: nobody reads it any more
-            self.pending = b""
-            self._close_stdin()
-            return
-        self.pending = self.pending[n:]
-        if not self.pending and self.stdin_eof:
-            self._close_stdin()
-
-    def _close_stdin(self) -> None:
-        if self.stdin_w >= 0:
-            os.close(self.stdin_w)
-            self.stdin_w = -1
-            self.pending = b""
-
-    def _drop_client(self, fd: int) -> None:
-        conn = self.clients.pop(fd, None)
-        if conn is not None:
-            conn.close()
-
     # --- exit -------------------------------------------------------------------------
     def finish(self) -> None:
         plan = self.plan
-        _wait_ack(self.ack_fd)
+        if self.ack_fd >= 0:
+            os.set_blocking(self.ack_fd, False)
+            self._await_ack(ACK_WAIT_S)
         st = self.status if self.status is not None else 255 << 8
         code = os.waitstatus_to_exitcode(st)
         code = 128 - code if code < 0 else code
         cg = cgroups.Cgroup(plan["cgroup_version"], plan["cgroup_dirs"])
         exit_rec = {"run": plan["run"], "exit_code": code, "oom_killed": cgroups.oom_killed(cg),
                     "finished_at": time.time()}
+        if self.unrecorded:
+            exit_rec["error"] = UNRECORDED
         self.log.close()
         for c in self.clients.values():
             c.close()
         if self.listener is not None:
             self.listener.close()
             _unlink("attach.sock")
+        if plan.get("autoremove"):
+            # before the exit record: `run --rm` returns once it is there (Docker's CLI,
+            # too, returns after the removal)
+            from minibox.runtime.volumes import remove_anonymous
+            remove_anonymous(plan["data_root"], plan["id"], plan.get("anonymous_volumes") or [])
         # the exit record first (what waiters wait for), then the slower cleanup; not
         # fsync'd: after a power loss the container is gone anyway (state says "unknown")
         write_json(Path(plan["dir"]) / "exit.json", exit_rec, sync=False)
@@ -382,16 +392,6 @@ class Monitor:
             store.release_name(plan.get("name") or "", plan["id"])
             os.chdir("/")
             store.remove_dir(plan["id"])
-
-
-def _wait_ack(fd: int, timeout: float = 30.0) -> None:
-    """Block until the worker has recorded the start (it closes its end of the socket)."""
-    if fd < 0:
-        return
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:
@@ -410,20 +410,6 @@ def _drain(fd: int) -> None:
             pass
     except OSError:
         pass
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionResetError("attach client closed")
-        buf += chunk
-    return buf
-
-
-def _set_winsize(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def _unlink(path: str) -> None:

@@ -165,7 +165,12 @@ class Runtime:
         spec = ContainerSpec.from_dict(rec.config["spec"])
         cg = cgroups.create(cid, spec)
         warm = cgroups.prime()     # the attach's RCU grace period passes while we fork
-        run = int(st.get("run") or 0) + 1
+        # past any exit record too: a start that was never recorded (the worker died before
+        # state.json) left an exit.json for its run, which must not match this one
+        from minibox.runtime.state import read_json
+        ex = read_json(rec.dir / "exit.json") or {}
+        last = ex.get("run") if isinstance(ex.get("run"), int) else 0
+        run = max(int(st.get("run") or 0), last) + 1
         try:
             plan = self._plan(rec, spec, cg, run)
             started = spawn.start(plan)
@@ -175,9 +180,12 @@ class Runtime:
         finally:
             warm.done()
         try:
-            return self._record_start(rec, started, cg, run, spec)
-        finally:
-            started.ack()
+            out = self._record_start(rec, started, cg, run, spec)
+        except BaseException:
+            started.abandon()    # not recorded: the monitor kills the container, notes why
+            raise
+        started.ack()            # recorded: the monitor may record the exit now
+        return out
 
     def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec) -> dict:
         state = {**rec.state, "status": "running", "run": run, "pid": started.pid,
@@ -222,6 +230,12 @@ class Runtime:
             "log_max_size": spec.log_max_size, "log_max_files": spec.log_max_files,
             "rlimits": {"RLIMIT_NOFILE": (NOFILE_DEFAULT, NOFILE_DEFAULT)},
             "minimon": minimon.path(self.data_root),
+            # --rm: the monitor deletes these volume dirs (DataRoot/volumes/<name>) once the
+            # container has exited, before its exit record, as Docker does; it checks each
+            # one (under DataRoot/volumes, anonymous, made for this container, unused)
+            "anonymous_volumes": [str(self.volumes.root / n)
+                                  for n in volume_store.anonymous_of(cfg["mounts"])]
+            if spec.autoremove else [],
         }
 
     @staticmethod

@@ -7,6 +7,13 @@ the collector touches objects).  Either way an intermediate calls setsid and for
 monitor, then exits, so the monitor is re-parented away from the worker and survives a
 SIGKILL of the worker or the daemon.  The monitor reports ``S pid start mpid mstart`` once
 the container's init has exec'd tini, or ``E code message`` if it could not start.
+
+After an ``S`` report the socket stays open as the "ack" channel: once state.json is
+written the worker sends ``ACK`` (one byte) and closes it (``Started.ack``).  A monitor
+that sees EOF without that byte (the worker died, or could not record the start:
+``Started.abandon``) kills the container and records exit code 137 with an error, so an
+unrecorded start never leaves a running orphan.  A worker that is merely slow never gets
+its container killed: the monitor kills only on that EOF, never on a timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from minibox.runtime import monitor
 
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/sbin/tini-static")
 _TINI_FD: list[int] = []
+# sent on the report socket once the start is recorded; EOF without it: it never was
+ACK = b"k"
 
 
 @dataclass
@@ -34,8 +43,20 @@ class Started:
     ack_fd: int = -1
 
     def ack(self) -> None:
-        """Tell the monitor the start is recorded: only then may it record the exit (else a
-        fast container could finish, and be auto-removed, before its state is written)."""
+        """Tell the monitor the start is recorded (one byte, ``ACK``, then close): only then
+        may it record the exit (else a fast container could finish, and be auto-removed,
+        before its state is written).  Call it only once state.json says "running"."""
+        if self.ack_fd >= 0:
+            try:
+                os.write(self.ack_fd, ACK)
+            except OSError:
+                pass            # the monitor is gone: its exit record says what happened
+            self.abandon()
+
+    def abandon(self) -> None:
+        """The start could not be recorded: close without the byte.  The monitor then kills
+        the container and records exit code 137 with an error (as if this worker had died,
+        which closes the socket the same way)."""
         if self.ack_fd >= 0:
             os.close(self.ack_fd)
             self.ack_fd = -1

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from minibox.errors import Conflict, NotFound, UserError
 from minibox.runtime import ids
 from minibox.runtime.spec import VOLUME_NAME_RE
 from minibox.runtime.state import StateStore, read_json, write_json
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 # an anonymous volume whose container has no record is being created for this long at
 # most (or its create failed, or its --rm container is gone): then it is removed
@@ -168,3 +172,37 @@ class _locked:
     def __exit__(self, *exc):
         os.close(self.fd)
         return False
+
+
+def remove_anonymous(data_root, cid: str, paths: list) -> list[str]:
+    """--rm, in the container's monitor: delete its anonymous volumes (``paths``); returns
+    the names deleted.  Each path is checked first, whatever the plan says: it must be
+    DataRoot/volumes/<64 hex> (symlinks resolved in the parent only), a real directory,
+    whose volume.json says anonymous and made for this container, and no other container
+    may mount it.  Never a named volume, never anything outside DataRoot/volumes."""
+    if not paths:
+        return []
+    root = os.path.realpath(os.path.join(data_root, "volumes"))
+    store = StateStore(data_root)
+    gone = []
+    for p in paths:
+        if not isinstance(p, str) or not os.path.isabs(p):
+            continue
+        name = os.path.basename(p)
+        if not HEX64.match(name) or os.path.realpath(os.path.dirname(p)) != root:
+            continue
+        path = os.path.join(root, name)
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+        except OSError:
+            continue
+        meta = read_json(Path(path) / "volume.json")
+        if not isinstance(meta, dict) or meta.get("anonymous") is not True \
+                or meta.get("container") != cid:
+            continue
+        if users(store, name, exclude=cid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)   # fd-based: never follows a symlink
+        gone.append(name)
+    return gone

@@ -153,3 +153,99 @@ def test_bad_volume_input_leaves_nothing(farm, vol_image):
     r = farm.cli("volume", "rm", "no-such-volume")
     assert r.returncode == 1 and b"no such volume" in r.stderr
     assert _volumes(farm) == before_vols and set(farm.container_ids()) == before_ctrs
+
+
+# --- run --rm: the monitor deletes the anonymous volumes at the exit ---------------------
+@pytest.fixture(params=["minimon", "python-monitor"])
+def farm_monitor(farm, request):
+    """The farm with its usual (compiled) monitor, or with the runtime worker restarted to
+    use the Python one."""
+    if request.param == "minimon":
+        yield farm
+        return
+    farm.kill_worker()
+    farm.env["MINIBOX_PYTHON_MONITOR"] = "1"
+    farm.start_worker()
+    try:
+        yield farm
+    finally:
+        farm.kill_worker()
+        farm.env.pop("MINIBOX_PYTHON_MONITOR", None)
+        farm.start_worker()
+
+
+def test_run_rm_deletes_anonymous_volumes_before_returning(farm_monitor):
+    farm = farm_monitor
+    vdir = farm.root / "volumes"
+    vdir.mkdir(exist_ok=True)
+    before = set(os.listdir(vdir))
+    run_ok(farm, "run", "--rm", "-v", "/scratch", "-v", "rmkeep:/keep", "busybox", "sh", "-c",
+           "echo x > /scratch/f; echo y > /keep/f")
+    assert set(os.listdir(vdir)) == before | {"rmkeep"}       # at once: no reaper involved
+    listed = _volumes(farm)
+    assert "rmkeep" in listed and listed <= before | {"rmkeep"}
+    assert (vdir / "rmkeep" / "_data" / "f").read_text() == "y\n"   # named: never deleted
+    run_ok(farm, "volume", "rm", "rmkeep")
+
+
+def test_runtime_run_rm_deletes_anonymous_volumes(direct_runtime):
+    from minibox.runtime.query import wait_exited
+    rt = direct_runtime
+    st = rt.run({"image": "busybox", "autoremove": True, "volumes": ["/scratch", "nv:/named"],
+                 "command": ["sh", "-c", "echo x > /scratch/f; echo y > /named/f"]})
+    res = wait_exited(rt.store, [st["id"]], 10)[st["id"]]
+    assert res["exit_code"] == 0
+    assert os.listdir(rt.volumes.root) == ["nv"]
+    assert (rt.volumes.path("nv") / "f").read_text() == "y\n"
+
+
+def test_run_rm_volume_deletion_is_checked(direct_runtime, monkeypatch, tmp_path):
+    """Whatever the plan says, the monitor deletes only DataRoot/volumes/<64 hex> dirs that
+    are anonymous volumes made for this container and not mounted by another one."""
+    from minibox.runtime.query import wait_exited
+    from minibox.runtime.service import Runtime
+    from minibox.runtime.state import write_json
+    rt = direct_runtime
+    vroot = rt.volumes.root
+    cid = rt.create({"image": "busybox", "autoremove": True, "volumes": ["/a", "/b"],
+                     "command": ["true"]})
+    mounts = {m["target"]: m["source"] for m in rt.store.load(cid, True).config["mounts"]}
+    mine_a, mine_b = mounts["/a"], mounts["/b"]
+    user = rt.create({"image": "busybox", "volumes": [f"{mine_b}:/x"], "command": ["true"]})
+
+    def fake_volume(d: Path, **meta) -> Path:
+        (d / "_data").mkdir(parents=True)
+        (d / "_data" / "keep").write_text("keep\n")
+        write_json(d / "volume.json", {"name": d.name, **meta})
+        return d
+    hexes = [c * 64 for c in "0123456789"]
+    outside = tmp_path / "outside"
+    targets = [
+        fake_volume(vroot / hexes[0]),                                   # named (hex name)
+        fake_volume(vroot / hexes[1], anonymous=True, container="f" * 64),  # another's
+        fake_volume(outside / hexes[2], anonymous=True, container=cid),  # outside the store
+        fake_volume(rt.data_root / "victim" / hexes[3], anonymous=True, container=cid),
+        fake_volume(vroot / "named-vol", anonymous=True, container=cid),  # not a hex name
+        vroot / mine_b,                                                  # used by `user`
+    ]
+    fake_volume(outside / hexes[4], anonymous=True, container=cid)
+    os.symlink(outside / hexes[4], vroot / hexes[4])                     # a symlink
+    bogus = [str(p) for p in targets] + [
+        f"{vroot}/../victim/{hexes[3]}", str(vroot / hexes[4]), f"{vroot}/{hexes[4]}/_data",
+        hexes[1], "/", str(vroot), str(vroot / ".."), ""]
+    real_plan = Runtime._plan
+
+    def plan(self, *a, **kw):
+        p = real_plan(self, *a, **kw)
+        assert sorted(os.path.basename(v) for v in p["anonymous_volumes"]) == sorted(
+            [mine_a, mine_b])
+        p["anonymous_volumes"] = bogus + p["anonymous_volumes"]
+        return p
+    monkeypatch.setattr(Runtime, "_plan", plan)
+    rt.start(cid)
+    assert wait_exited(rt.store, [cid], 10)[cid]["exit_code"] == 0
+    assert not (vroot / mine_a).exists()                       # its own: deleted
+    for p in targets[:5] + [outside / hexes[4]]:
+        assert (p / "_data" / "keep").read_text() == "keep\n", p
+    assert (vroot / mine_b / "_data").is_dir() and os.path.islink(vroot / hexes[4])
+    rt.remove(user)
