@@ -149,6 +149,10 @@ def _copy_cpuset(src: str, dst: str) -> None:
 
 def _limits_v1(cg: Cgroup, spec) -> None:
     mem, cpu, cpuset = cg.path("memory"), cg.path("cpu"), cg.path("cpuset")
+    for wanted, have, what in ((spec.memory, mem, "memory limit"), (spec.cpus, cpu, "CPU quota"),
+                               (spec.pids_limit > 0, cg.path("pids"), "pids limit")):
+        if wanted and not have:
+            cg.warnings.append(f"{what} not enforced: its cgroup v1 hierarchy is not mounted")
     if spec.memory and mem:
         _write(f"{mem}/memory.limit_in_bytes", spec.memory)
         if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):
@@ -196,7 +200,7 @@ def _create_v2(cid: str, spec) -> Cgroup:
     wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS
                       if c in _read(f"{ROOT}/cgroup.controllers").split())
     _mkdir(parent)
-    for p in (ROOT, parent):
+    for p in (ROOT, parent) if wanted else ():
         try:
             _write(f"{p}/cgroup.subtree_control", wanted)
         except OSError:
@@ -205,28 +209,44 @@ def _create_v2(cid: str, spec) -> Cgroup:
     _mkdir(d)
     cg.dirs.append(d)
     try:
-        _limits_v2(d, spec)
+        _limits_v2(cg, d, spec)
     except BaseException:
         remove(cg.dirs)
         raise
     return cg
 
 
-def _limits_v2(d: str, spec) -> None:
+def _limits_v2(cg: Cgroup, d: str, spec) -> None:
+    """Each limit whose controller is not enabled here (its file is missing: a hybrid host's
+    unified hierarchy, or a controller not delegated to us) is a warning, as in Docker,
+    not a silent no-op."""
     if spec.memory:
-        _write(f"{d}/memory.max", spec.memory)
-        if os.path.exists(f"{d}/memory.swap.max"):
-            _write(f"{d}/memory.swap.max", 0)
+        if _limit(cg, f"{d}/memory.max", spec.memory, "memory limit", "memory"):
+            if os.path.exists(f"{d}/memory.swap.max"):
+                _write(f"{d}/memory.swap.max", 0)
     if spec.cpus:
-        _write(f"{d}/cpu.max", f"{int(spec.cpus * 100000)} 100000")
+        _limit(cg, f"{d}/cpu.max", f"{int(spec.cpus * 100000)} 100000", "CPU quota", "cpu")
     if spec.cpu_shares:
-        _write(f"{d}/cpu.weight", 1 + ((max(2, spec.cpu_shares) - 2) * 9999) // 262142)
+        _limit(cg, f"{d}/cpu.weight", 1 + ((max(2, spec.cpu_shares) - 2) * 9999) // 262142,
+               "CPU weight", "cpu")
     if spec.cpuset_cpus:
-        _set_cpuset(f"{d}/cpuset.cpus", spec.cpuset_cpus)
+        if os.path.exists(f"{d}/cpuset.cpus"):
+            _set_cpuset(f"{d}/cpuset.cpus", spec.cpuset_cpus)
+        else:
+            _limit(cg, f"{d}/cpuset.cpus", spec.cpuset_cpus, "cpuset", "cpuset")
     if spec.pids_limit > 0:
-        _write(f"{d}/pids.max", spec.pids_limit)
-    if spec.io_weight and os.path.exists(f"{d}/io.weight"):
-        _write(f"{d}/io.weight", f"default {max(1, spec.io_weight)}")
+        _limit(cg, f"{d}/pids.max", spec.pids_limit, "pids limit", "pids")
+    if spec.io_weight:
+        _limit(cg, f"{d}/io.weight", f"default {max(1, spec.io_weight)}", "IO weight", "io")
+
+
+def _limit(cg: Cgroup, path: str, value, what: str, controller: str) -> bool:
+    if not os.path.exists(path):
+        cg.warnings.append(f"{what} not enforced: the cgroup v2 {controller} controller is "
+                           "not enabled for minibox's cgroups")
+        return False
+    _write(path, value)
+    return True
 
 
 def prime(max_seconds: float = 2.0) -> "_Warmth":
