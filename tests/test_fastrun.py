@@ -62,7 +62,29 @@ def test_fast_parser_leaves_the_rest_to_click(args):
 
 def test_fast_path_imports_no_click():
     code = ("import sys; from minibox.cli import fastrun; fastrun.parse(['--rm', 'busybox']);"
-            "from minibox.cli import foreground;"
+            "from minibox.cli import foreground, stats_view, main;"
             "print(sorted(m for m in ('click', 'httpx', 'celery', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+STATS_TAKEN = [["--no-stream"], ["--no-stream", "abc"], ["abc", "--no-stream", "--json"],
+               ["-a", "--no-stream"], ["--all", "--no-stream", "x", "y"], ["--no-stream", "--", "-x"]]
+STATS_LEFT = [[], ["abc"], ["--json"], ["--no-stream", "--bogus"], ["--no-stream", "-aj"],
+              ["--help", "--no-stream"]]
+
+
+@pytest.mark.parametrize("args", STATS_TAKEN, ids=" ".join)
+def test_fast_stats_parser_agrees_with_click(args):
+    from minibox.cli import stats_view
+    from minibox.cli.containers import stats as stats_command
+    fast = stats_view.parse_fast(args)
+    params = dict(stats_command.make_context("stats", list(args)).params)
+    params["containers"] = list(params["containers"])
+    assert fast == params
+
+
+@pytest.mark.parametrize("args", STATS_LEFT, ids=lambda a: " ".join(a) or "(none)")
+def test_fast_stats_parser_leaves_the_rest_to_click(args):
+    from minibox.cli import stats_view
+    assert stats_view.parse_fast(args) is None

@@ -268,7 +268,7 @@ def _inspect_one(c, kind: str | None, ref: str) -> dict:
 def stats(no_stream, as_json, all_, containers) -> int:
     """Live resource usage: CPU %, memory, network, block IO, pids."""
     from minibox.cli import stats_view
-    return stats_view.show(_client(), list(containers), no_stream, as_json, all_)
+    return stats_view.show(list(containers), no_stream, as_json, all_)
 
 
 # --- db ---------------------------------------------------------------------------------------

@@ -127,6 +127,11 @@ def stream_post(path: str, params: dict, body: dict, timeout=None) -> Response:
     return request("POST", path, params, [data], len(data), "application/json", timeout)
 
 
+def get_json(path: str, params: dict | None = None, timeout=30):
+    """GET a JSON answer (MiniBoxError on >= 400)."""
+    return request("GET", path, params, timeout=timeout).json()
+
+
 def request(method: str, path: str, params: dict | None = None, parts=(), length: int | None = 0,
             content_type: str | None = None, timeout=None) -> Response:
     """Send a request whose body is ``parts`` (bytes, or binary files read to their end),

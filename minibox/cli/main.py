@@ -1,20 +1,26 @@
 """``minibox``: the command line.
 
-A plain foreground ``minibox run`` takes a fast path that never imports click
-(cli/fastrun.py: Python start-up plus click was half of a ``run --rm true``); everything
-else, and any ``run`` the fast parser does not take, goes to the click group in
-cli/commands.py, whose subcommands load lazily."""
+A plain foreground ``minibox run`` and ``minibox stats --no-stream`` take a fast path that
+never imports click (cli/fastrun.py, cli/stats_view.py: Python start-up plus click was
+half of a ``run --rm true`` and most of a ``stats``); everything else, and any command
+line the fast parsers do not take, goes to the click group in cli/commands.py, whose
+subcommands load lazily."""
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+# command -> "module:function" taking the arguments: an exit code, or None for click
+FAST = {"run": "minibox.cli.fastrun:try_run", "stats": "minibox.cli.stats_view:try_fast"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["run"]:
-        from minibox.cli.fastrun import try_run
-        code = try_run(argv[1:])
+    fast = FAST.get(argv[0]) if argv else None
+    if fast is not None:
+        module, attr = fast.split(":")
+        code = getattr(importlib.import_module(module), attr)(argv[1:])
         if code is not None:
             from minibox.cli.foreground import exit_now_if_program
             exit_now_if_program(code)
