@@ -14,20 +14,24 @@ STDOUT, STDERR, EXIT = 1, 2, 3
 
 def frames(resp):
     """Yield (stream, payload) from a streamed response (httpx, or http.client's)."""
-    buf = b""
+    buf = bytearray()
     chunks = resp.iter_raw() if hasattr(resp, "iter_raw") else _chunks(resp)
     for chunk in chunks:
         buf += chunk
-        while len(buf) >= 8:
-            stream, size = struct.unpack(">BxxxI", buf[:8])
-            if len(buf) < 8 + size:
+        pos, n = 0, len(buf)
+        while n - pos >= 8:        # walk by offset: slicing buf per frame was quadratic
+            stream, size = struct.unpack_from(">BxxxI", buf, pos)
+            if n - pos - 8 < size:
                 break
-            yield stream, buf[8:8 + size]
-            buf = buf[8 + size:]
+            yield stream, bytes(buf[pos + 8:pos + 8 + size])
+            pos += 8 + size
+        del buf[:pos]
 
 
 def copy_out(resp) -> dict | None:
-    """Write stdout/stderr frames to ours; return the exit record if the stream had one."""
+    """Write stdout/stderr frames to ours; return the exit record if the stream had one.
+    Output is written as it comes (flushed at each frame: the daemon sends a frame for
+    what it has, many lines at once when it has many)."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
     result = None
     for stream, data in frames(resp):

@@ -8,6 +8,7 @@ exec process ended.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -30,8 +31,14 @@ def frame(stream: int, data: bytes) -> bytes:
 
 
 def _stamp(ns: int) -> bytes:
-    dt = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.").encode() + b"%09dZ " % (ns % 1_000_000_000)
+    sec, frac = divmod(ns, 1_000_000_000)
+    return _second(sec) + b"%09dZ " % frac
+
+
+@functools.lru_cache(maxsize=256)
+def _second(sec: int) -> bytes:
+    """``YYYY-MM-DDTHH:MM:SS.`` of a unix second (a log's lines share few of them)."""
+    return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.").encode()
 
 
 class _ExitWatch:
@@ -103,15 +110,20 @@ def open_attach_log(store: StateStore, st: dict):
 def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int | None = None,
                since_ns: int = 0, timestamps: bool = False, mux: bool = False,
                exit_trailer: bool = False, f=None, watch=None):
+    """The container's output, many records per item (one item per HTTP chunk: a chunk a
+    record made a log of short lines crawl), plain or as frames (one per change of stream)."""
     d = str(store.dir(cid))
+    stamp = _stamp if timestamps else None
     if not follow:
-        for ns, stream, data in logs.read_records(d, tail, since_ns):
-            yield _out(ns, stream, data, timestamps, mux)
+        if tail is not None and tail >= 0 and since_ns:   # the last N of those since
+            yield from _records_out(logs.read_records(d, tail, since_ns), stamp, mux)
+            return
+        yield from _blocks_out(logs.read_blocks(d, tail), since_ns, stamp, mux)
         return
     watch = watch or _ExitWatch(store, cid)
     try:
-        for ns, stream, data in logs.follow(d, watch.finished, tail, since_ns, watch.wait, f):
-            yield _out(ns, stream, data, timestamps, mux)
+        blocks = logs.follow_blocks(d, watch.finished, tail, watch.wait, f)
+        yield from _blocks_out(blocks, since_ns, stamp, mux)
     finally:
         watch.close()
     if exit_trailer:
@@ -120,12 +132,29 @@ def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int |
                                       "oom_killed": st.get("oom_killed", False)}).encode())
 
 
-def _out(ns: int, stream: str, data: bytes, timestamps: bool, mux: bool) -> bytes:
-    if timestamps:
-        data = _stamp(ns) + data
+def _blocks_out(blocks, since_ns: int, stamp, mux: bool):
+    """One output item per block of records (empty ones are not sent)."""
+    for block in blocks:
+        out = _join(logs.decode(block, since_ns, stamp), mux)
+        if out:
+            yield out
+
+
+def _records_out(records: list, stamp, mux: bool, batch: int = 4096):
+    for i in range(0, len(records), batch):
+        runs: list = []
+        for ns, stream, data in records[i:i + batch]:
+            logs.add_run(runs, stream, (stamp(ns) if stamp else b"") + data)
+        out = _join([(st, b"".join(parts)) for st, parts in runs], mux)
+        if out:
+            yield out
+
+
+def _join(runs: list[tuple[str, bytes]], mux: bool) -> bytes:
     if mux:
-        return frame(STDERR if stream == "stderr" else STDOUT, data)
-    return data
+        return b"".join(frame(STDERR if stream == "stderr" else STDOUT, data)
+                        for stream, data in runs if data)
+    return b"".join(data for _, data in runs)
 
 
 def exec_stream(proc: subprocess.Popen):
