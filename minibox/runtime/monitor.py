@@ -35,7 +35,7 @@ from pathlib import Path
 
 from minibox import kernel as k
 from minibox.runtime import cgroups, init, logs
-from minibox.runtime.monitor_attach import AttachServer, set_winsize
+from minibox.runtime.monitor_attach import AttachServer
 from minibox.runtime.state import StateStore, proc_start_time, write_json
 
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC

@@ -20,7 +20,7 @@ from minibox import kernel
 from minibox.errors import Conflict, MiniBoxError, UserError
 from minibox.runtime import caps, cgroups, ids, images, initlayer, minimon, process, seccomp, spawn
 from minibox.runtime.spec import ContainerSpec, from_request
-from minibox.runtime.state import Record, StateStore, alive, sync_later, write_json
+from minibox.runtime.state import Record, StateStore, alive, read_json, sync_later, write_json
 from minibox.runtime import volumes as volume_store
 from minibox.runtime.volumes import VolumeStore
 
@@ -165,12 +165,7 @@ class Runtime:
         spec = ContainerSpec.from_dict(rec.config["spec"])
         cg = cgroups.create(cid, spec)
         warm = cgroups.prime()     # the attach's RCU grace period passes while we fork
-        # past any exit record too: a start that was never recorded (the worker died before
-        # state.json) left an exit.json for its run, which must not match this one
-        from minibox.runtime.state import read_json
-        ex = read_json(rec.dir / "exit.json") or {}
-        last = ex.get("run") if isinstance(ex.get("run"), int) else 0
-        run = max(int(st.get("run") or 0), last) + 1
+        run = _next_run(rec, st)
         try:
             plan = self._plan(rec, spec, cg, run)
             started = spawn.start(plan)
@@ -336,6 +331,15 @@ class Runtime:
                 cgroups.remove(cgroups.Cgroup.from_dict(st.get("cgroup")).dirs, attempts=1)
         self.store.prune_tombs()
         return {"reconciled": fixed}
+
+
+def _next_run(rec: Record, st: dict) -> int:
+    """The run number of a new start: past any exit record too (a start that was never
+    recorded -- the worker died before state.json -- left an exit.json for its run, which
+    must not match this one)."""
+    ex = read_json(rec.dir / "exit.json") or {}
+    last = ex.get("run") if isinstance(ex.get("run"), int) else 0
+    return max(int(st.get("run") or 0), last) + 1
 
 
 def _with_init_layer(data_root: Path, layers: list[str]) -> list[str]:

@@ -15,7 +15,6 @@ import termios
 import time
 
 import httpx
-import pytest
 
 from tests.runtime.conftest import run_ok
 

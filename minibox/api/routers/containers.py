@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-import time
 from functools import lru_cache
 
 from fastapi import APIRouter, Body, Query, Request
