@@ -116,13 +116,13 @@ def _dir_sources(layers: list[str], rel: str) -> list[str]:
                 break
             if not os.path.isdir(anc) or os.path.islink(anc):
                 return out                    # a file or a whiteout hides what is below
-            hidden_below = hidden_below or _opaque(anc)
+            hidden_below = hidden_below or opaque(anc)
         p = os.path.join(layer, rel)
         if os.path.lexists(p):
             if not os.path.isdir(p) or os.path.islink(p):
                 return out                    # a file, a link or a whiteout
             out.append(p)
-            if _opaque(p):
+            if opaque(p):
                 return out
         if hidden_below:
             return out
@@ -144,11 +144,11 @@ def _merged_entries(sources: list[str]) -> dict[str, list[str]]:
                 continue
             p = os.path.join(src, name)
             st = os.lstat(p)
-            if _is_whiteout(st):
+            if is_whiteout(st):
                 done.add(name)
             elif stat.S_ISDIR(st.st_mode):
                 seen.setdefault(name, []).append(p)
-                if _opaque(p):
+                if opaque(p):
                     done.add(name)
             elif name not in seen:
                 seen[name] = [p]
@@ -179,11 +179,13 @@ def _copy_meta(st: os.stat_result, target: str) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
+def is_whiteout(st: os.stat_result) -> bool:
+    """An overlay whiteout: a 0:0 character device (a deleted file)."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def _opaque(path: str) -> bool:
+def opaque(path: str) -> bool:
+    """An overlay directory that hides what the layers below have at its path."""
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:

@@ -19,9 +19,10 @@ import stat
 import threading
 from pathlib import Path
 
+from minibox.runtime.images import OPAQUE_XATTR as OPAQUE, is_whiteout, opaque
+
 DIRS = ("proc", "sys", "dev")
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
-OPAQUE = "trusted.overlay.opaque"
 
 _CACHE: dict[tuple[str, ...], str | None] = {}
 _LOCK = threading.Lock()
@@ -72,7 +73,7 @@ def lookup(layers: list[str], rel: str) -> tuple[str, os.stat_result | None]:
             if not stat.S_ISDIR(st.st_mode):
                 kind = _kind(st)
                 return ("none", None) if kind in ("whiteout", "file") else ("other", None)
-            if _opaque(anc):
+            if opaque(anc):
                 hidden_below = True
         try:
             st = os.lstat(os.path.join(layer, rel))
@@ -92,16 +93,7 @@ def _kind(st: os.stat_result) -> str:
         return "file"
     if stat.S_ISLNK(st.st_mode):
         return "link"
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return "whiteout"
-    return "other"
-
-
-def _opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    return "whiteout" if is_whiteout(st) else "other"
 
 
 def _make(root: Path, layers: list[str], needed) -> str:
