@@ -62,9 +62,10 @@ class Farm:
         return self
 
     def start_worker(self) -> None:
-        self._spawn("worker", [PY, "-m", "minibox.workers.main", "runtime"])
-        _wait(lambda: b"ready" in (self.run_dir / "worker.log").read_bytes(), 30,
-              "the runtime worker")
+        log = self.run_dir / "worker.log"
+        seen = log.stat().st_size if log.exists() else 0   # a restart appends to the log:
+        self._spawn("worker", [PY, "-m", "minibox.workers.main", "runtime"])   # a new "ready"
+        _wait(lambda: b"ready" in log.read_bytes()[seen:], 30, "the runtime worker")
 
     def kill_worker(self) -> None:
         p = self.procs.pop("worker")
