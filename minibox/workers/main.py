@@ -39,6 +39,11 @@ def runtime(name) -> None:
     """Run the runtime worker: owns containers, cgroups and networking (one per machine)."""
     from minibox.workers.celery_app import app
 
+    # Runtime tasks are acked on receipt (a container start is not safely repeatable), so
+    # the Redis transport's ack emulation (an "unacked" hash and index per message, to
+    # restore messages of a lost worker) is pure overhead here: off for this worker only.
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options,
+                                         "ack_emulation": False}
     # threads: starts overlap (most of a start waits on the container's own set-up in the
     # monitor); Runtime serialises what must not overlap (reconcile, see service.py)
     app.worker_main(["worker", "-Q", "runtime", "-P", "threads", "-c", "4",
