@@ -171,10 +171,8 @@ def exec_stream(proc: subprocess.Popen):
                     del fds[fd]
         code = proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    yield frame(EXIT, json.dumps({"exit_code": code}).encode())
+        _kill_if_running(proc)
+    yield _exit_frame(code)
 
 
 def pty_stream(master: int, proc: subprocess.Popen):
@@ -194,7 +192,16 @@ def pty_stream(master: int, proc: subprocess.Popen):
                 break
         code = proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    yield frame(EXIT, json.dumps({"exit_code": code}).encode())
+        _kill_if_running(proc)
+    yield _exit_frame(code)
+
+
+def _kill_if_running(proc: subprocess.Popen) -> None:
+    """The client went away mid-stream: the exec must not outlive its session."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _exit_frame(code: int) -> bytes:
+    return frame(EXIT, json.dumps({"exit_code": code}).encode())
