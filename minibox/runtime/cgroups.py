@@ -392,10 +392,3 @@ def remove(dirs: list[str], attempts: int = 50) -> list[str]:
                     break
                 time.sleep(0.002 * (i + 1))
     return left
-
-
-def pids_of(cg: Cgroup) -> list[int]:
-    d = cg.path("pids") or cg.path("memory") or (cg.dirs[0] if cg.dirs else None)
-    if not d:
-        return []
-    return [int(x) for x in _read(f"{d}/cgroup.procs").split()]
