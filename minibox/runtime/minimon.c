@@ -1,8 +1,9 @@
-/* minimon: the per-container monitor after the container has started (see monitor.py).
+/* minimon: the per-container monitor after the container has started (the compiled twin
+ * of monitor.py; see mbstart.c for the start and minimon.py for the build).
  *
- * The Python monitor clones the container's init, puts it in its cgroup and reports to the
- * runtime worker, then execs this program (it stays the init's parent), which does the
- * long-lived part with ~100 KiB instead of a forked Python's megabytes:
+ * mbstart.c clones the container's init, puts it in its cgroup and reports to the runtime
+ * worker, then calls monitor_main (it stays the init's parent), which does the long-lived
+ * part with ~100 KiB instead of a forked Python's megabytes:
  *   - copies the container's stdout/stderr (or its PTY) into container.log, framed as
  *     "<unix ns> <o|e|O|E> <data>\n" (see logs.py), rotating by size;
  *   - serves attach.sock clients (frames: kind + be16 length + body): 'd' input for the
@@ -16,8 +17,8 @@
  *     cgroup dirs, and with --rm writes the tombstone, releases the name and removes the
  *     container dir.
  *
- * usage: minimon DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD ERRFD INFD LISTENFD ACKFD
- *                NVOL VOL... CGDIR...
+ * monitor_main's arguments (argv[0] unused): DIR DATAROOT ID NAME RUN PID AUTOREMOVE LOGMAX OUTFD
+ *                ERRFD INFD LISTENFD ACKFD NVOL VOL... CGDIR...
  * INFD: where input frames go: the PTY master (== OUTFD) or the stdin pipe's write end, or -1.
  * Input is written without blocking: while a frame is pending (the container is not reading),
  * the clients are not read, so the back pressure reaches the sender, and output keeps flowing.
@@ -33,7 +34,7 @@
  * volume.json anonymous and made for this container ID, mounted by no other container; the
  * delete never follows a symlink nor leaves the volume's filesystem (nftw FTW_PHYS|FTW_MOUNT).
  * Built by minibox.runtime.minimon (cc -O2); when no compiler is there, the Python monitor
- * does the same job.
+ * (monitor.py, cloned from the zygote) does the same job.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,6 +57,8 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "minimon.h"
 
 #define MAXCLIENTS 16
 #define LOGFILES 3
@@ -379,7 +382,7 @@ static void accept_client(int lis) {
 static int serve(pid_t child, int out, int err, int lis, int sfd) {
     int status = 0, exited = 0;
     long long deadline = 0;
-    if (waitpid(child, &status, WNOHANG) == child) {   /* exited before we were exec'd */
+    if (waitpid(child, &status, WNOHANG) == child) {   /* exited before the loop */
         exited = 1;
         deadline = now_ms() + 2000;
     }
@@ -425,9 +428,9 @@ static int serve(pid_t child, int out, int err, int lis, int sfd) {
     return status;
 }
 
-int main(int argc, char **argv) {
+int monitor_main(int argc, char **argv) {
     if (argc < 15 || atoi(argv[14]) < 0 || atoi(argv[14]) > argc - 15) {
-        fprintf(stderr, "usage: minimon DIR ROOT ID NAME RUN PID RM LOGMAX OUT ERR IN LISTEN ACK NVOL VOL... CG...\n");
+        fprintf(stderr, "minimon: bad monitor arguments\n");
         return 2;
     }
     dir = argv[1]; root = argv[2]; id = argv[3]; name = argv[4];

@@ -57,8 +57,6 @@ def main(plan: dict, report_w: int, tini_fd: int) -> None:
         _prepare_process(plan, keep=(report_w, tini_fd))
         mon = Monitor(plan)
         pid = mon.spawn(report_w, tini_fd)
-        if pid and plan.get("minimon"):
-            mon.exec_minimon()
         if pid:
             mon.serve()
             mon.finish()
@@ -209,31 +207,6 @@ class Monitor(AttachServer):
     # --- running ----------------------------------------------------------------------
     def _input_fd(self) -> int:
         return self.master if self.master >= 0 else self.stdin_w
-
-    def exec_minimon(self) -> None:
-        """Become the compiled monitor (same pid, still the init's parent); returns only if
-        the exec failed, and then this Python monitor carries on."""
-        plan = self.plan
-        fds = {"o": -1, "e": -1}
-        for fd, stream in self.streams.items():
-            fds[stream] = fd
-        listen = self.listener.fileno() if self.listener is not None else -1
-        in_fd = self._input_fd()
-        for fd in [f for f in (fds["o"], fds["e"], in_fd, listen) if f >= 0]:
-            os.set_inheritable(fd, True)
-            os.set_blocking(fd, True)
-        vols = list(plan.get("anonymous_volumes") or []) if plan.get("autoremove") else []
-        argv = [plan["minimon"], plan["dir"], plan["data_root"], plan["id"],
-                plan.get("name") or "", str(plan["run"]), str(self.pid),
-                "1" if plan.get("autoremove") else "0",
-                str(plan.get("log_max_size", logs.DEFAULT_MAX_SIZE)),
-                str(fds["o"]), str(fds["e"]), str(in_fd), str(listen),
-                str(self.ack_fd), str(len(vols))] + vols + list(plan["cgroup_dirs"])
-        os.set_inheritable(self.ack_fd, True)
-        try:
-            os.execv(plan["minimon"], argv)
-        except OSError:
-            pass
 
     def serve(self) -> None:
         self.log = logs.LogWriter(self.plan["dir"], self.plan.get("log_max_size", logs.DEFAULT_MAX_SIZE))

@@ -135,7 +135,8 @@ def parse_duration(value, what: str) -> float:
 def parse_env(items) -> list[str]:
     out = []
     for item in items or []:
-        if not isinstance(item, str) or "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]):
+        if (not isinstance(item, str) or "=" not in item or "\0" in item
+                or not ENV_KEY_RE.match(item.split("=", 1)[0])):
             raise UserError(f"invalid environment variable {item!r}", hint="use -e KEY=VALUE")
         out.append(item)
     return out
@@ -259,6 +260,8 @@ def _str_list(value, what: str) -> list[str] | None:
         return [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UserError(f"invalid {what}", hint="a list of strings")
+    if any("\0" in v for v in value):
+        raise UserError(f"invalid {what}: a NUL byte in {value!r}", hint="arguments cannot contain NUL")
     return value
 
 

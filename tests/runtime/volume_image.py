@@ -49,6 +49,12 @@ LAYER_TOP = [
 
 def import_volume_image(data_root: Path, name: str = "bb-vol") -> str:
     """Tag ``name``: busybox + /data content, VOLUME /data and /cache (not in the image)."""
+    return import_layered_image(data_root, name, [LAYER_DATA, LAYER_TOP],
+                                Volumes={"/data": {}, "/cache": {}})
+
+
+def import_layered_image(data_root: Path, name: str, tars: list[list[tuple]], **config) -> str:
+    """Tag ``name``: busybox plus one layer per entry list (see ``_tar``)."""
     from minibox.store import LayerInfo, Store
     store = Store(data_root)
     import gzip
@@ -56,10 +62,10 @@ def import_volume_image(data_root: Path, name: str = "bb-vol") -> str:
     base_desc = store.put_blob_bytes(raw_base, GZIP_LAYER)
     layers = [LayerInfo(diff_id="sha256:" + hashlib.sha256(gzip.decompress(raw_base)).hexdigest(),
                         digest=base_desc.digest, size=base_desc.size, media_type=GZIP_LAYER)]
-    for entries in (LAYER_DATA, LAYER_TOP):
+    for entries in tars:
         raw = _tar(entries)
         desc = store.put_blob_bytes(raw, TAR_LAYER)
         layers.append(LayerInfo(diff_id=desc.digest, digest=desc.digest, size=desc.size,
                                 media_type=TAR_LAYER))
-    store.write_image(name, busybox_config(Volumes={"/data": {}, "/cache": {}}), layers)
+    store.write_image(name, busybox_config(**config), layers)
     return name

@@ -1,0 +1,55 @@
+/* Shared by the compiled monitor's parts (see minimon.py for how they are built):
+ *   minimon.c  the long-lived monitor (log copying, attach, ack, exit record);
+ *   mbstart.c  `minimon --start`: reads a start spec (startspec.py), clones the container's
+ *              init, puts it in its cgroup, reports to the worker, then runs the monitor;
+ *   mbinit.c   the container's init from clone() to exec of tini (the rootfs steps of the
+ *              spec, the console, rlimits, user, capabilities, seccomp).
+ */
+#ifndef MINIMON_H
+#define MINIMON_H
+
+#include <stddef.h>
+
+/* The start spec: NUL-terminated tokens (see startspec.py for the order). */
+struct spec {
+    char *p, *end;
+    int bad;                 /* read past the end, or a malformed number */
+};
+
+const char *sp_str(struct spec *s);
+long long sp_int(struct spec *s);
+unsigned long long sp_u64(struct spec *s);
+
+/* One step of the container's filesystem set-up (startspec.OP_FIELDS, in that order). */
+struct op {
+    const char *code, *src, *target, *join, *fstype, *data, *fail;
+    unsigned long flags;
+    unsigned long mode;
+};
+
+/* What the init needs; filled by mbstart.c from the spec. */
+struct init_cfg {
+    const char *hostname, *root, *cwd, *path, *init_path, *seccomp_hex;
+    int tty, host_net;
+    int nops;
+    struct op *ops;
+    char **argv;             /* NULL-terminated, argv[0] is the command */
+    char **envp;             /* NULL-terminated */
+    unsigned uid, gid;
+    int ngroups;
+    unsigned *groups;
+    unsigned long long caps;
+    int privileged, no_new_privs;
+    int nrl;
+    long long *rl;           /* nrl triples: resource, soft, hard (-1: the current hard) */
+    int oom_score_adj;
+};
+
+/* In the cloned child: never returns.  stdio: stdin/stdout/stderr fds, or with tty the
+ * console socket in stdio[0]. */
+void init_main(struct init_cfg *c, const int stdio[3], int err_w, int go_r);
+
+/* The monitor proper (minimon.c), entered with the same arguments as `minimon DIR ...`. */
+int monitor_main(int argc, char **argv);
+
+#endif
