@@ -151,7 +151,8 @@ _TINI_PATH: list[str] = []
 
 def _spawn_compiled(minimon: str, spec: bytes, report_w: int) -> int:
     """``minimon --start`` (mbstart.c) with the spec on fd 3 and the report socket on fd 4:
-    posix_spawn, so nothing of this big, threaded process is copied.  Returns the pid of
+    posix_spawn (vfork), so nothing of this big, threaded process is copied, and with the
+    GIL released (see kernel.posix_spawn).  Returns the pid of
     the intermediate, which forks the monitor and exits at once (reap it)."""
     mem = os.memfd_create("minibox-start", os.MFD_CLOEXEC)
     fds = []
@@ -162,10 +163,8 @@ def _spawn_compiled(minimon: str, spec: bytes, report_w: int) -> int:
         os.lseek(mem, 0, os.SEEK_SET)
         # above 4, so that the dup2s onto 3 and 4 cannot overwrite one another
         fds = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 5) for f in (mem, report_w)]
-        return os.posix_spawn(minimon, [minimon, "--start"], {}, setsid=True, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
-            (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2),
-            (os.POSIX_SPAWN_DUP2, fds[0], 3), (os.POSIX_SPAWN_DUP2, fds[1], 4)])
+        return kernel.posix_spawn(minimon, [minimon, "--start"], [(fds[0], 3), (fds[1], 4)],
+                                  setsid=True)
     finally:
         for f in [mem, *fds]:
             os.close(f)
