@@ -73,17 +73,28 @@ class Cgroup:
         return cls(d.get("version", 1), list(d.get("dirs") or []), list(d.get("warnings") or []))
 
 
-def _write(path: str, value) -> None:
-    with open(path, "w") as f:
-        f.write(str(value))
+def _write(path: str, *values) -> None:
+    """Write each value with its own write(2) (a v1 devices.allow takes one rule per write);
+    plain os calls: a start writes a dozen of these, and Python's text files cost 5x."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for v in values:
+            os.write(fd, str(v).encode())
+    finally:
+        os.close(fd)
 
 
 def _read(path: str, default: str = "") -> str:
     try:
-        with open(path) as f:
-            return f.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return default
+    try:
+        return os.read(fd, 65536).decode().strip()
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
 
 
 def create(cid: str, spec) -> Cgroup:
@@ -180,8 +191,7 @@ def _limits_v1(cg: Cgroup, spec) -> None:
     dev = cg.path("devices")
     if dev and not spec.privileged:
         _write(f"{dev}/devices.deny", "a")
-        for rule in DEVICE_ALLOW:
-            _write(f"{dev}/devices.allow", rule)
+        _write(f"{dev}/devices.allow", *DEVICE_ALLOW)
 
 
 def _set_cpuset(path: str, cpus: str) -> None:

@@ -150,17 +150,11 @@ def encode(plan: dict, tini_path: str) -> bytes:
         int(bool(plan.get("no_new_privs", True))), (plan.get("seccomp") or b"").hex(),
         len(rl) // 3, *rl, plan.get("oom_score_adj", 0), "END",
     ]
-    out = bytearray()
-    for t in tokens:
-        b = os.fsencode(t) if isinstance(t, str) else str(int(t)).encode()
-        if b"\0" in b:
-            raise UserError(f"a NUL byte in the container's configuration: {t!r}",
-                            hint="commands, environment and paths cannot contain NUL")
-        out += b + b"\0"
-    return bytes(out)
-
-
-def tini_path(fd: int) -> str:
-    """The path of the tini-static the worker opened (mount_init binds it by path)."""
-    return os.readlink(f"/proc/self/fd/{fd}")
+    strs = [t if isinstance(t, str) else str(int(t)) for t in tokens]
+    text = "\0".join(strs) + "\0"
+    if text.count("\0") != len(strs):
+        bad = next(t for t in strs if "\0" in t)
+        raise UserError(f"a NUL byte in the container's configuration: {bad!r}",
+                        hint="commands, environment and paths cannot contain NUL")
+    return os.fsencode(text)
 
