@@ -104,9 +104,10 @@ class Runtime:
         return cid
 
     def _claim_random_name(self, cid: str) -> str:
-        # another thread may take the same random name between the pick and the claim
+        # another thread may take the same random name between the pick and the claim; the
+        # names in use are listed only after a clash (the claim itself is the check)
         for attempt in range(20):
-            name = ids.random_name(self.store.taken_names())
+            name = ids.random_name(self.store.taken_names() if attempt else ())
             try:
                 self.store.claim_name(name, cid)
                 return name
