@@ -1,8 +1,9 @@
 /* The container's init, from clone() to the exec of tini (the compiled twin of init.py).
  *
  * Runs in the child mbstart.c cloned into new mount/PID/UTS/IPC(/net) namespaces.  Order:
- * stdio, hostname, loopback up, the filesystem steps of the spec (startspec.py: overlay,
- * volumes, /proc, /dev, /sys, /etc files, masks, pivot_root, sysctls), with -t the console,
+ * stdio, hostname, loopback up, the filesystem steps of the spec (rootfs.steps: overlay,
+ * volumes, /proc, /dev, /sys, /etc files, masks, pivot_root, sysctls; run_ops here is the
+ * twin of rootfs.apply), with -t the console,
  * wait for the monitor to have put us in the cgroup, rlimits, oom_score_adj, look the command
  * up (127/126), bounding set, groups and ids, capabilities, ambient, no_new_privs, seccomp,
  * default signals, exec tini.  A failure is written to the error pipe as "<code> <message>"
@@ -166,7 +167,7 @@ static int do_op(const struct op *o, const char *tgt) {
     case 'J': return 0;                        /* the join made it */
     case 'E': return etc_file(o, tgt);
     case 'm': return exists(tgt) && !is_dir(tgt) ? bind_mount(o->src, tgt, 0, 0) : 0;
-    case 'k': return is_dir(tgt) ? mount(o->fstype, tgt, o->fstype, o->flags, o->data) : 0;
+    case 'k': return is_dir(tgt) ? mount(o->src, tgt, o->fstype, o->flags, o->data) : 0;
     case 'r': return exists(tgt) ? bind_mount(tgt, tgt, o->flags, 1) : 0;
     case 'V':
         if (chdir(tgt) != 0 || syscall(SYS_pivot_root, ".", ".") != 0) return -1;

@@ -20,7 +20,7 @@ const char *sp_str(struct spec *s);
 long long sp_int(struct spec *s);
 unsigned long long sp_u64(struct spec *s);
 
-/* One step of the container's filesystem set-up (startspec.OP_FIELDS, in that order). */
+/* One step of the container's filesystem set-up (rootfs.OP_FIELDS, in that order). */
 struct op {
     const char *code, *src, *target, *join, *fstype, *data, *fail;
     unsigned long flags;

@@ -1,11 +1,19 @@
 """The container's filesystem, built inside its own mount namespace by its init process.
 
-Everything here runs in the container child (PID 1 of the new PID namespace) *before*
-pivot_root, with the host's / still visible; nothing is mounted in the host's namespace, so
-a dead container leaks no mount.  Order: overlay rootfs, volumes, /proc, /dev, /sys, the
-per-container /etc files, masked and read-only paths, then ``kernel.pivot_into``.
-All paths under the rootfs go through ``secure_join`` so a symlink in the image can never
-point a mount at a host path.
+``steps`` decides it, in the worker: a list of steps (mount, bind, mknod, ... see
+``op``) in this order: overlay rootfs, volumes, /proc, /dev, /dev/init, /sys, the
+per-container /etc files, the working dir, masked and read-only paths, pivot_root, sysctls.
+The compiled init (mbinit.c) executes them, or, without a compiler, the Python init
+(``apply``).  They run in the container child (PID 1 of the new PID namespace), before
+pivot_root with the host's / still visible; nothing is mounted in the host's namespace, so
+a dead container leaks no mount.
+
+A step's target is used as is (join ""), or resolved inside the rootfs with every symlink
+kept inside it (``secure_join``, so a symlink in the image can never point a mount at a
+host path): join "n" resolves only, "d" makes the missing directories, "f" makes the last
+component a file.  ``fail``: "e" the start fails, "r" remove the target and go on (an
+optional mount), "a" the next step is the alternative (run only if this one failed), "i"
+ignore.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
              ("ptmx", "pts/ptmx"))
 NOSUID_NODEV_NOEXEC = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
+NSND = NOSUID_NODEV_NOEXEC
+INIT_PATH = "/dev/init"      # tini, bind-mounted read-only (the runc /proc/self/exe attack)
+OP_FIELDS = ("code", "src", "target", "join", "fstype", "data", "flags", "mode", "fail")
 
 
 def secure_join(root: str, path: str, create: str | None = None) -> str:
@@ -62,161 +73,192 @@ def secure_join(root: str, path: str, create: str | None = None) -> str:
     return root + cur
 
 
-def mount_overlay(plan: dict) -> str:
-    """Mount the image layers + the container's upper dir on ``plan['rootfs']``.
-
-    Paths are given relative to the data root (we chdir there) to keep the option string
-    short: overlay's options must fit in one page."""
-    os.chdir(plan["data_root"])
-    rel = [os.path.relpath(p) if p.startswith(plan["data_root"] + "/") else p
-           for p in plan["lowers"]]
-    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(plan['upper'])},"
-            f"workdir={os.path.relpath(plan['work'])}")
-    k.mount("overlay", plan["rootfs"], "overlay", 0, data)
-    os.chdir("/")
-    return plan["rootfs"]
+def op(code: str, target: str = "", *, src: str = "", join: str = "", fstype: str = "",
+       data: str = "", flags: int = 0, mode: int = 0, fail: str = "e") -> tuple:
+    return (code, src, target, join, fstype, data, flags, mode, fail)
 
 
-def mount_volumes(root: str, mounts: list[dict]) -> None:
+def steps(plan: dict, tini_path: str | None) -> list[tuple]:
+    """The container's filesystem as steps (see the top); ``tini_path``: what to bind on
+    /dev/init (None: nothing)."""
+    root = plan["rootfs"]
+    out = [op("P")] + _overlay(plan) + _volumes(plan["mounts"])
+    out.append(op("M", "/proc", join="d", src="proc", fstype="proc", flags=NSND))
+    out += _dev(plan, tini_path)
+    sys_fail = "a" if plan["network"] == "host" else "e"
+    out.append(op("M", "/sys", join="d", src="sysfs", fstype="sysfs", flags=NSND | k.MS_RDONLY,
+                  fail=sys_fail))
+    if plan["network"] == "host":
+        out.append(op("B", "/sys", join="d", src="/sys", flags=k.MS_REC, mode=1))
+    out += _etc_files(plan)
+    out.append(op("J", plan["process"]["cwd"] or "/", join="d"))
+    if not plan.get("privileged"):
+        out += _masks(root)
+    out.append(op("V", root))
+    if plan["sysctls"]:
+        out.append(op("D", "/dev/.sysctl", mode=0o700))
+        out.append(op("M", "/dev/.sysctl", src="proc", fstype="proc", flags=NSND))
+        out += [op("W", "/dev/.sysctl/sys/" + key.replace(".", "/"), data=value)
+                for key, value in plan["sysctls"].items()]
+        out += [op("U", "/dev/.sysctl", flags=k.MNT_DETACH), op("R", "/dev/.sysctl")]
+    return out
+
+
+def _overlay(plan: dict) -> list[tuple]:
+    # relative to the data root (we chdir there): overlay's options must fit in one page
+    base = plan["data_root"]
+    rel = [os.path.relpath(p, base) if p.startswith(base + "/") else p for p in plan["lowers"]]
+    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(plan['upper'], base)},"
+            f"workdir={os.path.relpath(plan['work'], base)}")
+    return [op("C", base), op("M", plan["rootfs"], src="overlay", fstype="overlay", data=data),
+            op("C", "/")]
+
+
+def _volumes(mounts: list[dict]) -> list[tuple]:
+    out = []
     for m in mounts:
         if m["kind"] == "tmpfs":
-            target = secure_join(root, m["target"], "dir")
-            k.mount("tmpfs", target, "tmpfs", k.MS_NOSUID | k.MS_NODEV,
-                    m.get("options") or "mode=1777")
+            out.append(op("M", m["target"], join="d", src="tmpfs", fstype="tmpfs",
+                          flags=k.MS_NOSUID | k.MS_NODEV, data=m.get("options") or "mode=1777"))
             continue
         src = m["host_path"]
-        target = secure_join(root, m["target"], "dir" if os.path.isdir(src) else "file")
-        k.bind_mount(src, target, readonly=m.get("readonly", False), recursive=True)
+        out.append(op("B", m["target"], join="d" if os.path.isdir(src) else "f", src=src,
+                      flags=k.MS_REC, mode=1 if m.get("readonly") else 0))
+    return out
 
 
-def mount_proc(root: str) -> None:
-    target = secure_join(root, "/proc", "dir")
-    k.mount("proc", target, "proc", NOSUID_NODEV_NOEXEC)
-
-
-def mount_dev(root: str, plan: dict) -> None:
-    dev = secure_join(root, "/dev", "dir")
-    k.mount("tmpfs", dev, "tmpfs", k.MS_NOSUID | k.MS_STRICTATIME, "mode=755,size=65536k")
-    for name, major, minor in DEVICES:
-        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)
-    for name, target in DEV_LINKS:
-        os.symlink(target, f"{dev}/{name}")
-    for d in ("pts", "shm", "mqueue"):
-        os.mkdir(f"{dev}/{d}", 0o755)
-    k.mount("devpts", f"{dev}/pts", "devpts", k.MS_NOSUID | k.MS_NOEXEC,
-            "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    k.mount("shm", f"{dev}/shm", "tmpfs", NOSUID_NODEV_NOEXEC,
-            f"mode=1777,size={plan['shm_size']}")
-    try:
-        k.mount("mqueue", f"{dev}/mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
-    except k.KernelError:
-        os.rmdir(f"{dev}/mqueue")
+def _dev(plan: dict, tini_path: str) -> list[tuple]:
+    out = [op("M", "/dev", join="d", src="tmpfs", fstype="tmpfs",
+              flags=k.MS_NOSUID | k.MS_STRICTATIME, data="mode=755,size=65536k")]
+    out += [op("N", f"/dev/{name}", join="n", flags=os.makedev(major, minor), mode=0o666)
+            for name, major, minor in DEVICES]
+    out += [op("L", f"/dev/{name}", join="n", src=target) for name, target in DEV_LINKS]
+    out += [op("D", f"/dev/{d}", join="n", mode=0o755) for d in ("pts", "shm", "mqueue")]
+    out.append(op("M", "/dev/pts", join="n", src="devpts", fstype="devpts",
+                  flags=k.MS_NOSUID | k.MS_NOEXEC, data="newinstance,ptmxmode=0666,mode=0620,gid=5"))
+    out.append(op("M", "/dev/shm", join="n", src="shm", fstype="tmpfs", flags=NSND,
+                  data=f"mode=1777,size={plan['shm_size']}"))
+    out.append(op("M", "/dev/mqueue", join="n", src="mqueue", fstype="mqueue", flags=NSND,
+                  fail="r"))
     if plan.get("tty"):
-        # the mount point of the console, which the init makes after pivot_root from a
-        # PTY of the devpts above (init._console)
-        os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        out.append(op("F", "/dev/console", join="n", mode=0o600))
+    if tini_path:
+        # tini, read-only at /dev/init (in the /dev tmpfs, so nothing is written into the
+        # image): PID 1's /proc/1/exe is then a read-only mount, and the host's binary can
+        # never be opened for writing through it
+        out.append(op("F", INIT_PATH, join="n", mode=0o755))
+        out.append(op("B", INIT_PATH, join="n", src=tini_path,
+                      flags=k.MS_NOSUID | k.MS_NODEV, mode=1))
+    return out
 
 
-INIT_PATH = "/dev/init"
-
-
-def mount_init(root: str, tini_fd: int) -> None:
-    """tini-static, bind-mounted read-only at /dev/init (in the container's /dev tmpfs, so
-    nothing is written into the image).  PID 1 is exec'd from this path: its
-    /proc/1/exe is then a read-only mount, and the host's binary can never be opened for
-    writing through it (the runc /proc/self/exe attack)."""
-    target = root + INIT_PATH
-    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
-    # by path: the fd's mount belongs to the host's mount namespace, and a bind from
-    # another namespace's mount is EINVAL; our namespace is a copy, so the path is the same
-    source = os.readlink(f"/proc/self/fd/{tini_fd}")
-    k.bind_mount(source, target, readonly=True, recursive=False,
-                 flags=k.MS_NOSUID | k.MS_NODEV)
-
-
-def mount_sys(root: str, host_net: bool) -> None:
-    target = secure_join(root, "/sys", "dir")
-    flags = NOSUID_NODEV_NOEXEC | k.MS_RDONLY
-    try:
-        k.mount("sysfs", target, "sysfs", flags)
-    except k.KernelError:
-        if not host_net:
-            raise
-        k.bind_mount("/sys", target, readonly=True)
-
-
-def bind_etc_files(root: str, plan: dict) -> None:
-    """Bind /etc/hostname, /etc/hosts and /etc/resolv.conf over the image's.  The files are
-    written into the container's /dev tmpfs and unlinked there once mounted (the mount
-    keeps them): nothing on disk, nothing extra in /dev.  Containers made before the
-    contents came in the plan have them in their directory."""
+def _etc_files(plan: dict) -> list[tuple]:
     contents = plan.get("etc_files")
+    root = plan["rootfs"]
+    out = []
     for name in ("hostname", "hosts", "resolv.conf"):
-        target = secure_join(root, f"/etc/{name}", "file")
-        if os.path.isdir(target):
-            continue
-        if contents is None:
-            k.bind_mount(os.path.join(plan["dir"], name), target, recursive=False)
-            continue
-        src = f"{root}/dev/.{name}"
-        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, contents.get(name, "").encode())
-        finally:
-            os.close(fd)
-        try:
-            k.bind_mount(src, target, recursive=False)
-        finally:
-            os.unlink(src)
+        if contents is None:      # a container made before the contents came in the plan
+            out.append(op("E", f"/etc/{name}", join="f", src=os.path.join(plan["dir"], name),
+                          mode=1))
+        else:
+            out.append(op("E", f"/etc/{name}", join="f", src=f"{root}/dev/.{name}",
+                          data=contents.get(name, "")))
+    return out
 
 
-def mask_paths(root: str) -> None:
-    null = root + "/dev/null"
-    for path in MASKED_FILES:
-        target = root + path
-        if os.path.exists(target) and not os.path.isdir(target):
-            k.bind_mount(null, target, recursive=False)
-    for path in MASKED_DIRS:
-        target = root + path
-        if os.path.isdir(target):
-            k.mount("tmpfs", target, "tmpfs", k.MS_RDONLY | NOSUID_NODEV_NOEXEC, "size=0")
-    for path in READONLY:
-        target = root + path
-        if os.path.exists(target):
-            k.bind_mount(target, target, readonly=True, recursive=True,
-                         flags=NOSUID_NODEV_NOEXEC)
+def _masks(root: str) -> list[tuple]:
+    out = [op("m", root + p, src=root + "/dev/null") for p in MASKED_FILES]
+    out += [op("k", root + p, src="tmpfs", fstype="tmpfs", flags=k.MS_RDONLY | NSND, data="size=0")
+            for p in MASKED_DIRS]
+    out += [op("r", root + p, flags=k.MS_REC | NSND) for p in READONLY]
+    return out
+
+
+# --- the Python init's interpreter of the steps (mbinit.c run_ops is the compiled one) ---
+_JOIN = {"n": None, "d": "dir", "f": "file"}
+
+
+def apply(root: str, ops: list[tuple]) -> None:
+    """Run ``steps`` here (in the container's init, before its exec)."""
+    skip = False
+    for code, src, target, join, fstype, data, flags, mode, fail in ops:
+        if skip:
+            skip = False
+            continue
+        tgt = secure_join(root, target, _JOIN[join]) if join else target
+        try:
+            _do(code, src, tgt, fstype, data, flags, mode)
+        except (OSError, k.KernelError):
+            if fail in ("a", "i"):
+                continue
+            if fail == "r":
+                os.rmdir(tgt)
+                continue
+            raise
+        skip = fail == "a"
+
+
+def _do(code: str, src: str, tgt: str, fstype: str, data: str, flags: int, mode: int) -> None:
+    if code == "P":
+        k.make_private("/")
+    elif code == "C":
+        os.chdir(tgt)
+    elif code in ("M", "k"):
+        if code == "M" or os.path.isdir(tgt):
+            k.mount(src or None, tgt, fstype, flags, data or None)
+    elif code in ("B", "m", "r"):
+        if code == "B" or (code == "m" and os.path.exists(tgt) and not os.path.isdir(tgt)):
+            k.bind_mount(src, tgt, readonly=bool(mode), recursive=bool(flags & k.MS_REC),
+                         flags=flags & ~k.MS_REC)
+        elif code == "r" and os.path.exists(tgt):
+            k.bind_mount(tgt, tgt, readonly=True, recursive=True, flags=flags & ~k.MS_REC)
+    elif code == "N":
+        os.mknod(tgt, mode | stat.S_IFCHR, flags)
+        os.chmod(tgt, mode)
+    elif code == "L":
+        os.symlink(src, tgt)
+    elif code == "D":
+        os.mkdir(tgt, mode)
+    elif code == "F":
+        os.close(os.open(tgt, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, mode))
+    elif code == "E":
+        _etc_file(src, tgt, data, legacy=mode == 1)
+    elif code == "V":
+        k.pivot_into(tgt)
+    elif code == "W":
+        with open(tgt, "w") as f:
+            f.write(data)
+    elif code == "U":
+        k.umount(tgt, flags)
+    elif code == "R":
+        os.rmdir(tgt)
+    elif code != "J":
+        raise OSError(f"unknown rootfs step {code!r}")
+
+
+def _etc_file(src: str, tgt: str, content: str, legacy: bool) -> None:
+    """/etc/NAME: the content written into the container's /dev tmpfs (``src``), bound over
+    the image's file, unlinked there once mounted (the mount keeps it): nothing on disk.
+    ``legacy``: a container made before the contents came in the plan has the file in its
+    dir (``src``)."""
+    if os.path.isdir(tgt):
+        return
+    if legacy:
+        k.bind_mount(src, tgt, recursive=False)
+        return
+    fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, content.encode())
+    finally:
+        os.close(fd)
+    try:
+        k.bind_mount(src, tgt, recursive=False)
+    finally:
+        os.unlink(src)
 
 
 def build(plan: dict, tini_fd: int = -1) -> str:
     """Build the whole filesystem and pivot into it.  Returns the container cwd."""
-    k.make_private("/")
-    root = mount_overlay(plan)
-    mount_volumes(root, plan["mounts"])
-    mount_proc(root)
-    mount_dev(root, plan)
-    if tini_fd >= 0:
-        mount_init(root, tini_fd)
-    mount_sys(root, plan["network"] == "host")
-    bind_etc_files(root, plan)
-    cwd = plan["process"]["cwd"] or "/"
-    secure_join(root, cwd, "dir")
-    if not plan.get("privileged"):
-        mask_paths(root)
-    k.pivot_into(root)
-    if plan["sysctls"]:
-        _sysctls_writable(plan["sysctls"])
-    return cwd
-
-
-def _sysctls_writable(sysctls: dict) -> None:
-    # /proc/sys is read-only now; write through a private, writable proc mount
-    os.mkdir("/dev/.sysctl", 0o700)
-    try:
-        k.mount("proc", "/dev/.sysctl", "proc", NOSUID_NODEV_NOEXEC)
-        for key, value in sysctls.items():
-            with open("/dev/.sysctl/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
-        k.umount("/dev/.sysctl", k.MNT_DETACH)
-    finally:
-        os.rmdir("/dev/.sysctl")
+    tini = os.readlink(f"/proc/self/fd/{tini_fd}") if tini_fd >= 0 else None
+    apply(plan["rootfs"], steps(plan, tini))
+    return plan["process"]["cwd"] or "/"
