@@ -11,14 +11,16 @@ from minibox.config import Settings
 from minibox.errors import Unauthorized
 
 
-def get_settings(request: Request) -> Settings:
+# Both are ``async def`` on purpose: they never block, and FastAPI runs a plain ``def``
+# dependency in the thread pool, a thread hop per request (require_token is on every route).
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """With MINIBOX_API_TOKEN set, every route needs ``Authorization: Bearer <token>``."""
     token = request.app.state.settings.api_token
     if not token:

@@ -29,7 +29,10 @@ class RuntimeError_(MiniBoxError):
 
 def call(celery, task: str, *args, timeout: float = 120.0):
     try:
-        res = celery.send_task(f"minibox.runtime.{task}", args=list(args), queue=RUNTIME_QUEUE)
+        # declare=[]: the queue is the runtime worker's (it declares it); sent to it by name
+        # (anonymous direct exchange), so re-binding a copy of it on every call is waste
+        res = celery.send_task(f"minibox.runtime.{task}", args=list(args), queue=RUNTIME_QUEUE,
+                               declare=[])
         out = res.get(timeout=timeout, interval=0.001, propagate=True)
     except MiniBoxError:
         raise

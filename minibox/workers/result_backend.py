@@ -1,0 +1,62 @@
+"""The result backend of the runtime worker: Celery's Redis backend, minus a read per task.
+
+``BaseKeyValueStoreBackend._store_result`` GETs a task's stored state before every SET, so
+that a task delivered twice (a lost worker's acks_late message, redelivered) cannot
+overwrite a SUCCESS already stored.  The runtime worker's tasks cannot be delivered twice:
+they are acked on receipt and its transport has no ack emulation (see workers/main.py), so
+nothing is ever restored to the queue; and they do not track STARTED, so a task's result
+key is written exactly once.  The GET is a Redis round trip per container start for
+nothing; this backend stores the same meta with the same SET (+ PUBLISH) without it.
+
+The SET and the PUBLISH still go out in one pipeline (one round trip, in that order, on one
+connection), just without the MULTI/EXEC around them (a waiter that reads the key between
+the two sees the final result, as it would after the EXEC), and the SET with EX instead of
+SETEX (the same command to Redis; redis-py 8 warns on every SETEX call).
+
+Selected for the runtime worker only (``use_for``): the build workers keep Celery's
+backend, whose check matters for their acks_late tasks.
+"""
+
+from __future__ import annotations
+
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
+from kombu.utils.encoding import bytes_to_str
+
+#: the URL schemes (Celery backend aliases) served by RedisBackend
+_ALIASES = ("redis", "rediss")
+
+
+class RuntimeRedisBackend(RedisBackend):
+    """RedisBackend that stores a result without first reading the stored one."""
+
+    def _store_result(self, task_id, result, state, traceback=None, request=None,
+                      **kwargs):
+        meta = self._get_result_meta(result=result, state=state, traceback=traceback,
+                                     request=request)
+        meta["task_id"] = bytes_to_str(task_id)
+        try:
+            self._set_with_state(self.get_key_for_task(task_id), self.encode(meta), state)
+        except BackendStoreError as ex:
+            raise BackendStoreError(str(ex), state=state, task_id=task_id) from ex
+        return result
+
+    def _set(self, key, value, expires=None):
+        if expires is None:
+            expires = self.expires
+        with self.client.pipeline(transaction=False) as pipe:
+            if expires:
+                pipe.set(key, value, ex=expires)    # = SETEX, which redis-py 8 deprecates
+            else:
+                pipe.set(key, value)
+            pipe.publish(key, value)
+            pipe.execute()
+
+
+def use_for(app) -> None:
+    """Make ``app`` build its (per-thread) result backends from RuntimeRedisBackend when its
+    result_backend is a Redis URL.  Call before the first use of ``app.backend``."""
+    overrides = dict(app.loader.override_backends)
+    for alias in _ALIASES:
+        overrides[alias] = f"{__name__}:RuntimeRedisBackend"
+    app.loader.override_backends = overrides
