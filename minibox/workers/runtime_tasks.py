@@ -88,9 +88,11 @@ def _on_ready(sender=None, **_kw) -> None:
     from minibox.runtime import health_scheduler, minimon, seccomp, spawn
     seccomp.compile_filter()
     spawn.tini_fd()
-    try:
-        spawn.zygote().ensure()     # start the monitors' zygote now, not on the first run
-    except OSError as e:
-        log.warning("no zygote (containers fork from the worker): %s", e)
-    log.info("container monitor: %s", minimon.path(rt.data_root) or "python (no C compiler)")
+    compiled = minimon.path(rt.data_root)
+    if compiled is None:
+        try:
+            spawn.zygote().ensure()     # start the Python monitors' zygote now, not at the first run
+        except OSError as e:
+            log.warning("no zygote (containers fork from the worker): %s", e)
+    log.info("container monitor: %s", compiled or "python (no C compiler)")
     health_scheduler.start_thread(rt.store)
