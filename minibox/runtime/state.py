@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minibox import kernel
 from minibox.errors import Conflict, NotFound, UserError
 
 HEX = set("0123456789abcdef")
@@ -171,6 +172,12 @@ class StateStore:
     def ensure(self) -> None:
         for d in (self.root, self.names, self.tombs, self.attach, self.mnt):
             d.mkdir(parents=True, exist_ok=True)
+        # each container dir is a hierarchy of its own: spread them over ext4's block groups.
+        # Where inodes are allocated near their parent, every new one (a start makes about
+        # a dozen, with the overlay's work files) is searched for past the same pile of
+        # recently deleted ones, which on an ext4 without a journal are skipped for minutes:
+        # that search was ~5 ms of the runtime worker's CPU per start here (bench/RUNTIME.md).
+        kernel.set_topdir(str(self.root))
 
     def dir(self, cid: str) -> Path:
         return self.root / cid
