@@ -9,6 +9,7 @@ during the start period do not count), ``healthy`` after a success, ``unhealthy`
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -48,13 +49,32 @@ def _health_of(store: StateStore, cid: str) -> dict | None:
     return _configs[cid]
 
 
+_listing: list = [None, []]    # the containers dir's (inode, mtime) when listed, its ids
+
+
+def _ids(store: StateStore) -> list[str]:
+    """The container ids, listed again only when the containers dir changed (a container
+    made or removed): four times a second, hundreds of idle containers cost a listing.
+    A dir changed in the last second is listed anyway: its mtime has the kernel's coarse
+    clock, so a second change may not move it (git's "racily clean" rule)."""
+    try:
+        st = os.stat(store.root)
+        stamp = (st.st_ino, st.st_mtime_ns)
+        recent = time.time() - st.st_mtime < 1.0
+    except OSError:
+        stamp, recent = None, True
+    if recent or stamp != _listing[0]:
+        ids = store.ids()
+        for gone in set(_configs) - set(ids):
+            _configs.pop(gone, None)
+        _listing[:] = [stamp, ids]
+    return _listing[1]
+
+
 def tick(store: StateStore, now: float | None = None) -> None:
     """One pass: only containers that have a healthcheck cost more than a dict lookup."""
     now = time.time() if now is None else now
-    ids = store.ids()
-    for gone in set(_configs) - set(ids):
-        _configs.pop(gone, None)
-    for cid in ids:
+    for cid in _ids(store):
         hc = _health_of(store, cid)
         if not hc:
             continue

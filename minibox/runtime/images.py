@@ -30,8 +30,32 @@ def store_for(data_root) -> object:
     return _STORES[key]
 
 
+# (data root, ref) -> (the index file's stat when resolved, the image): a start resolves its
+# image every time, and manifests, configs and layers are content-addressed, so only a new
+# index (a tag moved, an image removed) or a vanished layer dir makes an entry stale
+_RESOLVED: dict[tuple[str, str], tuple[tuple, ResolvedImage]] = {}
+
+
 def resolve(data_root, ref: str) -> ResolvedImage:
     store = store_for(data_root)
+    try:
+        st = os.stat(store.layout.index_json)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    key = (str(data_root), ref)
+    hit = _RESOLVED.get(key)
+    if stamp and hit and hit[0] == stamp and all(os.path.isdir(d) for d in hit[1].layers):
+        return hit[1]
+    image = _resolve(store, ref)
+    if stamp:
+        if len(_RESOLVED) >= 256:
+            _RESOLVED.clear()
+        _RESOLVED[key] = (stamp, image)
+    return image
+
+
+def _resolve(store, ref: str) -> ResolvedImage:
     try:
         img = store.resolve(ref)
     except NotFound:
