@@ -11,7 +11,7 @@ sends: a status line, headers, then a chunked or Content-Length body.
 from __future__ import annotations
 
 import _socket  # the C module: socket.py (selectors, enum wrappers) costs ~5 ms to import
-import json
+from minibox.cli import fastjson as json
 import os
 
 from minibox.errors import DaemonUnavailable, MiniBoxError

@@ -5,8 +5,12 @@ cli/fastrun.py, comes straight to this module)."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
+
+try:     # the C module: signal.py wraps it in enums, and importing enum is ~3 ms here
+    import _signal as signal
+except ImportError:  # pragma: no cover - not CPython
+    import signal
 
 from minibox.errors import MiniBoxError
 

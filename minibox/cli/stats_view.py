@@ -5,7 +5,7 @@ Python start-up plus click would be most of its ~40 ms."""
 
 from __future__ import annotations
 
-import json
+from minibox.cli import fastjson as json
 import sys
 import time
 

@@ -3,11 +3,11 @@ feeding our stdin to a container's or an exec's (-i without -t)."""
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
-import threading
+
+from minibox.cli import fastjson as json
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 
@@ -52,7 +52,7 @@ def _chunks(resp):
         yield chunk
 
 
-def feed_stdin(path: str) -> threading.Thread:
+def feed_stdin(path: str):
     """Send our stdin, as it comes and unchanged, as the chunked body of POST ``path`` (in
     a thread: the output is read meanwhile).  Its end is the container's EOF.  A container
     that ended first makes the daemon answer early: nothing to report then."""
@@ -64,6 +64,7 @@ def feed_stdin(path: str) -> threading.Thread:
                              content_type="application/octet-stream").close()
         except (MiniBoxError, OSError, ValueError):
             pass
+    import threading            # only with -i: the plain run path stays without it
     t = threading.Thread(target=run, name="stdin", daemon=True)
     t.start()
     return t
