@@ -34,12 +34,3 @@ def test_constants_and_errors():
     with pytest.raises(TypeError):
         fastjson.dumps({"a": object()})
 
-
-def test_the_fast_paths_do_not_import_json_re_or_enum():
-    import subprocess
-    import sys
-    code = ("import sys; import minibox.cli.fasthttp, minibox.cli.stats_view, "
-            "minibox.cli.fastrun, minibox.cli.foreground, minibox.cli.streams; "
-            "print(sorted(m for m in ('json', 're', 'enum', 'threading') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
