@@ -181,6 +181,16 @@ static int do_op(const struct op *o, const char *tgt) {
     return -1;
 }
 
+/* What a step is called in an error (rootfs.step_name). */
+static const char *step_name(char code) {
+    switch (code) {
+    case 'M': case 'k': return "mount";
+    case 'B': case 'm': case 'r': case 'E': return "bind mount";
+    case 'V': return "pivot_root into";
+    default: return "make";
+    }
+}
+
 static void run_ops(const struct init_cfg *c) {
     static char tgt[PATH_MAX + 512];
     for (int i = 0; i < c->nops; i++) {
@@ -198,8 +208,8 @@ static void run_ops(const struct init_cfg *c) {
         if (rc == 0) continue;
         if (fail == 'r') { rmdir(tgt); continue; }
         if (fail == 'i') continue;
-        SETUP_FAILED("%s %s%s%s on %s: %s", o->code[0] == 'M' ? "mount" : "step", o->fstype,
-                     o->fstype[0] ? " " : "", o->src, tgt, strerror(errno));
+        SETUP_FAILED("%s %s on %s: %s", step_name(o->code[0]), o->fstype[0] ? o->fstype : o->src,
+                     j ? o->target : tgt, strerror(errno));   /* the container's path, if any */
     }
 }
 

@@ -261,15 +261,21 @@ static int start_main(void) {
     long long pid_start = proc_start_time(pid);
     for (int i = 0; i < nchild; i++) close(child_fds[i]);
     close(errp[1]); close(gop[0]);
+    size_t mlen = 0;
+    char *msg;
     if (attach_cgroups(&st, pid) != 0) {
+        /* killed before it goes on; an init that failed on its own has said why */
         char m[512];
         snprintf(m, sizeof m, "1 cannot join the container's cgroup: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        close(gop[1]);
+        msg = read_all(errp[0], &mlen);
+        if (msg && mlen) { msg[mlen < 4000 ? mlen : 4000] = 0; return fail(pid, &st, msg); }
         return fail(pid, &st, m);
     }
     if (write(gop[1], "g", 1) != 1) { /* it died: its error or EOF says why */ }
     close(gop[1]);
-    size_t mlen = 0;
-    char *msg = read_all(errp[0], &mlen);
+    msg = read_all(errp[0], &mlen);
     close(errp[0]);
     if (msg && mlen) {
         msg[mlen < 4000 ? mlen : 4000] = 0;

@@ -132,11 +132,17 @@ class Monitor(AttachServer):
             os.close(fd)
         try:
             cgroups.attach(plan["cgroup_dirs"], pid)
-            os.write(go_w, b"g")
         except OSError as e:
+            # killed before it goes on; an init that failed on its own has said why
             os.kill(pid, signal.SIGKILL)
-            self._fail(report_w, pid, f"1 cannot join the container's cgroup: {e}")
+            os.close(go_w)
+            why = _read_all(err_r) or f"1 cannot join the container's cgroup: {e}".encode()
+            self._fail(report_w, pid, why.decode("utf-8", "replace"))
             return 0
+        try:
+            os.write(go_w, b"g")
+        except OSError:
+            pass                    # it is gone already: its error pipe says why
         finally:
             os.close(go_w)
         msg = _read_all(err_r) or self._take_master()

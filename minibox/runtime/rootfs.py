@@ -185,17 +185,32 @@ def apply(root: str, ops: list[tuple]) -> None:
         if skip:
             skip = False
             continue
-        tgt = secure_join(root, target, _JOIN[join]) if join else target
+        try:
+            tgt = secure_join(root, target, _JOIN[join]) if join else target
+        except OSError as e:
+            raise k.KernelError(f"{target} in the image: {e.strerror or e}") from None
         try:
             _do(code, src, tgt, fstype, data, flags, mode)
-        except (OSError, k.KernelError):
+        except (OSError, k.KernelError) as e:
             if fail in ("a", "i"):
                 continue
             if fail == "r":
                 os.rmdir(tgt)
                 continue
-            raise
+            why = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
+            raise k.KernelError(f"{step_name(code)} {fstype or src} on "
+                                f"{target if join else tgt}: {why}") from None
         skip = fail == "a"
+
+
+def step_name(code: str) -> str:
+    """What a step is called in an error (the container's path follows: mbinit.c says the
+    same)."""
+    if code in ("M", "k"):
+        return "mount"
+    if code in ("B", "m", "r", "E"):
+        return "bind mount"
+    return "pivot_root into" if code == "V" else "make"
 
 
 def _do(code: str, src: str, tgt: str, fstype: str, data: str, flags: int, mode: int) -> None:

@@ -113,3 +113,18 @@ def test_minimon_start_rejects_a_malformed_spec(tmp_path):
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     r = subprocess.run([exe], capture_output=True, timeout=10)
     assert r.returncode == 2 and b"usage: minimon --start" in r.stderr
+
+
+def test_a_failed_step_names_the_containers_path_and_leaves_nothing(direct_runtime):
+    from minibox.errors import MiniBoxError
+    rt = direct_runtime
+    before = set(rt.store.ids())
+    with pytest.raises(MiniBoxError, match=r"container setup failed: mount tmpfs on /x: "
+                                           r"Invalid argument"):
+        rt.run({"image": "busybox", "network": "none", "tmpfs": ["/x:size=bogus"],
+                "command": ["true"]})
+    with pytest.raises(MiniBoxError, match=r"container setup failed: /etc/passwd/sub in the "
+                                           r"image: Not a directory"):
+        rt.run({"image": "busybox", "network": "none", "workdir": "/etc/passwd/sub",
+                "command": ["true"]})
+    assert set(rt.store.ids()) == before
