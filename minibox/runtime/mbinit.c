@@ -164,7 +164,7 @@ static int do_op(const struct op *o, const char *tgt) {
         close(fd);
         return 0;
     }
-    case 'J': return 0;                        /* the join made it */
+    case 'J': case 'X': return 0;              /* the join made it; checked by run_ops */
     case 'E': return etc_file(o, tgt);
     case 'm': return exists(tgt) && !is_dir(tgt) ? bind_mount(o->src, tgt, 0, 0) : 0;
     case 'k': return is_dir(tgt) ? mount(o->src, tgt, o->fstype, o->flags, o->data) : 0;
@@ -199,6 +199,10 @@ static void run_ops(const struct init_cfg *c) {
         if (!j) snprintf(tgt, sizeof tgt, "%s", o->target);
         else if (secure_join(c->root, o->target, j == 'n' ? 0 : j, tgt, sizeof tgt) != 0)
             SETUP_FAILED("%s in the image: %s", o->target, strerror(errno));
+        struct stat st;
+        if (o->code[0] == 'X' && lstat(tgt, &st) == 0 && S_ISLNK(st.st_mode))   /* rootfs.steps */
+            SETUP_FAILED("the image's %s is a symbolic link (it must be a directory, or absent)",
+                         o->data);
         int rc = do_op(o, tgt);
         char fail = o->fail[0];
         if (fail == 'a') {                     /* an alternative follows: run it on failure only */

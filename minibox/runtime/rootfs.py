@@ -1,8 +1,9 @@
 """The container's filesystem, built inside its own mount namespace by its init process.
 
 ``steps`` decides it, in the worker: a list of steps (mount, bind, mknod, ... see
-``op``) in this order: overlay rootfs, volumes, /proc, /dev, /dev/init, /sys, the
-per-container /etc files, the working dir, masked and read-only paths, pivot_root, sysctls.
+``op``) in this order: overlay rootfs (refused if its /proc, /dev or /sys is a symlink),
+volumes, /proc, /dev, /dev/init, /sys, the per-container /etc files, the working dir,
+masked and read-only paths, pivot_root, sysctls.
 The compiled init (mbinit.c) executes them, or, without a compiler, the Python init
 (``apply``).  They run in the container child (PID 1 of the new PID namespace), before
 pivot_root with the host's / still visible; nothing is mounted in the host's namespace, so
@@ -82,7 +83,12 @@ def steps(plan: dict, tini_path: str | None) -> list[tuple]:
     """The container's filesystem as steps (see the top); ``tini_path``: what to bind on
     /dev/init (None: nothing)."""
     root = plan["rootfs"]
-    out = [op("P")] + _overlay(plan) + _volumes(plan["mounts"])
+    # /proc, /dev and /sys get fresh mounts, and the paths below them (masks, /dev/null,
+    # the /etc files' sources) are taken as root + path: an image where one of them is a
+    # symlink would send those to where it points, maybe out of the rootfs (runc refuses a
+    # symlinked /proc the same way)
+    out = [op("P")] + _overlay(plan) + [op("X", root + d, data=d) for d in ("/proc", "/dev", "/sys")]
+    out += _volumes(plan["mounts"])
     out.append(op("M", "/proc", join="d", src="proc", fstype="proc", flags=NSND))
     out += _dev(plan, tini_path)
     sys_fail = "a" if plan["network"] == "host" else "e"
@@ -197,6 +203,8 @@ def apply(root: str, ops: list[tuple]) -> None:
             if fail == "r":
                 os.rmdir(tgt)
                 continue
+            if code == "X":
+                raise
             why = os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
             raise k.KernelError(f"{step_name(code)} {fstype or src} on "
                                 f"{target if join else tgt}: {why}") from None
@@ -247,6 +255,10 @@ def _do(code: str, src: str, tgt: str, fstype: str, data: str, flags: int, mode:
         k.umount(tgt, flags)
     elif code == "R":
         os.rmdir(tgt)
+    elif code == "X":
+        if os.path.islink(tgt):
+            raise k.KernelError(f"the image's {data} is a symbolic link (it must be a directory, "
+                                "or absent)")
     elif code != "J":
         raise OSError(f"unknown rootfs step {code!r}")
 

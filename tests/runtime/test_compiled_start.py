@@ -128,3 +128,18 @@ def test_a_failed_step_names_the_containers_path_and_leaves_nothing(direct_runti
         rt.run({"image": "busybox", "network": "none", "workdir": "/etc/passwd/sub",
                 "command": ["true"]})
     assert set(rt.store.ids()) == before
+
+
+@pytest.mark.parametrize("top", ["proc", "dev", "sys"])
+def test_an_image_whose_proc_dev_or_sys_is_a_symlink_is_refused(direct_runtime, top):
+    """Their paths are taken as root + path below the fresh mounts (masks, /dev/null, the
+    /etc files): a symlink there could send them out of the rootfs."""
+    from minibox.errors import MiniBoxError
+    rt = direct_runtime
+    probe = f"/var/tmp/minibox-{top}-probe"
+    assert not os.path.exists(probe)
+    import_layered_image(rt.data_root, f"bb-{top}-link", [[(top, "link", 0o777, 0, 0, probe)]])
+    before = set(rt.store.ids())
+    with pytest.raises(MiniBoxError, match=f"the image's /{top} is a symbolic link"):
+        rt.run({"image": f"bb-{top}-link", "network": "none", "command": ["true"]})
+    assert set(rt.store.ids()) == before and not os.path.exists(probe)
