@@ -330,10 +330,10 @@ static void drop_privileges(const struct init_cfg *c, int last_cap) {
             if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1
                 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
                 SETUP_FAILED("prctl(CAPBSET_DROP %d): %s", cap, strerror(errno));
-    gid_t groups[64];
-    int ng = c->ngroups < 64 ? c->ngroups : 64;
-    for (int i = 0; i < ng; i++) groups[i] = c->groups[i];
-    if (setgroups((size_t)ng, groups) != 0) SETUP_FAILED("setgroups: %s", strerror(errno));
+    gid_t *groups = calloc((size_t)c->ngroups + 1, sizeof *groups);
+    for (int i = 0; groups && i < c->ngroups; i++) groups[i] = c->groups[i];
+    if (!groups || setgroups((size_t)c->ngroups, groups) != 0)
+        SETUP_FAILED("setgroups: %s", strerror(errno));
     if (setresgid(c->gid, c->gid, c->gid) != 0) SETUP_FAILED("setresgid: %s", strerror(errno));
     if (setresuid(c->uid, c->uid, c->uid) != 0) SETUP_FAILED("setresuid: %s", strerror(errno));
     if (c->uid == 0) {

@@ -121,7 +121,7 @@ static int parse(struct spec *s, struct start *st) {
     c->envp = str_list(s, n);
     c->uid = (unsigned)sp_int(s); c->gid = (unsigned)sp_int(s);
     c->ngroups = (int)sp_int(s);
-    if (s->bad || c->ngroups < 0 || c->ngroups > 64) return -1;
+    if (s->bad || c->ngroups < 0 || c->ngroups > 65536) return -1;     /* NGROUPS_MAX */
     c->groups = calloc((size_t)c->ngroups + 1, sizeof *c->groups);
     for (int i = 0; c->groups && i < c->ngroups; i++) c->groups[i] = (unsigned)sp_int(s);
     c->caps = sp_u64(s);

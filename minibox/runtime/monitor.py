@@ -34,11 +34,10 @@ import time
 from pathlib import Path
 
 from minibox import kernel as k
-from minibox.runtime import cgroups, init, logs
+from minibox.runtime import cgroups, init, logs, rootfs
 from minibox.runtime.monitor_attach import AttachServer
 from minibox.runtime.state import StateStore, proc_start_time, write_json
 
-NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 ACK = b"k"          # what the worker sends once the start is recorded (spawn.ACK)
 # Once the container has exited, how long to wait for the worker's ack before recording the
 # exit anyway.  Generous: the worker only has to write state.json (milliseconds), but a
@@ -116,8 +115,7 @@ class Monitor(AttachServer):
         stdio, child_fds = self._stdio()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
-        flags = NS_FLAGS | (0 if plan["network"] == "host" else k.CLONE_NEWNET)
-        pid = k.clone_process(flags)
+        pid = k.clone_process(rootfs.clone_flags(plan))
         if pid == 0:
             os.close(err_r)
             os.close(go_w)

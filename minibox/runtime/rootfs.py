@@ -39,6 +39,12 @@ INIT_PATH = "/dev/init"      # tini, bind-mounted read-only (the runc /proc/self
 OP_FIELDS = ("code", "src", "target", "join", "fstype", "data", "flags", "mode", "fail")
 
 
+def clone_flags(plan: dict) -> int:
+    """The namespaces the container's init is cloned into (its own network unless host)."""
+    flags = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
+    return flags | (0 if plan["network"] == "host" else k.CLONE_NEWNET)
+
+
 def secure_join(root: str, path: str, create: str | None = None) -> str:
     """``root + path`` with every symlink resolved *inside* root.  ``create``: 'dir' or
     'file' makes the missing components (the last one of that kind)."""

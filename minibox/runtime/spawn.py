@@ -152,8 +152,8 @@ _TINI_PATH: list[str] = []
 def _spawn_compiled(minimon: str, spec: bytes, report_w: int) -> int:
     """``minimon --start`` (mbstart.c) with the spec on fd 3 and the report socket on fd 4:
     posix_spawn (vfork), so nothing of this big, threaded process is copied, and with the
-    GIL released (see kernel.posix_spawn).  Returns the pid of
-    the intermediate, which forks the monitor and exits at once (reap it)."""
+    GIL released (see kernel.posix_spawn).  Returns the pid of the intermediate, which
+    forks the monitor and exits at once (reap it)."""
     mem = os.memfd_create("minibox-start", os.MFD_CLOEXEC)
     fds = []
     try:

@@ -12,11 +12,8 @@ from __future__ import annotations
 import os
 import resource
 
-from minibox import kernel as k
 from minibox.errors import UserError
 from minibox.runtime import logs, rootfs
-
-NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 
 
 def encode(plan: dict, tini_path: str) -> bytes:
@@ -27,13 +24,12 @@ def encode(plan: dict, tini_path: str) -> bytes:
     rl = []
     for name, (soft, hard) in (plan.get("rlimits") or {}).items():
         rl += [getattr(resource, name), soft, hard]
-    flags = NS_FLAGS | (0 if plan["network"] == "host" else k.CLONE_NEWNET)
     tokens = [
         "MB1", plan["dir"], plan["data_root"], plan["id"], plan.get("name") or "",
         plan["run"], 1 if plan.get("autoremove") else 0,
         plan.get("log_max_size", logs.DEFAULT_MAX_SIZE), len(vols), *vols,
         len(plan["cgroup_dirs"]), *plan["cgroup_dirs"],
-        flags, int(bool(plan.get("tty"))), int(bool(plan.get("interactive"))),
+        rootfs.clone_flags(plan), int(bool(plan.get("tty"))), int(bool(plan.get("interactive"))),
         int(plan["network"] == "host"), plan["hostname"], plan["rootfs"],
         len(ops), *(x for o in ops for x in o),
         proc["cwd"] or "/", env.get("PATH", "/usr/bin:/bin"), rootfs.INIT_PATH,
