@@ -29,8 +29,19 @@ def path(data_root) -> str | None:
     key = str(data_root)
     if key in _cache:
         return _cache[key]
-    _cache[key] = _build(Path(data_root) / "run")
+    built = _build(Path(data_root) / "run")
+    _cache[key] = built if built and _runs(built) else None
     return _cache[key]
+
+
+def _runs(exe: str) -> bool:
+    """Can it be executed here?  (A data root on a noexec mount cannot: then the Python
+    monitor does the job rather than every start failing.)  Without arguments it prints
+    its usage and exits 2."""
+    try:
+        return subprocess.run([exe], capture_output=True, timeout=30).returncode == 2
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _build(out_dir: Path) -> str | None:

@@ -143,3 +143,19 @@ def test_an_image_whose_proc_dev_or_sys_is_a_symlink_is_refused(direct_runtime, 
     with pytest.raises(MiniBoxError, match=f"the image's /{top} is a symbolic link"):
         rt.run({"image": f"bb-{top}-link", "network": "none", "command": ["true"]})
     assert set(rt.store.ids()) == before and not os.path.exists(probe)
+
+
+def test_a_monitor_that_cannot_be_executed_leaves_the_python_one(tmp_path):
+    """A data root on a noexec mount: the compiled monitor is built but cannot run there."""
+    from minibox.runtime import minimon
+    if minimon.path(tmp_path / "a") is None:
+        pytest.skip("no C compiler")
+    root = tmp_path / "noexec"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs", str(root)],
+                   check=True)
+    try:
+        assert minimon.path(root) is None
+        assert list((root / "run").glob("minimon-*"))     # built, but not usable
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
