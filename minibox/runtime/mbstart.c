@@ -202,8 +202,86 @@ static int listen_attach(void) {
     return s;
 }
 
-static int start_main(void) {
-    struct start st = {0};
+/* The container's stdio: pipes (a stdin pipe with -i, else /dev/null), or with -t one end
+ * of a socketpair the init sends its PTY master on. */
+struct io {
+    int stdio[3];              /* what the init gets */
+    int child[3], nchild;      /* its ends, closed here once it is cloned */
+    int out, err, in, console; /* ours */
+};
+
+static int make_stdio(const struct start *st, struct io *io) {
+    io->out = io->err = io->in = io->console = -1;
+    if (st->init.tty) {
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return -1;
+        io->console = sp[0];
+        io->stdio[0] = io->stdio[1] = io->stdio[2] = io->child[0] = sp[1];
+        io->nchild = 1;
+        return 0;
+    }
+    int ip[2] = {-1, -1}, op[2], ep[2];
+    if (st->interactive) {
+        if (pipe2(ip, O_CLOEXEC) != 0) return -1;
+        io->in = ip[1];
+    } else {
+        ip[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (pipe2(op, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) return -1;
+    io->out = op[0];
+    io->err = ep[0];
+    io->stdio[0] = io->child[0] = ip[0];
+    io->stdio[1] = io->child[1] = op[1];
+    io->stdio[2] = io->child[2] = ep[1];
+    io->nchild = 3;
+    return 0;
+}
+
+/* Put the init in its cgroup and let it go on; wait for its exec (the error pipe closes) or
+ * its error.  NULL, or what to report (in m, or the init's own message). */
+static char *await_init(struct start *st, pid_t pid, int err_r, int go_w, char *m, size_t msz) {
+    size_t mlen = 0;
+    char *msg;
+    if (attach_cgroups(st, pid) != 0) {
+        /* killed before it goes on; an init that failed on its own has said why */
+        snprintf(m, msz, "1 cannot join the container's cgroup: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        close(go_w);
+        msg = read_all(err_r, &mlen);
+        close(err_r);
+        if (msg && mlen) { msg[mlen < 4000 ? mlen : 4000] = 0; return msg; }
+        return m;
+    }
+    if (write(go_w, "g", 1) != 1) { /* it died: its error or EOF says why */ }
+    close(go_w);
+    msg = read_all(err_r, &mlen);
+    close(err_r);
+    if (msg && mlen) { msg[mlen < 4000 ? mlen : 4000] = 0; return msg; }
+    return NULL;
+}
+
+/* The monitor proper (minimon.c), with its arguments. */
+static int run_monitor(struct start *st, pid_t pid, const struct io *io, int lis) {
+    char a_pid[16], a_out[16], a_err[16], a_in[16], a_lis[16], a_ack[16], a_nvol[16];
+    snprintf(a_pid, sizeof a_pid, "%d", pid);
+    snprintf(a_out, sizeof a_out, "%d", io->out);
+    snprintf(a_err, sizeof a_err, "%d", io->err);
+    snprintf(a_in, sizeof a_in, "%d", io->in);
+    snprintf(a_lis, sizeof a_lis, "%d", lis);
+    snprintf(a_ack, sizeof a_ack, "%d", REPORT_FD);
+    snprintf(a_nvol, sizeof a_nvol, "%d", st->nvol);
+    int argc = 15 + st->nvol + st->ncg;
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    const char *head[15] = {"minimon", st->dir, st->root, st->id, st->name, st->run, a_pid, st->rm,
+                            st->logmax, a_out, a_err, a_in, a_lis, a_ack, a_nvol};
+    memcpy(argv, head, sizeof head);
+    memcpy(argv + 15, st->vols, (size_t)st->nvol * sizeof *argv);
+    memcpy(argv + 15 + st->nvol, st->cgs, (size_t)st->ncg * sizeof *argv);
+    return monitor_main(argc, argv);
+}
+
+/* Our own process: the spec read, nobody's child, signals and name of a monitor. */
+static int become_monitor(struct start *st) {
     struct spec s = {0};
     size_t len = 0;
     char *buf = read_all(SPEC_FD, &len);
@@ -215,103 +293,57 @@ static int start_main(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGCHLD, SIG_DFL);
     pid_t mid = fork();                        /* the worker reaps this one at once */
-    if (mid < 0) { report("E 1 monitor failed: fork\n"); return 1; }
+    if (mid < 0) { report("E 1 monitor failed: fork\n"); return -1; }
     if (mid > 0) _exit(0);
     s.p = buf;
     s.end = buf ? buf + len : NULL;
-    if (!buf || parse(&s, &st) != 0) { report("E 1 monitor failed: a malformed start spec\n"); return 1; }
+    if (!buf || parse(&s, st) != 0) { report("E 1 monitor failed: a malformed start spec\n"); return -1; }
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], SIG_IGN);
     prctl(PR_SET_NAME, "minibox-mon", 0, 0, 0);
-    if (chdir(st.dir) != 0) { report("E 1 monitor failed: no container dir\n"); return 1; }
+    if (chdir(st->dir) != 0) { report("E 1 monitor failed: no container dir\n"); return -1; }
+    return 0;
+}
 
-    int stdio[3], child_fds[3], nchild = 0, out = -1, err = -1, in = -1, console = -1;
-    if (st.init.tty) {
-        int sp[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return fail(0, &st, "1 socketpair failed");
-        console = sp[0];
-        stdio[0] = stdio[1] = stdio[2] = child_fds[nchild++] = sp[1];
-    } else {
-        int ip[2] = {-1, -1}, op[2], ep[2];
-        if (st.interactive) { if (pipe2(ip, O_CLOEXEC) != 0) return fail(0, &st, "1 pipe failed"); in = ip[1]; }
-        else ip[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (pipe2(op, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) return fail(0, &st, "1 pipe failed");
-        out = op[0]; err = ep[0];
-        stdio[0] = child_fds[0] = ip[0]; stdio[1] = child_fds[1] = op[1]; stdio[2] = child_fds[2] = ep[1];
-        nchild = 3;
-    }
+static int start_main(void) {
+    struct start st = {0};
+    struct io io = {0};
     int errp[2], gop[2];
-    if (pipe2(errp, O_CLOEXEC) != 0 || pipe2(gop, O_CLOEXEC) != 0) return fail(0, &st, "1 pipe failed");
+    char m[512];
+    if (become_monitor(&st) != 0) return 1;
+    if (make_stdio(&st, &io) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(gop, O_CLOEXEC) != 0)
+        return fail(0, &st, "1 cannot make the container's pipes");
     pid_t pid = (pid_t)syscall(SYS_clone, st.clone_flags | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) {
-        char m[256];
         snprintf(m, sizeof m, "1 container setup failed: clone: %s", strerror(errno));
         return fail(0, &st, m);
     }
     if (pid == 0) {
         close(errp[0]); close(gop[1]);
-        if (console >= 0) close(console);
-        if (in >= 0) close(in);
-        close(out); close(err);
-        init_main(&st.init, stdio, errp[1], gop[0]);
+        int mine[] = {io.console, io.in, io.out, io.err};
+        for (size_t i = 0; i < sizeof mine / sizeof *mine; i++) if (mine[i] >= 0) close(mine[i]);
+        init_main(&st.init, io.stdio, errp[1], gop[0]);
         _exit(1);
     }
     /* now, while it waits for us: a fast command may be a zombie once it has exec'd, and a
      * zombie has no start time to read */
     long long pid_start = proc_start_time(pid);
-    for (int i = 0; i < nchild; i++) close(child_fds[i]);
+    for (int i = 0; i < io.nchild; i++) close(io.child[i]);
     close(errp[1]); close(gop[0]);
-    size_t mlen = 0;
-    char *msg;
-    if (attach_cgroups(&st, pid) != 0) {
-        /* killed before it goes on; an init that failed on its own has said why */
-        char m[512];
-        snprintf(m, sizeof m, "1 cannot join the container's cgroup: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        close(gop[1]);
-        msg = read_all(errp[0], &mlen);
-        if (msg && mlen) { msg[mlen < 4000 ? mlen : 4000] = 0; return fail(pid, &st, msg); }
-        return fail(pid, &st, m);
-    }
-    if (write(gop[1], "g", 1) != 1) { /* it died: its error or EOF says why */ }
-    close(gop[1]);
-    msg = read_all(errp[0], &mlen);
-    close(errp[0]);
-    if (msg && mlen) {
-        msg[mlen < 4000 ? mlen : 4000] = 0;
-        return fail(pid, &st, msg);
-    }
-    if (console >= 0) {
-        out = in = take_master(console);
-        close(console);
-        if (out < 0) return fail(pid, &st, "1 the container's init did not pass its terminal");
+    char *msg = await_init(&st, pid, errp[0], gop[1], m, sizeof m);
+    if (msg) return fail(pid, &st, msg);
+    if (io.console >= 0) {
+        io.out = io.in = take_master(io.console);
+        close(io.console);
+        if (io.out < 0) return fail(pid, &st, "1 the container's init did not pass its terminal");
     }
     int lis = -1;
-    if (st.init.tty || st.interactive) {
-        lis = listen_attach();
-        if (lis < 0) return fail(pid, &st, "1 cannot listen on attach.sock");
-    }
+    if ((st.init.tty || st.interactive) && (lis = listen_attach()) < 0)
+        return fail(pid, &st, "1 cannot listen on attach.sock");
     char line[128];
     snprintf(line, sizeof line, "S %d %lld %d %lld\n", pid, pid_start, getpid(), proc_start_time(getpid()));
     if (write(REPORT_FD, line, strlen(line)) != (ssize_t)strlen(line)) return fail(pid, &st, "");
-
-    /* the monitor proper, with the arguments the Python monitor would exec it with */
-    char a_pid[16], a_out[16], a_err[16], a_in[16], a_lis[16], a_ack[16], a_nvol[16];
-    snprintf(a_pid, sizeof a_pid, "%d", pid);
-    snprintf(a_out, sizeof a_out, "%d", out);
-    snprintf(a_err, sizeof a_err, "%d", err);
-    snprintf(a_in, sizeof a_in, "%d", in);
-    snprintf(a_lis, sizeof a_lis, "%d", lis);
-    snprintf(a_ack, sizeof a_ack, "%d", REPORT_FD);
-    snprintf(a_nvol, sizeof a_nvol, "%d", st.nvol);
-    int argc = 15 + st.nvol + st.ncg;
-    char **argv = calloc((size_t)argc + 1, sizeof *argv);
-    const char *head[15] = {"minimon", st.dir, st.root, st.id, st.name, st.run, a_pid, st.rm,
-                            st.logmax, a_out, a_err, a_in, a_lis, a_ack, a_nvol};
-    memcpy(argv, head, sizeof head);
-    memcpy(argv + 15, st.vols, (size_t)st.nvol * sizeof *argv);
-    memcpy(argv + 15 + st.nvol, st.cgs, (size_t)st.ncg * sizeof *argv);
-    return monitor_main(argc, argv);
+    return run_monitor(&st, pid, &io, lis);
 }
 
 int main(int argc, char **argv) {
