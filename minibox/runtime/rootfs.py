@@ -235,11 +235,14 @@ def _do(code: str, src: str, tgt: str, fstype: str, data: str, flags: int, mode:
     elif code in ("M", "k"):
         if code == "M" or os.path.isdir(tgt):
             k.mount(src or None, tgt, fstype, flags, data or None)
-    elif code in ("B", "m", "r"):
-        if code == "B" or (code == "m" and os.path.exists(tgt) and not os.path.isdir(tgt)):
-            k.bind_mount(src, tgt, readonly=bool(mode), recursive=bool(flags & k.MS_REC),
-                         flags=flags & ~k.MS_REC)
-        elif code == "r" and os.path.exists(tgt):
+    elif code == "B":
+        k.bind_mount(src, tgt, readonly=bool(mode), recursive=bool(flags & k.MS_REC),
+                     flags=flags & ~k.MS_REC)
+    elif code == "m":                       # mask a file: /dev/null over it
+        if os.path.exists(tgt) and not os.path.isdir(tgt):
+            k.bind_mount(src, tgt, recursive=False)
+    elif code == "r":                       # read-only: bound onto itself, remounted
+        if os.path.exists(tgt):
             k.bind_mount(tgt, tgt, readonly=True, recursive=True, flags=flags & ~k.MS_REC)
     elif code == "N":
         os.mknod(tgt, mode | stat.S_IFCHR, flags)

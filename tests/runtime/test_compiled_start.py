@@ -159,3 +159,17 @@ def test_a_monitor_that_cannot_be_executed_leaves_the_python_one(tmp_path):
         assert list((root / "run").glob("minimon-*"))     # built, but not usable
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+def test_masked_and_read_only_paths_with_either_start(direct_runtime):
+    """Read from the container's own mount table (a probe that changes nothing)."""
+    rt = direct_runtime
+    st = rt.run({"image": "busybox", "network": "none",
+                 "command": ["sh", "-c", "cat /proc/self/mountinfo; wc -c < /proc/keys"]})
+    code, out = _output(rt, st)
+    assert code == 0, out
+    mounts = {f[4]: f[5] for f in (line.split() for line in out.splitlines()) if len(f) > 5}
+    assert mounts["/proc/sys"].startswith("ro") and mounts["/proc/irq"].startswith("ro")
+    assert "/proc/keys" in mounts and "/sys/firmware" in mounts
+    assert mounts["/sys"].startswith("ro") and mounts["/dev/init"].startswith("ro")
+    assert out.split()[-1] == "0"                      # /proc/keys reads as /dev/null
