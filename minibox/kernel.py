@@ -58,7 +58,6 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -181,10 +180,6 @@ def set_no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def set_child_subreaper() -> None:
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
 def set_process_name(name: str) -> None:
     buf = ctypes.create_string_buffer(name.encode()[:15])
     _libc.prctl(PR_SET_NAME, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0)
@@ -258,15 +253,6 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def is_mountpoint(path: str) -> bool:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            target = os.path.realpath(path)
-            return any(line.split()[4] == target for line in f)
-    except OSError:
-        return False
-
-
 # --- runtime additions ---------------------------------------------------------------
 # Used by minibox.runtime (containers).  Nothing above this line is changed by them.
 
@@ -277,7 +263,6 @@ _SYS_PIDFD_SEND_SIGNAL = 424
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
 _SIGCHLD = 17
-
 
 
 class _SockFprog(ctypes.Structure):
@@ -323,10 +308,6 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
                        ctypes.c_int(sig), ctypes.c_void_p(0), ctypes.c_uint(0))
     if rc != 0:
         _fail(f"pidfd_send_signal(sig={sig})")
-
-
-def cap_bounding_has(cap: int) -> bool:
-    return _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1
 
 
 # --- sandbox additions ---

@@ -49,8 +49,6 @@ def mask_of(names) -> int:
     return m
 
 
-def names_of(mask: int) -> list[str]:
-    return [n for i, n in enumerate(NAMES) if mask & (1 << i)]
 
 
 def container_caps(*, privileged: bool = False, add=(), drop=(), extra=()) -> list[str]:

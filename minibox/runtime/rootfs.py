@@ -33,8 +33,7 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
              ("ptmx", "pts/ptmx"))
-NOSUID_NODEV_NOEXEC = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
-NSND = NOSUID_NODEV_NOEXEC
+NSND = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC       # nosuid, nodev, noexec
 INIT_PATH = "/dev/init"      # tini, bind-mounted read-only (the runc /proc/self/exe attack)
 OP_FIELDS = ("code", "src", "target", "join", "fstype", "data", "flags", "mode", "fail")
 
