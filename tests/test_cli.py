@@ -21,7 +21,7 @@ def test_help_imports_nothing_heavy():
 
 def test_build_path_does_not_import_httpx():
     code = ("import sys\nimport minibox.cli.build, minibox.cli.fasthttp, "
-            "minibox.build.context, minibox.cli.progress\nprint('httpx' in sys.modules)")
+            "minibox.builder.context, minibox.cli.progress\nprint('httpx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"

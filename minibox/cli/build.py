@@ -58,7 +58,7 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 def _submit(context, tag, display, text, target, no_cache) -> dict:
     import tempfile
 
-    from minibox.build.context import pack_context
+    from minibox.builder.context import pack_context
     from minibox.cli import fasthttp
 
     with tempfile.SpooledTemporaryFile(max_size=16 << 20) as tar:

@@ -18,7 +18,7 @@ log = logging.getLogger("minibox.daemon")
 
 
 def build_services(settings: Settings):
-    from minibox.build.jobs import BuildManager
+    from minibox.builder.jobs import BuildManager
     from minibox.daemon.services import Services
     from minibox.redisconn import connect
     from minibox.store import Store

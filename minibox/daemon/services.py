@@ -14,4 +14,4 @@ class Services:
     celery: Any = None        # celery.Celery client bound to the farm's broker
     redis: Any = None         # redis.Redis on the same server (events, locks, job records)
     store: Any = None         # minibox.store.Store over the data root
-    builds: Any = None        # minibox.build.jobs.BuildManager
+    builds: Any = None        # minibox.builder.jobs.BuildManager

@@ -14,7 +14,7 @@ gets RUN stdout+stderr as it comes; ``on_event(dict)`` gets ``{"type": "step", "
 
 Modules: spec (SandboxSpec, BlockOutcome), build (run_block, worker side), supervisor (the
 sandbox process), process (each RUN's PID namespace and exec), mounts, steps, copyops,
-sources (COPY source resolution; a stand-in for minibox.build.context.resolve_sources),
+sources (COPY source resolution; a stand-in for minibox.builder.context.resolve_sources),
 rootfs (paths inside the image), users, pkg.
 """
 

@@ -1,6 +1,6 @@
 """COPY source resolution: globs and escape checks.
 
-Context sources go through ``minibox.build.context.resolve_sources``, the same function the
+Context sources go through ``minibox.builder.context.resolve_sources``, the same function the
 daemon hashed them with for the cache key.  ``from_sources`` (COPY FROM a block's merged
 view) resolves inside the other block's root, where escapes are impossible.
 
@@ -33,8 +33,8 @@ def has_glob(pattern: str) -> bool:
 def context_sources(context_dir: str, sources: list[str], line: int,
                     path: str = "MiniBox") -> list[Source]:
     """Resolve local COPY sources with the same rules the daemon keyed them by
-    (``minibox.build.context.resolve_sources``): globs, escape checks, .miniboxignore."""
-    from minibox.build.context import resolve_sources
+    (``minibox.builder.context.resolve_sources``): globs, escape checks, .miniboxignore."""
+    from minibox.builder.context import resolve_sources
 
     return [Source(s.path, _name(s.rel, s.path))
             for s in resolve_sources(context_dir, sources, line, path)]

@@ -1,4 +1,4 @@
-"""Build tasks: thin wrappers over minibox.build.executor, run by the prefork build pool.
+"""Build tasks: thin wrappers over minibox.builder.executor, run by the prefork build pool.
 
 Content-addressed, so acks_late + reject_on_worker_lost is safe: a block whose worker was
 killed is delivered again and redone (or found in the cache).
@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from celery.signals import worker_process_init
 
-import minibox.build.executor  # noqa: F401  (preload for the forked pool children)
+import minibox.builder.executor  # noqa: F401  (preload for the forked pool children)
 import minibox.sandbox  # noqa: F401
 import minibox.store.layertar  # noqa: F401
 from minibox.workers.celery_app import app
@@ -36,14 +36,14 @@ def _warm(**_):
     redis.ping()
 
 
-@app.task(name="minibox.build.block", acks_late=True, reject_on_worker_lost=True)
+@app.task(name="minibox.builder.block", acks_late=True, reject_on_worker_lost=True)
 def build_block(payload: dict) -> dict:
-    from minibox.build.executor import execute_block
+    from minibox.builder.executor import execute_block
 
     store, redis, settings = _context()
     return execute_block(payload, store=store, redis=redis, settings=settings)
 
 
-@app.task(name="minibox.build.ping")
+@app.task(name="minibox.builder.ping")
 def ping() -> str:
     return "pong"

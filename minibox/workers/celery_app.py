@@ -38,7 +38,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_send_task_events=False,
         task_send_sent_event=False,
         task_routes={
-            "minibox.build.*": {"queue": BUILD_QUEUE},
+            "minibox.builder.*": {"queue": BUILD_QUEUE},
             "minibox.runtime.*": {"queue": RUNTIME_QUEUE},
         },
     )

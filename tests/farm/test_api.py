@@ -124,9 +124,9 @@ def test_flower_sees_the_build_workers_and_block_tasks(farm, ctx):
         write_ctx(ctx, {"MiniBox": f"BASE busybox\nBLOCK flower\n    RUN echo {time.time()}\n"})
         farm.build(ctx, "flowered")
         tasks = _wait_json(f"{base}/api/tasks",
-                           lambda t: any(v.get("name") == "minibox.build.block"
+                           lambda t: any(v.get("name") == "minibox.builder.block"
                                          for v in t.values()))
-        assert any(v.get("name") == "minibox.build.block" and v.get("state") == "SUCCESS"
+        assert any(v.get("name") == "minibox.builder.block" and v.get("state") == "SUCCESS"
                    for v in tasks.values())
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

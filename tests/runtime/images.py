@@ -1,7 +1,7 @@
 """The ONE place the runtime tests get their images from.
 
 It imports the offline busybox base (docker-free-dev/make-base-images.sh) into a Store,
-through ``minibox.build.base.resolve_base`` when the build farm provides it, else by
+through ``minibox.builder.base.resolve_base`` when the build farm provides it, else by
 writing the tarball as a layer blob directly.  Switch to another source here only.
 """
 

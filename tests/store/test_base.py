@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minibox.build.base import (DEFAULT_PATH, DEFAULT_RESOLVERS, BaseImage, resolve_base)
+from minibox.builder.base import (DEFAULT_PATH, DEFAULT_RESOLVERS, BaseImage, resolve_base)
 from minibox.errors import NotFound, UserError
 from minibox.store.layertar import commit_upper
 

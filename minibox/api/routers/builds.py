@@ -12,9 +12,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from minibox.build.events import EventLog
-from minibox.build.jobs import FINAL
-from minibox.build.scheduler import BuildRequest
+from minibox.builder.events import EventLog
+from minibox.builder.jobs import FINAL
+from minibox.builder.scheduler import BuildRequest
 from minibox.errors import NotFound, UserError
 
 router = APIRouter(prefix="/builds", tags=["builds"])
@@ -42,7 +42,7 @@ def create_build(request: Request,
                  target: Annotated[str | None, Form()] = None,
                  no_cache: Annotated[bool, Form()] = False) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends)."""
-    from minibox.build.context import unpack_context
+    from minibox.builder.context import unpack_context
 
     s = _services(request)
     ctx = _new_context_dir(s)
@@ -60,7 +60,7 @@ def create_build(request: Request,
 @router.post("/path", status_code=202)
 def create_build_from_path(request: Request, body: PathBuild) -> dict:
     """Build from a directory on the daemon's machine, under MINIBOX_BUILD_PREFIXES."""
-    from minibox.build.context import pack_context, unpack_context
+    from minibox.builder.context import pack_context, unpack_context
 
     s = _services(request)
     src = _allowed_context(body.context, s.settings.build_prefixes)
@@ -126,7 +126,7 @@ def get_build(request: Request, job_id: str) -> dict:
 @router.get("/{job_id}/context")
 def build_context(request: Request, job_id: str) -> StreamingResponse:
     """The job's build context as a tar, for build workers on other machines."""
-    from minibox.build.context import pack_context
+    from minibox.builder.context import pack_context
 
     rec = _services(request).builds.get(job_id)
     ctx = rec.get("context") or ""

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from minibox.build import context as ctx
-from minibox.build.context import (hash_sources, pack_context, resolve_sources, safe_name,
+from minibox.builder import context as ctx
+from minibox.builder.context import (hash_sources, pack_context, resolve_sources, safe_name,
                                    unpack_context, walk_source)
-from minibox.build.ignore import IgnoreMatcher, compile_pattern
+from minibox.builder.ignore import IgnoreMatcher, compile_pattern
 from minibox.errors import ParseError, UserError
 
 ROOT = os.geteuid() == 0
@@ -258,7 +258,7 @@ def test_pack_big_file_roundtrip(tmp_path):
 
 def test_pack_imports_only_stdlib():
     import sys
-    code = ("import sys, minibox.build.context; "
+    code = ("import sys, minibox.builder.context; "
             "bad = [m for m in ('blake3', 'minibox.mbfile.parser', 'httpx', 'fastapi') "
             "if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,6 +1,6 @@
 """Worker side of a build: execute one block and commit its layer.
 
-Called by the thin Celery task ``minibox.build.block``.  Content-addressed, so it is safe to
+Called by the thin Celery task ``minibox.builder.block``.  Content-addressed, so it is safe to
 run twice: a Redis lock per cache key makes concurrent builds of the same key execute it
 once (the second finds the entry the first wrote), and a worker killed mid-block leaves only
 a temp dir that nothing trusts.  Build errors are returned, not raised, so they cross Celery
@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from minibox.build.cache import BlockCache
-from minibox.build.events import EventLog, LineBuffer
+from minibox.builder.cache import BlockCache
+from minibox.builder.events import EventLog, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
 
 LOCK_TTL = 6.0          # seconds; the holder refreshes it every LOCK_TTL / 3
@@ -102,7 +102,7 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
 def _share(payload: dict, store, settings, layer: dict) -> None:
     """A worker on another machine found the block in its own cache: make sure the daemon
     has the layer too."""
-    from minibox.build import remote
+    from minibox.builder import remote
 
     if remote.is_remote(payload, settings):
         daemon = remote.connect(payload)
@@ -124,7 +124,7 @@ def _sweep_dead(store) -> None:
 
 
 def _build(payload, store, cache, events, should_cancel, settings) -> dict:
-    from minibox.build import remote
+    from minibox.builder import remote
     from minibox.sandbox import SandboxSpec, run_block
     from minibox.store.layertar import LayerInfo, commit_upper
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minibox import graph
-from minibox.build import cachekey
-from minibox.build.cache import BlockCache
-from minibox.build.events import EventLog
-from minibox.build.executor import LOCK_TTL, cancel_key, lock_key
-from minibox.build.image import image_config
-from minibox.build.plan import BuildState, inherit, plan_block
+from minibox.builder import cachekey
+from minibox.builder.cache import BlockCache
+from minibox.builder.events import EventLog
+from minibox.builder.executor import LOCK_TTL, cancel_key, lock_key
+from minibox.builder.image import image_config
+from minibox.builder.plan import BuildState, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.workers.celery_app import BUILD_QUEUE
@@ -74,7 +74,7 @@ class Build:
 
     # --- the whole build --------------------------------------------------------
     def run(self) -> dict:
-        from minibox.build.base import resolve_base
+        from minibox.builder.base import resolve_base
 
         t0 = time.monotonic()
         self.base = resolve_base(self.store, self.mb.base, self.req.context_dir)
@@ -137,7 +137,7 @@ class Build:
         return Pending(block, key, payload, state=plan.state, components=components)
 
     def _copy_hashes(self, plan) -> dict[str, str]:
-        from minibox.build.context import hash_sources, resolve_sources
+        from minibox.builder.context import hash_sources, resolve_sources
 
         out = {}
         for index, line, sources in plan.local_copies:
@@ -190,7 +190,7 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task("minibox.build.block", args=[p.payload], queue=BUILD_QUEUE)
+        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE)
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:

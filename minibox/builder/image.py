@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from minibox.build.plan import BuildState
+from minibox.builder.plan import BuildState
 from minibox.mbfile.model import MiniBoxFile
 
 _NS = 1_000_000_000

@@ -77,7 +77,7 @@ class Daemon:
     def fetch_context(self, job: str, dest: Path) -> None:
         import httpx
 
-        from minibox.build.context import unpack_context
+        from minibox.builder.context import unpack_context
 
         try:
             with self.http.stream("GET", f"/builds/{job}/context") as resp:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import BinaryIO
 
-from minibox.build.ignore import IGNORE_FILE, IgnoreMatcher
+from minibox.builder.ignore import IGNORE_FILE, IgnoreMatcher
 from minibox.errors import BuildFailed, ParseError, UserError
 
 CHUNK = 1 << 20                 # read/copy unit

@@ -15,9 +15,9 @@ import threading
 import time
 
 from minibox import graph, refs
-from minibox.build.events import EventLog
-from minibox.build.executor import cancel_key
-from minibox.build.scheduler import Build, BuildRequest
+from minibox.builder.events import EventLog
+from minibox.builder.executor import cancel_key
+from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 
 log = logging.getLogger("minibox.builds")
