@@ -190,7 +190,9 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE)
+        # argsrepr: what Flower and the workers' logs show for the task (not the payload)
+        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE,
+                                    argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:
