@@ -84,11 +84,13 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
         lock = redis.lock(lock_key(key), timeout=LOCK_TTL, thread_local=False)
         _acquire(lock, should_cancel)
         with _held(lock):
-            cache = BlockCache(store, settings.cache_dir)
+            cache = BlockCache(store, settings.cache_dir, redis)
             if not payload.get("no_cache"):
-                entry = cache.get(key)
+                # built meanwhile, here or on another host of the farm (the daemon has it)
+                entry = cache.get(key, local_blob=False)
                 if entry:
-                    _share(payload, store, settings, entry["layer"])
+                    if store.has_blob(entry["layer"]["digest"]):
+                        _share(payload, store, settings, entry["layer"])
                     events.emit("block_cached", block=block, key=key, shared=True)
                     return {"ok": True, "layer": entry["layer"], "cached": True}
             return _build(payload, store, cache, events, should_cancel, settings)

@@ -67,7 +67,7 @@ class Build:
         self.s, self.job, self.req, self.mb = services, job_id, req, mb
         self.store, self.redis, self.celery = services.store, services.redis, services.celery
         self.events = EventLog(self.redis, job_id)
-        self.cache = BlockCache(self.store, services.settings.cache_dir)
+        self.cache = BlockCache(self.store, services.settings.cache_dir, services.redis)
         self.last = cachekey.LastBuilds(services.settings.cache_dir)
         self.done: dict[str, Done] = {}
         self.stats = {"cached": 0, "built": 0}
