@@ -32,6 +32,11 @@ def cancel_key(job: str) -> str:
     return f"minibox:build:{job}:cancel"
 
 
+def hosts_key(job: str) -> str:
+    """The hosts that ran blocks of a job (a set; `minibox builds ls` shows them)."""
+    return f"minibox:build:{job}:hosts"
+
+
 @contextmanager
 def _held(lock):
     """Keep a Redis lock alive while the block runs (a dead holder's lock expires)."""
@@ -93,6 +98,8 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
                         _share(payload, store, settings, entry["layer"])
                     events.emit("block_cached", block=block, key=key, shared=True)
                     return {"ok": True, "layer": entry["layer"], "cached": True}
+            redis.sadd(hosts_key(job), socket.gethostname())
+            redis.expire(hosts_key(job), 7 * 86400)
             return _build(payload, store, cache, events, should_cancel, settings)
     except MiniBoxError as e:
         tail = getattr(e, "tail", None) or []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from minibox import graph, refs
 from minibox.builder.events import EventLog
-from minibox.builder.executor import cancel_key
+from minibox.builder.executor import cancel_key, hosts_key
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 
@@ -111,7 +111,7 @@ class BuildManager:
 
     def _run(self, job_id: str, req: BuildRequest, mb) -> None:
         events = EventLog(self.redis, job_id)
-        self._update(job_id, status="running", started=time.time())
+        self._update(job_id, status="running", started=time.time(), blocks=len(mb.blocks))
         events.emit("job_start", id=job_id, tag=req.tag, blocks=len(mb.blocks))
         try:
             result = Build(self.s, job_id, req, mb).run()
@@ -152,6 +152,7 @@ class BuildManager:
             raise NotFound(f"no build job '{job_id}'", hint="`minibox builds ls` lists them")
         rec = {k.decode(): v.decode() for k, v in raw.items()}
         rec.pop("request", None)      # for resuming only (it holds the whole MiniBox text)
+        rec["hosts"] = sorted(h.decode() for h in self.redis.smembers(hosts_key(job_id)))
         for f in ("created", "started", "finished"):
             if rec.get(f):
                 rec[f] = float(rec[f])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,10 @@ def test_a_worker_on_another_data_root_builds_the_blocks(split_farm, tmp_path):
         "msg": "from the context\n"})
     r = farm.build(ctx, "remote-built")
     assert r.returncode == 0
-    events = farm.events(farm.last_job()["id"])
+    job = farm.last_job()
+    assert job["blocks"] == "2" and job["hosts"] == [socket.gethostname()]
+    assert socket.gethostname() in farm.cli("builds", "ls").stdout
+    events = farm.events(job["id"])
     workers = {e["worker"] for e in events if e["type"] == "block_start"}
     assert workers and all(w.split(":")[1] != str(farm.proc.pid) for w in workers)
     # the image on the daemon holds the layers the remote worker made
