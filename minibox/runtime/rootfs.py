@@ -104,7 +104,7 @@ def steps(plan: dict, tini_path: str | None) -> list[tuple]:
     out += _etc_files(plan)
     out.append(op("J", plan["process"]["cwd"] or "/", join="d"))
     if not plan.get("privileged"):
-        out += _masks(root)
+        out += masks(root)
     out.append(op("V", root))
     if plan["sysctls"]:
         out.append(op("D", "/dev/.sysctl", mode=0o700))
@@ -177,7 +177,9 @@ def _etc_files(plan: dict) -> list[tuple]:
     return out
 
 
-def _masks(root: str) -> list[tuple]:
+def masks(root: str) -> list[tuple]:
+    """The masked and read-only /proc and /sys paths, as steps for ``apply`` (containers and
+    build RUN steps alike: both bind /dev/null and mount /proc and /sys under ``root``)."""
     out = [op("m", root + p, src=root + "/dev/null") for p in MASKED_FILES]
     out += [op("k", root + p, src="tmpfs", fstype="tmpfs", flags=k.MS_RDONLY | NSND, data="size=0")
             for p in MASKED_DIRS]
