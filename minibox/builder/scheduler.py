@@ -49,6 +49,12 @@ class Done:
     state: BuildState
     cached: bool
 
+    @classmethod
+    def of(cls, key: str, layer: dict, state: BuildState, cached: bool) -> "Done":
+        """An empty layer (a block whose steps changed nothing) stays out of the image,
+        whether the block ran now or came from the cache: both give the same image."""
+        return cls(key, None if layer.get("empty") else layer, state, cached)
+
 
 @dataclass
 class Pending:
@@ -123,7 +129,7 @@ class Build:
             return None
         entry = None if self.req.no_cache else self.cache.get(key)
         if entry is not None:
-            self._finish(block, Done(key, entry["layer"], plan.state, True), components)
+            self._finish(block, Done.of(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
             self.last.get(self.req.tag, block.name), components, plan.texts)
@@ -247,7 +253,7 @@ class Build:
         cached = bool(outcome.get("cached"))
         if self.cache.get(p.key) is None and self.store.has_blob(layer["digest"]):
             self.cache.put(p.key, p.block.name, layer)   # built by a worker elsewhere
-        done = Done(p.key, None if layer.get("empty") else layer, p.state, cached)
+        done = Done.of(p.key, layer, p.state, cached)
         self._finish(p.block, done, p.components)
 
     def _stop_siblings(self, pending) -> None:
