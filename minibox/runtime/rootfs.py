@@ -23,6 +23,7 @@ import os
 import stat
 
 from minibox import kernel as k
+from minibox import overlay
 
 MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
                 "/proc/latency_stats", "/proc/timer_stats", "/proc/sysrq-trigger")
@@ -116,11 +117,11 @@ def steps(plan: dict, tini_path: str | None) -> list[tuple]:
 
 
 def _overlay(plan: dict) -> list[tuple]:
-    # relative to the data root (we chdir there): overlay's options must fit in one page
+    # relative to the data root (we chdir there): overlay's options must fit in one page, so
+    # the lowers are named by their short links in DataRoot/l (minibox.overlay)
     base = plan["data_root"]
-    rel = [os.path.relpath(p, base) if p.startswith(base + "/") else p for p in plan["lowers"]]
-    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(plan['upper'], base)},"
-            f"workdir={os.path.relpath(plan['work'], base)}")
+    data = overlay.options(os.path.join(base, "l"), plan["lowers"],
+                           os.path.relpath(plan["upper"], base), os.path.relpath(plan["work"], base))
     return [op("C", base), op("M", plan["rootfs"], src="overlay", fstype="overlay", data=data),
             op("C", "/")]
 
