@@ -19,7 +19,7 @@ from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
 from minibox.builder.executor import LOCK_TTL, cancel_key, lock_key
 from minibox.builder.image import image_config
-from minibox.builder.plan import BuildState, inherit, plan_block
+from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.workers.celery_app import BUILD_QUEUE
@@ -87,6 +87,7 @@ class Build:
         self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
                          layers=len(self.base.layers))
         self.base_state = BuildState.from_image_config(self.base.config)
+        check_layer_stacks(self.mb, len(self.base.layers), self.req.target)
         waves = graph.waves(self.mb, self.req.target)
         for i, wave in enumerate(waves, 1):
             self._check_cancel()
