@@ -170,8 +170,11 @@ class Mounts:
 def mount_overlay(target: str, lowers: list[str], links_dir: str, upper: str | None = None,
                   work: str | None = None, readonly: bool = False) -> None:
     """Mount an overlay: volatile (with an upper) and export-safe (index, redirect_dir and
-    metacopy off); kernels that refuse an option get the mount without it.  The lowers are
-    named by short links in ``links_dir`` (``minibox.overlay``), so 128 and more fit."""
+    metacopy off); kernels that refuse an option get the mount without it.  Every dir is
+    named by a short link in ``links_dir`` (``minibox.overlay``), so 128 lowers and more fit
+    whatever the data root's path."""
+    if upper:
+        upper, work = overlay.link(links_dir, upper), overlay.link(links_dir, work)
     opts = overlay.options(links_dir, lowers, upper, work)
     flags = kernel.MS_RDONLY if readonly else 0
     attempts = [f"{opts},{_OVERLAY_EXTRA}", opts]
