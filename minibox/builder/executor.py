@@ -161,7 +161,8 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
                   on_event=lambda e: events.emit("block_step", block=block, **e),
                   should_cancel=should_cancel)
         lines.flush()
-        layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression)
+        layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression,
+                             clamp_mtime=payload.get("timestamp"))
         if daemon is not None:
             daemon.push_blob(store, layer.digest)
         cache.put(payload["key"], block, layer.to_dict())

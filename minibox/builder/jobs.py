@@ -17,9 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from minibox import graph, refs
+from minibox import refs
 from minibox.builder.events import EventLog
 from minibox.builder.executor import cancel_key, hosts_key
+from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 
@@ -91,8 +92,9 @@ class BuildManager:
         try:
             req.tag = refs.normalize(req.tag)
             mb = parse(req.text, req.filename)
-            if req.target:
-                graph.waves(mb, req.target)   # an unknown target fails here, before queueing
+            # an unknown target, or NEED chains too deep whatever the base, fail here,
+            # before queueing
+            check_layer_stacks(mb, 0, req.target)
         except MiniBoxError:
             self._drop_context(req)
             raise

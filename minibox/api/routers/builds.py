@@ -10,11 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from minibox.builder.events import EventLog
 from minibox.builder.jobs import FINAL
-from minibox.builder.scheduler import BuildRequest
+from minibox.builder.scheduler import MAX_TIMESTAMP, BuildRequest
 from minibox.errors import NotFound, UserError
 
 router = APIRouter(prefix="/builds", tags=["builds"])
@@ -31,6 +31,7 @@ class PathBuild(BaseModel):
     file: str = "MiniBox"
     target: str | None = None
     no_cache: bool = False
+    timestamp: int | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)
 
 
 @router.post("", status_code=202)
@@ -40,14 +41,15 @@ def create_build(request: Request,
                  file: Annotated[str, Form()] = "MiniBox",
                  minibox: Annotated[str | None, Form()] = None,
                  target: Annotated[str | None, Form()] = None,
-                 no_cache: Annotated[bool, Form()] = False) -> dict:
+                 no_cache: Annotated[bool, Form()] = False,
+                 timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends)."""
     from minibox.builder.context import unpack_context
 
     s = _services(request)
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
-                       no_cache=no_cache, owns_context=True)
+                       no_cache=no_cache, timestamp=timestamp, owns_context=True)
     try:
         unpack_context(context.file, ctx)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
@@ -69,7 +71,8 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
     # keys and the copies see exactly the same files even if the directory changes later.
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=body.tag, text=text, filename=body.file, context_dir=ctx,
-                       target=body.target, no_cache=body.no_cache, owns_context=True)
+                       target=body.target, no_cache=body.no_cache, timestamp=body.timestamp,
+                       owns_context=True)
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:
             pack_context(str(src), tar)
