@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import threading
 import time
 
@@ -19,6 +18,7 @@ from minibox.builder.events import EventLog
 from minibox.builder.executor import cancel_key
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
+from minibox.rmtree import remove_tree
 
 log = logging.getLogger("minibox.builds")
 INDEX = "minibox:builds"
@@ -102,7 +102,7 @@ class BuildManager:
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:
         if req.owns_context:
-            shutil.rmtree(req.context_dir, ignore_errors=True)
+            remove_tree(req.context_dir, ignore_errors=True)
 
     # --- records ----------------------------------------------------------------
     def _save(self, job_id: str, rec: dict) -> None:
