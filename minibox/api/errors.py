@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from minibox.builder.contextfile import printable
 from minibox.errors import MiniBoxError
 
 
@@ -59,7 +60,8 @@ def validation_problems(errors) -> list[str]:
         where = loc[0] if loc and loc[0] in ("body", "query", "path", "header", "cookie") \
             else "body"
         rest = loc[1:] if loc and loc[0] == where else loc
-        name = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in rest)
+        name = ".".join(printable(str(x))[:64] if not isinstance(x, int) else f"[{x}]"
+                        for x in rest)
         name = name.replace(".[", "[")
         label = (f"{where} parameter '{name}'" if where != "body" else
                  f"field '{name}'" if name else "the body")

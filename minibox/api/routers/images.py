@@ -107,11 +107,18 @@ async def put_blob(request: Request, digest: Digest) -> dict:
     store = _store(request)
     if store.has_blob(_digest(digest)):
         return {"digest": digest, "stored": False}
+    import hashlib
+
     writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
     await run_in_threadpool(writer.__enter__)
+    sent = hashlib.sha256()         # a body that is not the blob is bad input, not a 5xx
     try:
         async for chunk in request.stream():
+            sent.update(chunk)
             await run_in_threadpool(writer.write, chunk)
+        if "sha256:" + sent.hexdigest() != digest:
+            raise UserError(f"the body does not hash to {digest}",
+                            hint="PUT /blobs/DIGEST takes the blob's exact bytes")
     except BaseException as e:
         await run_in_threadpool(writer.__exit__, type(e), e, None)
         raise
