@@ -10,7 +10,6 @@ as plain JSON.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
+from minibox.rmtree import remove_tree
 
 LOCK_TTL = 6.0          # seconds; the holder refreshes it every LOCK_TTL / 3
 
@@ -129,7 +129,7 @@ def _sweep_dead(store) -> None:
     for d in tmp.glob("block-p*-*"):
         pid = d.name[len("block-p"):].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d, ignore_errors=True)
 
 
 def _build(payload, store, cache, events, should_cancel, settings) -> dict:
@@ -175,4 +175,4 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
         e.tail = getattr(e, "tail", None) or lines.tail
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import secrets
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from minibox.builder.executor import cancel_key, hosts_key
 from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
+from minibox.rmtree import remove_tree
 
 log = logging.getLogger("minibox.builds")
 INDEX = "minibox:builds"
@@ -137,7 +137,7 @@ class BuildManager:
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:
         if req.owns_context:
-            shutil.rmtree(req.context_dir, ignore_errors=True)
+            remove_tree(req.context_dir, ignore_errors=True)
 
     # --- records ----------------------------------------------------------------
     def _save(self, job_id: str, rec: dict) -> None:

@@ -27,7 +27,6 @@ from minibox.workers.celery_app import BUILD_QUEUE
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
-MAX_TIMESTAMP = 253402300799          # 9999-12-31T23:59:59Z, the last moment RFC 3339 has
 
 
 @dataclass

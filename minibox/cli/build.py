@@ -122,6 +122,10 @@ def follow(job_id: str, progress: str = "auto") -> int:
                 if not line.strip():
                     continue
                 ev = json.loads(line)
+                if ev.get("type") == "stream_error":     # the daemon failed mid-stream
+                    renderer.close()
+                    from minibox.errors import MiniBoxError
+                    raise MiniBoxError.from_dict(ev.get("error") or {})
                 renderer.event(ev)
                 if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
                     status = ev["type"]
