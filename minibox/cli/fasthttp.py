@@ -204,14 +204,5 @@ def multipart(fields: dict[str, str], file_field: str, fileobj, size: int,
 
 
 def _error(resp: Response) -> MiniBoxError:
-    raw = resp.read()
-    try:
-        err = json.loads(raw).get("error") or {}
-    except (ValueError, AttributeError):
-        err = {}
-    if not err:
-        return MiniBoxError(f"daemon answered {resp.status}: {raw.decode(errors='replace')}")
-    e = MiniBoxError.from_dict(err)
-    if err.get("exit_code"):
-        e.exit_code = err["exit_code"]
-    return e
+    from minibox.cli.daemon_errors import daemon_error
+    return daemon_error(resp.status, resp.read())
