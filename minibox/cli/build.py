@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from minibox.cli.commands import Group
+
 from minibox.errors import UserError
 
 
@@ -120,7 +122,7 @@ def follow(job_id: str, progress: str = "auto") -> int:
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
-@click.group()
+@click.group(cls=Group)
 def builds() -> None:
     """List, follow and cancel build jobs."""
 

@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from minibox.cli.commands import Group
+
 from minibox.cli.run_options import run_options, request_from_options
 
 
@@ -112,7 +114,8 @@ def logs(follow, tail, timestamps, since, container) -> int:
     params = {"follow": follow, "timestamps": timestamps, "mux": True}
     if tail != "all":
         if not str(tail).isdigit():
-            raise click.BadParameter("--tail takes a number or 'all'")
+            from minibox.errors import UserError
+            raise UserError(f"invalid --tail {tail!r}", hint="a number of lines, or all")
         params["tail"] = int(tail)
     if since:
         params["since"] = _since(since)
@@ -282,7 +285,7 @@ def stats(no_stream, as_json, all_, containers) -> int:
 
 
 # --- db ---------------------------------------------------------------------------------------
-@click.group()
+@click.group(cls=Group)
 def db() -> None:
     """Database containers: a named data volume, shared memory, OOM protection."""
 

@@ -6,13 +6,15 @@ import json
 
 import click
 
+from minibox.cli.commands import Group
+
 
 def _client():
     from minibox.cli.client import Client
     return Client()
 
 
-@click.group()
+@click.group(cls=Group)
 def volume() -> None:
     """Manage volumes (DataRoot/volumes/NAME/_data): named ones, and the anonymous ones
     (64-hex names) that `run -v /path` and an image's VOLUMEs make."""
