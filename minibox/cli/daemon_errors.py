@@ -35,6 +35,9 @@ def daemon_error(status: int, raw: bytes, reason: str = "") -> MiniBoxError:
         return Unauthorized("miniboxd refused the request: not authorized",
                             hint="set MINIBOX_API_TOKEN to the daemon's token")
     text = detail if isinstance(detail, str) else raw.decode("utf-8", "replace").strip()
+    if "<" in text:           # a proxy's HTML page: its words
+        import re
+        text = re.sub(r"<[^>]*>", " ", text)
     text = " ".join(text.split())[:_MAX_TEXT] or reason or "no details"
     return MiniBoxError(f"miniboxd answered {status}: {text}",
                         hint="is MINIBOX_API a miniboxd of this version?" if status == 404 else None)

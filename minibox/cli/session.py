@@ -10,12 +10,12 @@ import threading
 import click
 
 from minibox.cli.foreground import exit_code, exit_now_if_program, run_foreground  # noqa: F401 (re-export)
-from minibox.errors import MiniBoxError
+from minibox.errors import MiniBoxError, UserError
 
 
 def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: bool) -> int:
     if tty and not detach and not sys.stdin.isatty():
-        raise MiniBoxError("the input device is not a TTY", hint="drop -t, or run from a terminal")
+        raise UserError("the input device is not a TTY", hint="drop -t, or run from a terminal")
     if tty and detach is False and not interactive:
         body["interactive"] = False
     if not detach and not tty:
@@ -44,7 +44,7 @@ def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool)
     ref = quote(container, safe="")
     if tty:
         if not sys.stdin.isatty():
-            raise MiniBoxError("the input device is not a TTY", hint="drop -t")
+            raise UserError("the input device is not a TTY", hint="drop -t")
         eid = client.post(f"/containers/{ref}/exec", json=body).json()["exec_id"]
         with client.stream("GET", f"/containers/exec/{eid}/output") as r:
             return _interactive(client, r, f"/containers/exec/{eid}/input",

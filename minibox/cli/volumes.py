@@ -6,6 +6,7 @@ import json
 
 import click
 
+from minibox.cli import completion as comp
 from minibox.cli.commands import Group
 
 
@@ -48,7 +49,7 @@ def ls(quiet, as_json) -> int:
 
 
 @volume.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.volumes)
 def inspect(names) -> int:
     """Show volumes (JSON)."""
     c = _client()
@@ -59,7 +60,7 @@ def inspect(names) -> int:
 @volume.command()
 @click.option("-f", "--force", is_flag=True,
               help="No error for a missing volume (one in use is never removed).")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.volumes)
 def rm(force, names) -> int:
     """Remove volumes (refused while a container, running or not, uses them)."""
     c = _client()
