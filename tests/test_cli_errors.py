@@ -33,11 +33,12 @@ def cli(*args, api: str, cwd=None, timeout: float = 60):
 
 def one_error(r, *args) -> str:
     """The run failed with an `error:` line (and at most a hint line), no traceback."""
-    assert r.returncode != 0, (args, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert lines and lines[0].startswith("error: "), (args, r.stderr)
-    assert len(lines) <= 2 and all(ln.startswith("  hint: ") for ln in lines[1:]), (args, r.stderr)
+    out, err = (x.decode() if isinstance(x, bytes) else x for x in (r.stdout, r.stderr))
+    assert r.returncode != 0, (args, out, err)
+    assert "Traceback" not in err + out, (args, err)
+    lines = err.strip().splitlines()
+    assert lines and lines[0].startswith("error: "), (args, err)
+    assert len(lines) <= 2 and all(ln.startswith("  hint: ") for ln in lines[1:]), (args, err)
     return lines[0]
 
 
