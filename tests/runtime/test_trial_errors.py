@@ -60,3 +60,15 @@ def test_memory_limit_too_large_for_the_kernel(farm):
         r = farm.cli("run", "-d", "--rm", "-m", value, "busybox", "true")
         clean(r)
         assert r.returncode != 0 and b"too large" in r.stderr, r.stderr
+
+
+def test_run_it_errors_are_messages_on_a_terminal(farm):
+    for args, code, message in ((("nope-image", "sh"), 1, b"not found"),
+                                (("busybox", "/no/such/cmd"), 127, b"not found")):
+        t = Term(farm, "run", "-it", "--rm", *args)
+        try:
+            assert t.wait(timeout=60) == code, t.seen
+            assert b"error: " in t.seen and message in t.seen, t.seen
+            assert b"Traceback" not in t.seen, t.seen
+        finally:
+            t.close()
