@@ -136,6 +136,41 @@ def test_daemon_answering_errors(ctx_dir, shape, expect):
         server.server_close()
 
 
+def test_something_else_on_the_port(ctx_dir):
+    """MINIBOX_API names a port where something else (here, an SSH-like banner) answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(5)
+                    conn.recv(65536)
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+                except OSError:
+                    pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        api = f"http://127.0.0.1:{srv.getsockname()[1]}"
+        for args in walk(ctx_dir):
+            one_error(cli(*args, api=api), *args)
+    finally:
+        stop.set()
+        try:
+            srv.shutdown(socket.SHUT_RDWR)      # wakes the accept
+        except OSError:
+            pass
+        srv.close()
+
+
 @pytest.mark.parametrize("args,message,hint", [
     (("biuld",), "unknown command 'biuld'", "did you mean `minibox build`?"),
     (("volume", "craete", "x"), "unknown command 'craete'", "`minibox volume create`"),

@@ -30,7 +30,7 @@ def main() -> int:
         child = _enter_and_fork(spec)
     except (OSError, KernelError) as e:
         # the stderr of this helper is the user's: one line, no traceback
-        sys.stderr.write(f"exec failed: {_why(spec, e)}\n")
+        sys.stderr.write(f"error: exec failed: {_why(spec, e)}\n")
         sys.stderr.flush()
         return 126
     while True:
@@ -90,7 +90,7 @@ def _child(spec: dict, root_fd: int) -> None:
         found = cinit.lookup(proc["argv"][0], path)
         if found is None or found.startswith("!"):
             what = "is not executable" if found else "executable file not found in $PATH"
-            sys.stderr.write(f'exec: "{proc["argv"][0]}": {what}\n')
+            sys.stderr.write(f'error: exec: "{proc["argv"][0]}": {what}\n')
             sys.stderr.flush()
             os._exit(126 if found else 127)
         if spec.get("tty"):
@@ -102,7 +102,7 @@ def _child(spec: dict, root_fd: int) -> None:
         os.execve(found, proc["argv"], dict(e.split("=", 1) for e in env))
     except BaseException as e:  # noqa: BLE001
         try:
-            sys.stderr.write(f"exec failed: {e}\n")
+            sys.stderr.write(f"error: exec failed: {e}\n")
             sys.stderr.flush()
         finally:
             os._exit(126)

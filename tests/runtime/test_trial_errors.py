@@ -72,3 +72,23 @@ def test_run_it_errors_are_messages_on_a_terminal(farm):
             assert b"Traceback" not in t.seen, t.seen
         finally:
             t.close()
+
+
+def test_exec_tty_session_errors_are_answers(farm):
+    """Input to an ended exec session and impossible sizes: a 4xx, not a 500."""
+    from tests.test_cli_errors import one_error
+    cid = run_ok(farm, "run", "-d", "-t", "busybox", "sleep", "60").strip()
+    try:
+        with farm.http() as c:
+            eid = c.post(f"/containers/{cid}/exec", json={"cmd": ["true"], "tty": True}
+                         ).json()["exec_id"]
+            r = c.post(f"/containers/exec/{eid}/resize", params={"h": 70000, "w": 80})
+            assert r.status_code == 400 and "terminal size" in r.text, r.text
+            r = c.post(f"/containers/{cid}/resize", params={"h": 24, "w": -1})
+            assert r.status_code == 400 and "terminal size" in r.text, r.text
+            c.get(f"/containers/exec/{eid}/output").read()          # to its end
+            r = c.post(f"/containers/exec/{eid}/input", content=b"x")
+            assert 400 <= r.status_code < 500, r.text
+        one_error(farm.cli("exec", "-i", cid, "/no/such/cmd"))
+    finally:
+        farm.cli("rm", "-f", cid)
