@@ -7,6 +7,9 @@ import sys
 
 import click
 
+from minibox.cli import completion as comp
+from minibox.cli.commands import Group
+
 from minibox.errors import UserError
 
 
@@ -143,7 +146,7 @@ def follow(job_id: str, progress: str = "auto") -> int:
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
-@click.group()
+@click.group(cls=Group)
 def builds() -> None:
     """List, follow and cancel build jobs."""
 
@@ -172,7 +175,7 @@ def builds_ls(as_json) -> None:
 @builds.command("logs")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following until it ends.")
 @click.option("--progress", type=click.Choice(["plain", "json"]), default="plain")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=comp.build_jobs)
 def builds_logs(follow_, progress, job_id) -> int:
     """Show a build job's events and output."""
     if follow_:
@@ -194,7 +197,7 @@ def builds_logs(follow_, progress, job_id) -> int:
 
 
 @builds.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1, required=True, shell_complete=comp.build_jobs)
 def builds_cancel(job_ids) -> None:
     """Cancel build jobs."""
     from minibox.cli.client import Client
