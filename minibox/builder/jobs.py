@@ -59,7 +59,7 @@ class BuildManager:
             mb = self._reparse(req)
             if mb is None:
                 if req is not None and req.owns_context:
-                    shutil.rmtree(req.context_dir, ignore_errors=True)
+                    remove_tree(req.context_dir, ignore_errors=True)
                 self._update(job_id, status="failed", finished=time.time(),
                              error="the daemon restarted during the build and its context "
                                    "is gone")
