@@ -16,9 +16,9 @@ from minibox.builder.events import EventLog
 from minibox.builder.jobs import FINAL
 from minibox.builder.scheduler import BuildRequest
 from minibox.errors import NotFound, UserError
+from minibox.wire.events import TERMINAL_EVENTS
 
 router = APIRouter(prefix="/builds", tags=["builds"])
-TERMINAL_EVENTS = {"job_done", "job_failed", "job_cancelled"}
 
 
 def _services(request: Request):
