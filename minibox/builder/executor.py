@@ -23,7 +23,7 @@ from minibox.errors import Cancelled, MiniBoxError
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResultEvent,
                                  BlockStart, BlockStep)
-from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key
+from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_hosts_key
 
 
 @contextmanager
@@ -78,13 +78,17 @@ def _execute(job: BlockJob, store, redis, settings, events: EventLog) -> BlockRe
         lock = redis.lock(block_lock_key(key), timeout=LOCK_TTL, thread_local=False)
         _acquire(lock, should_cancel)
         with _held(lock):
-            cache = BlockCache(store, settings.cache_dir)
+            cache = BlockCache(store, settings.cache_dir, redis)
             if not job.no_cache:
-                entry = cache.get(key)
+                # built meanwhile, here or on another host of the farm (the daemon has it)
+                entry = cache.get(key, local_blob=False)
                 if entry:
-                    _share(job, store, settings, entry["layer"])
+                    if store.has_blob(entry["layer"]["digest"]):
+                        _share(job, store, settings, entry["layer"])
                     events.emit(BlockCached(block=block, key=key, shared=True))
                     return BlockResult.from_cache(entry["layer"])
+            redis.sadd(job_hosts_key(job.job), socket.gethostname())
+            redis.expire(job_hosts_key(job.job), 7 * 86400)
             return _build(job, store, cache, events, should_cancel, settings)
     except MiniBoxError as e:
         tail = getattr(e, "tail", None) or []

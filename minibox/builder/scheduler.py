@@ -70,7 +70,7 @@ class Build:
         self.s, self.job, self.req, self.mb = services, job_id, req, mb
         self.store, self.redis, self.celery = services.store, services.redis, services.celery
         self.events = EventLog(self.redis, job_id)
-        self.cache = BlockCache(self.store, services.settings.cache_dir)
+        self.cache = BlockCache(self.store, services.settings.cache_dir, services.redis)
         self.last = cachekey.LastBuilds(services.settings.cache_dir)
         self.done: dict[str, Done] = {}
         self.stats = {"cached": 0, "built": 0}
@@ -191,7 +191,9 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=BUILD_QUEUE)
+        # argsrepr: what Flower and the workers' logs show for the task (not the payload)
+        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=BUILD_QUEUE,
+                                    argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:

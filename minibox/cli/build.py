@@ -139,10 +139,11 @@ def builds_ls(as_json) -> None:
         click.echo(json.dumps(jobs, indent=2))
         return
     from minibox.cli.tables import print_table
-    rows = [[j["id"], j["tag"], j["status"],
+    rows = [[j["id"], j["tag"], j["status"], j.get("blocks", ""),
+             ",".join(j.get("hosts") or []) or "-",
              time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
              (j.get("error") or "")[:60]] for j in jobs]
-    print_table(["JOB ID", "IMAGE", "STATUS", "CREATED", "ERROR"], rows)
+    print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
 
 
 @builds.command("logs")

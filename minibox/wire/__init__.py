@@ -5,7 +5,8 @@ runtime.remote, the API) and the workers (workers.*, builder.executor, builder.r
 
 - ``queues``: Celery queue and task names (BUILD_QUEUE, RUNTIME_QUEUE, BUILD_BLOCK,
   runtime_task(verb), TASK_ROUTES).
-- ``keys``: Redis key names (job record, events stream, cancel flag, task set, block lock)
+- ``keys``: Redis key names (job record, events stream, cancel flag, task set, hosts, block lock,
+  the farm's block cache index)
   and the block lock's lease (LOCK_TTL).
 - ``build``: BlockJob (daemon -> build worker) and BlockResult (worker -> daemon).
 - ``events``: the build events of a job's stream, one frozen dataclass per type.
@@ -23,14 +24,16 @@ This package imports nothing else of MiniBox.
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.codec import ProtocolError
 from minibox.wire.events import EVENT_TYPES, TERMINAL_EVENTS, Event, event_from_wire
-from minibox.wire.keys import (BUILDS_INDEX, LOCK_TTL, block_lock_key, job_cancel_key,
-                               job_events_key, job_record_key, job_tasks_key)
+from minibox.wire.keys import (BLOCK_CACHE_PATTERN, BUILDS_INDEX, LOCK_TTL, block_cache_key,
+                               block_lock_key, job_cancel_key, job_events_key, job_hosts_key,
+                               job_record_key, job_tasks_key)
 from minibox.wire.queues import (BUILD_BLOCK, BUILD_PING, BUILD_QUEUE, RUNTIME_QUEUE,
                                  RUNTIME_VERBS, TASK_ROUTES, runtime_task)
 
 __all__ = [
-    "BUILDS_INDEX", "BUILD_BLOCK", "BUILD_PING", "BUILD_QUEUE", "BlockJob", "BlockResult",
-    "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError", "RUNTIME_QUEUE", "RUNTIME_VERBS",
-    "TASK_ROUTES", "TERMINAL_EVENTS", "block_lock_key", "event_from_wire", "job_cancel_key",
-    "job_events_key", "job_record_key", "job_tasks_key", "runtime_task",
+    "BLOCK_CACHE_PATTERN", "BUILDS_INDEX", "BUILD_BLOCK", "BUILD_PING", "BUILD_QUEUE",
+    "BlockJob", "BlockResult", "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError",
+    "RUNTIME_QUEUE", "RUNTIME_VERBS", "TASK_ROUTES", "TERMINAL_EVENTS", "block_cache_key",
+    "block_lock_key", "event_from_wire", "job_cancel_key", "job_events_key", "job_hosts_key",
+    "job_record_key", "job_tasks_key", "runtime_task",
 ]

@@ -3,7 +3,7 @@
 
 Each event is a frozen dataclass; on the wire it is its fields plus ``"type"`` (the class's
 TYPE) and ``"time"`` (added by ``builder.events.EventLog.emit``).  In the order a build
-produces them: job_queued, job_start, base, wave_start, block_queued | block_cached,
+produces them: job_queued, job_start (job_resumed after a daemon restart), base, wave_start, block_queued | block_cached,
 block_start, block_step, log, block_done | block_failed, block_result, wave_done, image,
 job_done | job_failed | job_cancelled (and cancel_requested, block_retry on the way).
 """
@@ -38,6 +38,14 @@ class JobStart(Event):
     id: str
     tag: str
     blocks: int
+
+
+@dataclass(frozen=True)
+class JobResumed(Event):
+    """A daemon started after the job's daemon died took the job over."""
+    TYPE: ClassVar[str] = "job_resumed"
+    id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,7 @@ class BlockResultEvent(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (
-    JobQueued, JobStart, JobDone, JobFailed, JobCancelled, CancelRequested, Base, WaveStart,
+    JobQueued, JobStart, JobResumed, JobDone, JobFailed, JobCancelled, CancelRequested, Base, WaveStart,
     WaveDone, BlockQueued, BlockCached, BlockRetry, Image, BlockStart, BlockStep, Log,
     BlockDone, BlockFailed, BlockResultEvent)}
 

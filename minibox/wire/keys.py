@@ -34,6 +34,20 @@ def job_tasks_key(job_id: str) -> str:
     return f"minibox:build:{job_id}:tasks"
 
 
+def job_hosts_key(job_id: str) -> str:
+    """Set: the hosts whose build workers ran blocks of a job (`minibox builds ls`)."""
+    return f"minibox:build:{job_id}:hosts"
+
+
 def block_lock_key(cache_key: str) -> str:
     """Lock: held while a block of this cache key executes (one execution per key)."""
     return f"minibox:lock:block:{cache_key}"
+
+
+def block_cache_key(cache_key: str) -> str:
+    """String (JSON): the farm-wide cache entry of a block (builder.cache.BlockCache)."""
+    return f"minibox:cache:{cache_key}"
+
+
+#: SCAN pattern of every farm-wide cache entry
+BLOCK_CACHE_PATTERN = block_cache_key("*")
