@@ -6,5 +6,5 @@ __version__ = "0.1.0"
 
 #: the packages and top-level modules (imported by ``from minibox import *``)
 __all__ = ["__version__", "api", "builder", "cli", "config", "daemon", "errors", "graph",
-           "kernel", "mbfile", "redisconn", "refs", "runtime", "sandbox", "store", "wire",
-           "workers"]
+           "kernel", "mbfile", "overlay", "redisconn", "refs", "rmtree", "runtime", "sandbox",
+           "store", "wire", "workers"]

@@ -10,7 +10,6 @@ as plain JSON.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
+from minibox.rmtree import remove_tree
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResultEvent,
                                  BlockStart, BlockStep)
@@ -118,7 +118,7 @@ def _sweep_dead(store) -> None:
     for d in tmp.glob("block-p*-*"):
         pid = d.name[len("block-p"):].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d, ignore_errors=True)
 
 
 def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> BlockResult:
@@ -151,7 +151,8 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> Bloc
                   on_event=lambda e: events.emit(BlockStep.from_sandbox(block, e)),
                   should_cancel=should_cancel)
         lines.flush()
-        layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression)
+        layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression,
+                             clamp_mtime=job.timestamp)
         if daemon is not None:
             daemon.push_blob(store, layer.digest)
         cache.put(job.key, block, layer.to_dict())
@@ -164,4 +165,4 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> Bloc
         e.tail = getattr(e, "tail", None) or lines.tail
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)

@@ -12,15 +12,16 @@ import dataclasses
 import json
 import logging
 import secrets
-import shutil
 import threading
 import time
 from pathlib import Path
 
-from minibox import graph, refs
+from minibox import refs
 from minibox.builder.events import EventLog
+from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
+from minibox.rmtree import remove_tree
 from minibox.wire.events import (CancelRequested, JobCancelled, JobDone, JobFailed, JobQueued,
                                  JobResumed, JobStart)
 from minibox.wire.keys import (BUILDS_INDEX, job_cancel_key, job_hosts_key, job_record_key,
@@ -89,8 +90,9 @@ class BuildManager:
         try:
             req.tag = refs.normalize(req.tag)
             mb = parse(req.text, req.filename)
-            if req.target:
-                graph.waves(mb, req.target)   # an unknown target fails here, before queueing
+            # an unknown target, or NEED chains too deep whatever the base, fail here,
+            # before queueing
+            check_layer_stacks(mb, 0, req.target)
         except MiniBoxError:
             self._drop_context(req)
             raise
@@ -133,7 +135,7 @@ class BuildManager:
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:
         if req.owns_context:
-            shutil.rmtree(req.context_dir, ignore_errors=True)
+            remove_tree(req.context_dir, ignore_errors=True)
 
     # --- records ----------------------------------------------------------------
     def _save(self, job_id: str, rec: dict) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from minibox import graph
@@ -18,7 +19,7 @@ from minibox.builder import cachekey
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
 from minibox.builder.image import image_config
-from minibox.builder.plan import BuildState, inherit, plan_block
+from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.wire.build import BlockJob, BlockResult
@@ -41,6 +42,7 @@ class BuildRequest:
     no_cache: bool = False
     network: str = "host"
     owns_context: bool = False
+    timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
 
 
 @dataclass
@@ -51,6 +53,12 @@ class Done:
     layer: dict | None
     state: BuildState
     cached: bool
+
+    @classmethod
+    def of(cls, key: str, layer: dict, state: BuildState, cached: bool) -> "Done":
+        """An empty layer (a block whose steps changed nothing) stays out of the image,
+        whether the block ran now or came from the cache: both give the same image."""
+        return cls(key, None if layer.get("empty") else layer, state, cached)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class Build:
         self.events.emit(Base(ref=self.mb.base, digest=self.base.digest,
                               layers=len(self.base.layers)))
         self.base_state = BuildState.from_image_config(self.base.config)
+        check_layer_stacks(self.mb, len(self.base.layers), self.req.target)
         waves = graph.waves(self.mb, self.req.target)
         for i, wave in enumerate(waves, 1):
             self._check_cancel()
@@ -117,7 +126,8 @@ class Build:
             base=self.base.digest,
             parents={n: self.done[n].key for n in block.deps},
             inherited=inherited.to_dict(), instructions=plan.key_material,
-            copy_hashes=self._copy_hashes(plan), lines=plan.lines)
+            copy_hashes=self._copy_hashes(plan), lines=plan.lines,
+            timestamp=self.req.timestamp)
         key = inputs.key()
         components = inputs.components()
         if not plan.touches_fs:
@@ -125,7 +135,7 @@ class Build:
             return None
         entry = None if self.req.no_cache else self.cache.get(key)
         if entry is not None:
-            self._finish(block, Done(key, entry["layer"], plan.state, True), components)
+            self._finish(block, Done.of(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
             self.last.get(self.req.tag, block.name), components, plan.texts)
@@ -134,6 +144,7 @@ class Build:
                        lowers=self._lowers(block), context_dir=str(self.req.context_dir),
                        copy_from={n: self._merged(n) for n in plan.copy_from},
                        no_cache=self.req.no_cache, network=self.req.network,
+                       timestamp=self.req.timestamp,
                        data_root=str(self.s.settings.data_root),
                        daemon_url=self.s.settings.daemon_url())
         return Pending(block, key, job, state=plan.state, components=components)
@@ -250,7 +261,7 @@ class Build:
         cached = bool(outcome.cached)
         if self.cache.get(p.key) is None and self.store.has_blob(layer["digest"]):
             self.cache.put(p.key, p.block.name, layer)   # built by a worker elsewhere
-        done = Done(p.key, None if layer.get("empty") else layer, p.state, cached)
+        done = Done.of(p.key, layer, p.state, cached)
         self._finish(p.block, done, p.components)
 
     def _stop_siblings(self, pending) -> None:
@@ -271,15 +282,19 @@ class Build:
         layers += [LayerInfo.from_dict(self.done[b.name].layer) for b in final
                    if self.done[b.name].layer]
         config = image_config(self.base.config, state, self.mb)
-        desc = self._unchanged_image(config, layers) or \
-            self.store.write_image(self.req.tag, config, layers)
+        created = None if self.req.timestamp is None else \
+            datetime.fromtimestamp(self.req.timestamp, timezone.utc)
+        desc = self._unchanged_image(config, layers, created) or \
+            self.store.write_image(self.req.tag, config, layers, created=created)
         self.events.emit(Image(tag=self.req.tag, digest=desc.digest, layers=len(layers)))
         return desc
 
-    def _unchanged_image(self, config: dict, layers: list):
-        """The tag's current image when it already has exactly these layers and config: an
-        unchanged rebuild then writes nothing and keeps the image's digest."""
+    def _unchanged_image(self, config: dict, layers: list, created: datetime | None):
+        """The tag's current image when it already has exactly these layers and config (and
+        creation time, when one is given): an unchanged rebuild then writes nothing and keeps
+        the image's digest."""
         from minibox.errors import NotFound
+        from minibox.store.oci import rfc3339
 
         try:
             current = self.store.resolve(self.req.tag)
@@ -288,5 +303,7 @@ class Build:
         if current.diff_ids != [layer.diff_id for layer in layers]:
             return None
         if (current.config.get("config") or {}) != config:
+            return None
+        if created is not None and current.config.get("created") != rfc3339(created):
             return None
         return current.descriptor

@@ -5,20 +5,21 @@ runtime.remote, the API) and the workers (workers.*, builder.executor, builder.r
 
 - ``queues``: Celery queue and task names (BUILD_QUEUE, RUNTIME_QUEUE, BUILD_BLOCK,
   runtime_task(verb), TASK_ROUTES).
-- ``keys``: Redis key names (job record, events stream, cancel flag, task set, hosts, block lock,
-  the farm's block cache index)
-  and the block lock's lease (LOCK_TTL).
+- ``keys``: Redis key names (job record, events stream, cancel flag, task set, hosts, block
+  lock, the farm's block cache index) and the block lock's lease (LOCK_TTL).
 - ``build``: BlockJob (daemon -> build worker) and BlockResult (worker -> daemon).
 - ``events``: the build events of a job's stream, one frozen dataclass per type.
 - ``codec``: to_wire / from_wire for these dataclasses (plain JSON-able dicts), ProtocolError.
-- ``api`` (being added): the HTTP API's request models.
+- ``api``: the HTTP API's request models (pydantic, validated at the API edge; imported by
+  the daemon's routers only, so not re-exported here).
 
-Not yet here: the runtime worker's run request and start plan (runtime.spec, runtime.startspec).
+Not yet here as messages: the runtime worker's run request (checked at the edge by
+api.RunRequest, then by runtime.spec.from_request) and its start plan (runtime.startspec).
 
-Everything is a frozen dataclass with ``to_wire()`` (a JSON-able dict, what Celery and Redis
+The worker messages are frozen dataclasses with ``to_wire()`` (a JSON-able dict, what Celery and Redis
 carry) and ``from_wire(dict)``; optional fields that are None stay off the wire, unknown keys
 are ignored (a newer sender may add fields), a missing required key is a ProtocolError.
-This package imports nothing else of MiniBox.
+They import nothing else of MiniBox.
 """
 
 from minibox.wire.build import BlockJob, BlockResult

@@ -30,6 +30,7 @@ class BlockJob:
     copy_from: dict[str, list[Layer]] = field(default_factory=dict)   # COPY FROM= stacks
     no_cache: bool = False
     network: str = "host"             # RUN's network: host or none
+    timestamp: int | None = None      # --timestamp: clamp the layer's mtimes to it (unix s)
     data_root: str = ""               # the daemon's data root ...
     daemon_url: str = ""              # ... and where to fetch from it when not ours
 

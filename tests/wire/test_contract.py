@@ -26,7 +26,8 @@ def test_a_block_job_round_trips_through_json():
     job = BlockJob(job="j1", block="app", key="k" * 64,
                    steps=[{"op": "run", "line": 3, "argv": ["sh", "-c", "true"]}],
                    lowers=[LAYER], context_dir="/ctx", copy_from={"builder": [LAYER]},
-                   no_cache=True, network="none", data_root="/var/lib/minibox",
+                   no_cache=True, network="none", timestamp=1_700_000_000,
+                   data_root="/var/lib/minibox",
                    daemon_url="http://127.0.0.1:8080")
     assert BlockJob.from_wire(through_json(job.to_wire())) == job
 
