@@ -1,7 +1,7 @@
 """The build cache index: block key → the layer it produced.
 
 Two copies of each entry: a small JSON file per key in this host's data root, and, when the
-farm's Redis is given, ``minibox:cache:<key>`` there -- the farm-wide index that every host
+farm's Redis is given, ``wire.keys.block_cache_key(key)`` there -- the farm-wide index that every host
 sees, so a block built on one host is a hit on every other (an entry is put there only after
 the layer's blob reached the daemon's store).  Files are written temp + rename after the
 layer's blob and unpacked directory are in place, so an entry that exists is always whole; an
@@ -16,8 +16,7 @@ import os
 import time
 from pathlib import Path
 
-
-SHARED_PREFIX = "minibox:cache:"
+from minibox.wire.keys import BLOCK_CACHE_PATTERN, block_cache_key
 
 
 class BlockCache:
@@ -50,7 +49,7 @@ class BlockCache:
             return None
 
     def _shared(self, key: str) -> dict | None:
-        raw = self.redis.get(SHARED_PREFIX + key)
+        raw = self.redis.get(block_cache_key(key))
         try:
             entry = json.loads(raw) if raw else None
         except ValueError:
@@ -68,14 +67,14 @@ class BlockCache:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         if self.redis is not None:
-            self.redis.set(SHARED_PREFIX + key, json.dumps(entry))
+            self.redis.set(block_cache_key(key), json.dumps(entry))
         return entry
 
     def clear(self) -> int:
         """Forget every entry of this host (and the farm-wide copies)."""
         n = 0
         if self.redis is not None:
-            for k in self.redis.scan_iter(SHARED_PREFIX + "*", count=1000):
+            for k in self.redis.scan_iter(BLOCK_CACHE_PATTERN, count=1000):
                 self.redis.delete(k)
         if self.dir.is_dir():
             for sub in self.dir.iterdir():

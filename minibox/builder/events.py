@@ -2,7 +2,7 @@
 
 The daemon (waves, job state) and the build workers (block start, log lines, done, failed)
 append; the API replays and follows it for the CLI from any position, so a client that
-reconnects misses nothing.
+reconnects misses nothing.  The events are minibox.wire.events's dataclasses.
 """
 
 from __future__ import annotations
@@ -10,23 +10,23 @@ from __future__ import annotations
 import json
 import time
 
+from minibox.wire.events import Event, Log
+from minibox.wire.keys import job_events_key
+
 STREAM_TTL = 24 * 3600
 MAX_EVENTS = 50_000
 MAX_LINE = 8192
 
 
-def stream_key(job_id: str) -> str:
-    return f"minibox:build:{job_id}:events"
-
-
 class EventLog:
     def __init__(self, redis, job_id: str):
         self.redis = redis
-        self.key = stream_key(job_id)
+        self.key = job_events_key(job_id)
 
-    def emit(self, type_: str, **fields) -> None:
-        fields["type"] = type_
-        fields.setdefault("time", time.time())
+    def emit(self, event: Event) -> None:
+        """Append one event (its wire dict and the time now)."""
+        fields = event.to_wire()
+        fields["time"] = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(self.key, STREAM_TTL)
@@ -79,4 +79,4 @@ class LineBuffer:
         text = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r")
         self.tail.append(text)
         del self.tail[:-self.tail_size]
-        self.events.emit("log", block=self.block, line=text)
+        self.events.emit(Log(block=self.block, line=text))

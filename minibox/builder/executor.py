@@ -20,21 +20,10 @@ from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
 from minibox.rmtree import remove_tree
-
-LOCK_TTL = 6.0          # seconds; the holder refreshes it every LOCK_TTL / 3
-
-
-def lock_key(key: str) -> str:
-    return f"minibox:lock:block:{key}"
-
-
-def cancel_key(job: str) -> str:
-    return f"minibox:build:{job}:cancel"
-
-
-def hosts_key(job: str) -> str:
-    """The hosts that ran blocks of a job (a set; `minibox builds ls` shows them)."""
-    return f"minibox:build:{job}:hosts"
+from minibox.wire.build import BlockJob, BlockResult
+from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResultEvent,
+                                 BlockStart, BlockStep)
+from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_hosts_key
 
 
 @contextmanager
@@ -68,53 +57,53 @@ def _acquire(lock, should_cancel) -> None:
             raise Cancelled("build cancelled")
 
 
-def execute_block(payload: dict, *, store, redis, settings) -> dict:
+def execute_block(job: BlockJob, *, store, redis, settings) -> BlockResult:
     """Run one block; the outcome is returned AND appended to the job's event stream as a
     ``block_result`` event, so the daemon learns it without waiting on Celery's backend."""
-    events = EventLog(redis, payload["job"])
-    result = _execute(payload, store, redis, settings, events)
-    events.emit("block_result", block=payload["block"], key=payload["key"], result=result)
+    events = EventLog(redis, job.job)
+    result = _execute(job, store, redis, settings, events)
+    events.emit(BlockResultEvent(block=job.block, key=job.key, result=result.to_wire()))
     return result
 
 
-def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
-    job, block, key = payload["job"], payload["block"], payload["key"]
+def _execute(job: BlockJob, store, redis, settings, events: EventLog) -> BlockResult:
+    block, key = job.block, job.key
 
     def should_cancel() -> bool:
-        return bool(redis.exists(cancel_key(job)))
+        return bool(redis.exists(job_cancel_key(job.job)))
 
     try:
         if should_cancel():
             raise Cancelled("build cancelled")
-        lock = redis.lock(lock_key(key), timeout=LOCK_TTL, thread_local=False)
+        lock = redis.lock(block_lock_key(key), timeout=LOCK_TTL, thread_local=False)
         _acquire(lock, should_cancel)
         with _held(lock):
             cache = BlockCache(store, settings.cache_dir, redis)
-            if not payload.get("no_cache"):
+            if not job.no_cache:
                 # built meanwhile, here or on another host of the farm (the daemon has it)
                 entry = cache.get(key, local_blob=False)
                 if entry:
                     if store.has_blob(entry["layer"]["digest"]):
-                        _share(payload, store, settings, entry["layer"])
-                    events.emit("block_cached", block=block, key=key, shared=True)
-                    return {"ok": True, "layer": entry["layer"], "cached": True}
-            redis.sadd(hosts_key(job), socket.gethostname())
-            redis.expire(hosts_key(job), 7 * 86400)
-            return _build(payload, store, cache, events, should_cancel, settings)
+                        _share(job, store, settings, entry["layer"])
+                    events.emit(BlockCached(block=block, key=key, shared=True))
+                    return BlockResult.from_cache(entry["layer"])
+            redis.sadd(job_hosts_key(job.job), socket.gethostname())
+            redis.expire(job_hosts_key(job.job), 7 * 86400)
+            return _build(job, store, cache, events, should_cancel, settings)
     except MiniBoxError as e:
         tail = getattr(e, "tail", None) or []
         if not isinstance(e, Cancelled):
-            events.emit("block_failed", block=block, error=e.to_dict(), tail=tail)
-        return {"ok": False, "error": e.to_dict(), "tail": tail}
+            events.emit(BlockFailed(block=block, error=e.to_dict(), tail=tail))
+        return BlockResult.failed(e.to_dict(), tail)
 
 
-def _share(payload: dict, store, settings, layer: dict) -> None:
+def _share(job: BlockJob, store, settings, layer: dict) -> None:
     """A worker on another machine found the block in its own cache: make sure the daemon
     has the layer too."""
     from minibox.builder import remote
 
-    if remote.is_remote(payload, settings):
-        daemon = remote.connect(payload)
+    if job.is_remote(settings.data_root):
+        daemon = remote.connect(job)
         if not daemon.has_blob(layer["digest"]):
             daemon.push_blob(store, layer["digest"])
 
@@ -132,16 +121,17 @@ def _sweep_dead(store) -> None:
             remove_tree(d, ignore_errors=True)
 
 
-def _build(payload, store, cache, events, should_cancel, settings) -> dict:
+def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> BlockResult:
     from minibox.builder import remote
     from minibox.sandbox import SandboxSpec, run_block
     from minibox.store.layertar import LayerInfo, commit_upper
 
-    block = payload["block"]
-    daemon = remote.prepare(payload, store, settings) \
-        if remote.is_remote(payload, settings) else None
-    events.emit("block_start", block=block, key=payload["key"],
-                worker=f"{socket.gethostname()}:{os.getpid()}")
+    block = job.block
+    daemon = None
+    if job.is_remote(settings.data_root):
+        daemon, job = remote.prepare(job, store, settings)
+    events.emit(BlockStart(block=block, key=job.key,
+                           worker=f"{socket.gethostname()}:{os.getpid()}"))
     t0 = time.monotonic()
     _sweep_dead(store)
     tmp = Path(store.tmp_dir(f"block-p{os.getpid()}-{block[:20]}-"))
@@ -152,24 +142,24 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
         for sub in ("upper", "work", "scratch"):
             (tmp / sub).mkdir()
         spec = SandboxSpec(
-            lower_dirs=dirs(payload["lowers"]), upper_dir=str(tmp / "upper"),
+            lower_dirs=dirs(job.lowers), upper_dir=str(tmp / "upper"),
             work_dir=str(tmp / "work"), scratch_dir=str(tmp / "scratch"),
-            steps=payload["steps"], context_dir=payload.get("context_dir"),
-            copy_from={n: dirs(ls) for n, ls in payload.get("copy_from", {}).items()},
-            network=payload.get("network", "host"))
+            steps=job.steps, context_dir=job.context_dir,
+            copy_from={n: dirs(ls) for n, ls in job.copy_from.items()},
+            network=job.network)
         run_block(spec, on_output=lines.feed,
-                  on_event=lambda e: events.emit("block_step", block=block, **e),
+                  on_event=lambda e: events.emit(BlockStep.from_sandbox(block, e)),
                   should_cancel=should_cancel)
         lines.flush()
         layer = commit_upper(store, tmp / "upper", compression=settings.layer_compression,
-                             clamp_mtime=payload.get("timestamp"))
+                             clamp_mtime=job.timestamp)
         if daemon is not None:
             daemon.push_blob(store, layer.digest)
-        cache.put(payload["key"], block, layer.to_dict())
+        cache.put(job.key, block, layer.to_dict())
         took = time.monotonic() - t0
-        events.emit("block_done", block=block, duration=took, size=layer.size,
-                    digest=layer.digest, empty=layer.empty)
-        return {"ok": True, "layer": layer.to_dict(), "cached": False, "duration": took}
+        events.emit(BlockDone(block=block, duration=took, size=layer.size,
+                              digest=layer.digest, empty=layer.empty))
+        return BlockResult.built(layer.to_dict(), took)
     except MiniBoxError as e:
         lines.flush()
         e.tail = getattr(e, "tail", None) or lines.tail

@@ -1,7 +1,7 @@
 """Build jobs in the daemon: accept, run (one thread each), report, cancel, list.
 
-A job's record lives in Redis (``minibox:build:<id>``), its events in a Redis stream, so the
-API can answer for it from any process and a client can follow it from any point.  The
+A job's record lives in Redis (``wire.keys.job_record_key``), its events in a Redis stream,
+so the API can answer for it from any process and a client can follow it from any point.  The
 MiniBox file is parsed when the job is submitted: a malformed file is a 400 with file:line,
 not a queued job that fails later.
 """
@@ -18,20 +18,18 @@ from pathlib import Path
 
 from minibox import refs
 from minibox.builder.events import EventLog
-from minibox.builder.executor import cancel_key, hosts_key
 from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 from minibox.rmtree import remove_tree
+from minibox.wire.events import (CancelRequested, JobCancelled, JobDone, JobFailed, JobQueued,
+                                 JobResumed, JobStart)
+from minibox.wire.keys import (BUILDS_INDEX, job_cancel_key, job_hosts_key, job_record_key,
+                               job_tasks_key)
 
 log = logging.getLogger("minibox.builds")
-INDEX = "minibox:builds"
 RECORD_TTL = 7 * 86400
 FINAL = ("done", "failed", "cancelled")
-
-
-def record_key(job_id: str) -> str:
-    return f"minibox:build:{job_id}"
 
 
 class BuildManager:
@@ -47,9 +45,9 @@ class BuildManager:
         still running on a worker are waited for through their key's lock -- and any other
         is failed with the reason.  Returns how many jobs were taken over."""
         n = 0
-        for raw in self.redis.zrange(INDEX, 0, -1):
+        for raw in self.redis.zrange(BUILDS_INDEX, 0, -1):
             job_id = raw.decode()
-            key = record_key(job_id)
+            key = job_record_key(job_id)
             status, owner = self.redis.hmget(key, "status", "daemon")
             if status not in (b"queued", b"running") or owner == self.instance.encode():
                 continue
@@ -63,13 +61,13 @@ class BuildManager:
                 self._update(job_id, status="failed", finished=time.time(),
                              error="the daemon restarted during the build and its context "
                                    "is gone")
-                events.emit("job_failed", error={
+                events.emit(JobFailed(error={
                     "kind": "build", "hint": "build again",
-                    "message": "the daemon restarted during the build and its context is gone"})
+                    "message": "the daemon restarted during the build and its context is gone"}))
                 continue
             log.warning("resuming build %s after a daemon restart", job_id)
             self._update(job_id, daemon=self.instance)
-            events.emit("job_resumed", id=job_id, reason="the daemon restarted")
+            events.emit(JobResumed(id=job_id, reason="the daemon restarted"))
             threading.Thread(target=self._run, args=(job_id, req, mb), daemon=True,
                              name=f"build-{job_id}").start()
         return n
@@ -104,8 +102,8 @@ class BuildManager:
                "daemon": self.instance, "context": str(req.context_dir),
                "request": _request_to(req)}
         self._save(job_id, rec)
-        self.redis.zadd(INDEX, {job_id: rec["created"]})
-        EventLog(self.redis, job_id).emit("job_queued", id=job_id, tag=req.tag)
+        self.redis.zadd(BUILDS_INDEX, {job_id: rec["created"]})
+        EventLog(self.redis, job_id).emit(JobQueued(id=job_id, tag=req.tag))
         t = threading.Thread(target=self._run, args=(job_id, req, mb), daemon=True,
                              name=f"build-{job_id}")
         t.start()
@@ -114,23 +112,23 @@ class BuildManager:
     def _run(self, job_id: str, req: BuildRequest, mb) -> None:
         events = EventLog(self.redis, job_id)
         self._update(job_id, status="running", started=time.time(), blocks=len(mb.blocks))
-        events.emit("job_start", id=job_id, tag=req.tag, blocks=len(mb.blocks))
+        events.emit(JobStart(id=job_id, tag=req.tag, blocks=len(mb.blocks)))
         try:
             result = Build(self.s, job_id, req, mb).run()
             self._update(job_id, status="done", digest=result["digest"], finished=time.time())
-            events.emit("job_done", tag=req.tag, **result)
+            events.emit(JobDone(tag=req.tag, **result))
         except Cancelled as e:
             self._update(job_id, status="cancelled", error=e.message, finished=time.time())
-            events.emit("job_cancelled", error=e.to_dict())
+            events.emit(JobCancelled(error=e.to_dict()))
         except MiniBoxError as e:
             self._update(job_id, status="failed", error=e.message, finished=time.time())
-            events.emit("job_failed", error=e.to_dict())
+            events.emit(JobFailed(error=e.to_dict()))
         except Exception as e:   # a bug: say so plainly, keep the traceback in the log
             log.exception("build %s crashed", job_id)
             err = {"kind": "internal", "message": f"internal error: {e!r}", "hint":
                    "this is a bug in miniboxd; the daemon log has the traceback"}
             self._update(job_id, status="failed", error=err["message"], finished=time.time())
-            events.emit("job_failed", error=err)
+            events.emit(JobFailed(error=err))
         finally:
             self._drop_context(req)
 
@@ -141,43 +139,43 @@ class BuildManager:
 
     # --- records ----------------------------------------------------------------
     def _save(self, job_id: str, rec: dict) -> None:
-        key = record_key(job_id)
+        key = job_record_key(job_id)
         self.redis.hset(key, mapping={k: str(v) for k, v in rec.items()})
         self.redis.expire(key, RECORD_TTL)
 
     def _update(self, job_id: str, **fields) -> None:
-        self.redis.hset(record_key(job_id), mapping={k: str(v) for k, v in fields.items()})
+        self.redis.hset(job_record_key(job_id), mapping={k: str(v) for k, v in fields.items()})
 
     def get(self, job_id: str) -> dict:
-        raw = self.redis.hgetall(record_key(job_id))
+        raw = self.redis.hgetall(job_record_key(job_id))
         if not raw:
             raise NotFound(f"no build job '{job_id}'", hint="`minibox builds ls` lists them")
         rec = {k.decode(): v.decode() for k, v in raw.items()}
         rec.pop("request", None)      # for resuming only (it holds the whole MiniBox text)
-        rec["hosts"] = sorted(h.decode() for h in self.redis.smembers(hosts_key(job_id)))
+        rec["hosts"] = sorted(h.decode() for h in self.redis.smembers(job_hosts_key(job_id)))
         for f in ("created", "started", "finished"):
             if rec.get(f):
                 rec[f] = float(rec[f])
         return rec
 
     def list(self, limit: int = 50) -> list[dict]:
-        ids = self.redis.zrevrange(INDEX, 0, limit - 1)
+        ids = self.redis.zrevrange(BUILDS_INDEX, 0, limit - 1)
         out = []
         for raw in ids:
             try:
                 out.append(self.get(raw.decode()))
             except NotFound:
-                self.redis.zrem(INDEX, raw)
+                self.redis.zrem(BUILDS_INDEX, raw)
         return out
 
     def cancel(self, job_id: str) -> dict:
         rec = self.get(job_id)
         if rec["status"] in FINAL:
             return rec
-        self.redis.set(cancel_key(job_id), "cancelled", ex=86400)
-        for tid in self.redis.smembers(f"minibox:build:{job_id}:tasks"):
+        self.redis.set(job_cancel_key(job_id), "cancelled", ex=86400)
+        for tid in self.redis.smembers(job_tasks_key(job_id)):
             self.s.celery.control.revoke(tid.decode())
-        EventLog(self.redis, job_id).emit("cancel_requested")
+        EventLog(self.redis, job_id).emit(CancelRequested())
         return self.get(job_id)
 
 

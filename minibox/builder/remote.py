@@ -1,6 +1,6 @@
 """Build workers on another machine: what they fetch from the daemon and send back.
 
-A worker whose data root is not the daemon's (the payload says which root the daemon uses)
+A worker whose data root is not the daemon's (the BlockJob says which root the daemon uses)
 cannot read the uploaded context or the layers on the daemon's disk.  It fetches the
 context as a tar (``GET /builds/{job}/context``) and every layer blob it lacks by digest
 (``GET /blobs/{digest}``, verified while it is written), and after committing its block it
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minibox.errors import DaemonUnavailable, MiniBoxError, StoreError
 from minibox.rmtree import remove_tree
+from minibox.wire.build import BlockJob
 
 CHUNK = 1 << 20
 
@@ -108,29 +109,22 @@ class _Reader:
         return out
 
 
-def is_remote(payload: dict, settings) -> bool:
-    """True when this worker does not share the daemon's data root."""
-    root = payload.get("data_root")
-    return bool(root) and os.path.realpath(root) != os.path.realpath(settings.data_root)
+def connect(job: BlockJob) -> Daemon:
+    return Daemon(job.daemon_url, os.environ.get("MINIBOX_API_TOKEN") or None)
 
 
-def connect(payload: dict) -> Daemon:
-    return Daemon(payload["daemon_url"], os.environ.get("MINIBOX_API_TOKEN") or None)
-
-
-def prepare(payload: dict, store, settings) -> Daemon:
-    """Fetch what a remote block needs: its layers' blobs and the job's context."""
+def prepare(job: BlockJob, store, settings) -> tuple[Daemon, BlockJob]:
+    """Fetch what a remote block needs: its layers' blobs and the job's context.  Returns
+    the daemon and the job with its context_dir on this machine."""
     from minibox.store.layertar import LayerInfo
 
-    daemon = connect(payload)
-    layers = list(payload["lowers"]) + [x for ls in payload.get("copy_from", {}).values()
-                                        for x in ls]
+    daemon = connect(job)
+    layers = list(job.lowers) + [x for ls in job.copy_from.values() for x in ls]
     for raw in layers:
         layer = LayerInfo.from_dict(raw)
         if not store.has_layer_dir(layer.diff_id) and not store.has_blob(layer.digest):
             daemon.fetch_blob(store, layer.digest, layer.media_type)
-    payload["context_dir"] = str(_context(payload["job"], daemon, settings))
-    return daemon
+    return daemon, job.with_context(str(_context(job.job, daemon, settings)))
 
 
 def _context(job: str, daemon: Daemon, settings) -> Path:

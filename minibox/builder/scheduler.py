@@ -18,12 +18,15 @@ from minibox import graph
 from minibox.builder import cachekey
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
-from minibox.builder.executor import LOCK_TTL, cancel_key, lock_key
 from minibox.builder.image import image_config
 from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
-from minibox.workers.celery_app import BUILD_QUEUE
+from minibox.wire.build import BlockJob, BlockResult
+from minibox.wire.events import (Base, BlockCached, BlockQueued, BlockResultEvent, BlockRetry,
+                                 Image, WaveDone, WaveStart)
+from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
+from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
@@ -62,7 +65,7 @@ class Done:
 class Pending:
     block: Block
     key: str
-    payload: dict
+    job: BlockJob
     task_id: str = ""
     attempts: int = 0
     started_without_lock: float = 0.0
@@ -86,24 +89,23 @@ class Build:
 
         t0 = time.monotonic()
         self.base = resolve_base(self.store, self.mb.base, self.req.context_dir)
-        self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
-                         layers=len(self.base.layers))
+        self.events.emit(Base(ref=self.mb.base, digest=self.base.digest,
+                              layers=len(self.base.layers)))
         self.base_state = BuildState.from_image_config(self.base.config)
         check_layer_stacks(self.mb, len(self.base.layers), self.req.target)
         waves = graph.waves(self.mb, self.req.target)
         for i, wave in enumerate(waves, 1):
             self._check_cancel()
-            self.events.emit("wave_start", wave=i, blocks=[b.name for b in wave])
+            self.events.emit(WaveStart(wave=i, blocks=[b.name for b in wave]))
             before = dict(self.stats)
             self._run_wave(wave)
-            self.events.emit("wave_done", wave=i,
-                             cached=self.stats["cached"] - before["cached"],
-                             built=self.stats["built"] - before["built"])
+            self.events.emit(WaveDone(wave=i, cached=self.stats["cached"] - before["cached"],
+                                      built=self.stats["built"] - before["built"]))
         desc = self._write_image()
         return {"digest": desc.digest, "duration": time.monotonic() - t0, **self.stats}
 
     def _check_cancel(self) -> None:
-        if self.redis.exists(cancel_key(self.job)):
+        if self.redis.exists(job_cancel_key(self.job)):
             raise Cancelled("build cancelled")
 
     # --- one wave ---------------------------------------------------------------
@@ -137,15 +139,15 @@ class Build:
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
             self.last.get(self.req.tag, block.name), components, plan.texts)
-        self.events.emit("block_queued", block=block.name, key=key, reason=reason)
-        payload = {"job": self.job, "block": block.name, "key": key, "steps": plan.steps,
-                   "lowers": self._lowers(block), "context_dir": str(self.req.context_dir),
-                   "copy_from": {n: self._merged(n) for n in plan.copy_from},
-                   "no_cache": self.req.no_cache, "network": self.req.network,
-                   "timestamp": self.req.timestamp,
-                   "data_root": str(self.s.settings.data_root),
-                   "daemon_url": self.s.settings.daemon_url()}
-        return Pending(block, key, payload, state=plan.state, components=components)
+        self.events.emit(BlockQueued(block=block.name, key=key, reason=reason))
+        job = BlockJob(job=self.job, block=block.name, key=key, steps=plan.steps,
+                       lowers=self._lowers(block), context_dir=str(self.req.context_dir),
+                       copy_from={n: self._merged(n) for n in plan.copy_from},
+                       no_cache=self.req.no_cache, network=self.req.network,
+                       timestamp=self.req.timestamp,
+                       data_root=str(self.s.settings.data_root),
+                       daemon_url=self.s.settings.daemon_url())
+        return Pending(block, key, job, state=plan.state, components=components)
 
     def _copy_hashes(self, plan) -> dict[str, str]:
         from minibox.builder.context import hash_sources, resolve_sources
@@ -161,8 +163,7 @@ class Build:
         self.stats["cached" if done.cached else "built"] += 1
         self.last.put(self.req.tag, block.name, components)
         if done.cached:
-            self.events.emit("block_cached", block=block.name, key=done.key,
-                             **({"note": note} if note else {}))
+            self.events.emit(BlockCached(block=block.name, key=done.key, note=note or None))
 
     # --- layer stacks -----------------------------------------------------------
     def _stack(self, names: list[str]) -> list[dict]:
@@ -202,31 +203,31 @@ class Build:
         p.attempts += 1
         p.started_without_lock = 0.0
         # argsrepr: what Flower and the workers' logs show for the task (not the payload)
-        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE,
+        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=BUILD_QUEUE,
                                     argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:
-        key = f"minibox:build:{self.job}:tasks"
+        key = job_tasks_key(self.job)
         self.redis.sadd(key, *[p.task_id for p in misses])
         self.redis.expire(key, 86400)
 
-    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, dict]]:
+    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, BlockResult]]:
         """Wait (up to 250 ms) for news on the job's stream; the blocks' results in it."""
         entries = self.events.read(cursor, block_ms=250, count=200)
-        results = {ev["block"]: ev["result"] for _, ev in entries
-                   if ev.get("type") == "block_result"}
+        results = {ev["block"]: BlockResult.from_wire(ev["result"]) for _, ev in entries
+                   if ev.get("type") == BlockResultEvent.TYPE}
         return (entries[-1][0] if entries else cursor), results
 
-    def _poll(self, p: Pending) -> dict | None:
+    def _poll(self, p: Pending) -> BlockResult | None:
         res = self.celery.AsyncResult(p.task_id)
         state = res.state
         if state == "SUCCESS":
-            return res.result
+            return BlockResult.from_wire(res.result)
         if state in ("FAILURE", "REVOKED"):
-            return {"ok": False, "error": {"kind": "internal",
-                                           "message": f"build worker error: {res.result!r}"}}
-        if state == "STARTED" and not self.redis.exists(lock_key(p.key)):
+            return BlockResult.failed({"kind": "internal",
+                                       "message": f"build worker error: {res.result!r}"})
+        if state == "STARTED" and not self.redis.exists(block_lock_key(p.key)):
             now = time.monotonic()
             p.started_without_lock = p.started_without_lock or now
             if now - p.started_without_lock > LOST_AFTER:
@@ -235,29 +236,29 @@ class Build:
             p.started_without_lock = 0.0
         return None
 
-    def _lost(self, p: Pending) -> dict | None:
+    def _lost(self, p: Pending) -> BlockResult | None:
         if p.attempts >= MAX_ATTEMPTS:
-            return {"ok": False, "error": {"kind": "build", "message":
-                    f"the build worker running block '{p.block.name}' was lost "
-                    f"{p.attempts} times"}}
-        self.events.emit("block_retry", block=p.block.name, attempt=p.attempts + 1,
-                         reason="build worker lost")
+            return BlockResult.failed({"kind": "build", "message":
+                                       f"the build worker running block '{p.block.name}' "
+                                       f"was lost {p.attempts} times"})
+        self.events.emit(BlockRetry(block=p.block.name, attempt=p.attempts + 1,
+                                    reason="build worker lost"))
         self._send(p)
         self._remember_tasks([p])
         return None
 
-    def _complete(self, p: Pending, outcome: dict) -> None:
-        if not outcome.get("ok"):
-            err = MiniBoxError.from_dict(outcome.get("error") or {})
+    def _complete(self, p: Pending, outcome: BlockResult) -> None:
+        if not outcome.ok:
+            err = MiniBoxError.from_dict(outcome.error or {})
             if isinstance(err, Cancelled):
                 raise err
-            tail = outcome.get("tail") or []
+            tail = outcome.tail or []
             hint = ("last output:\n" + "\n".join("    " + t for t in tail)) if tail else \
                 err.hint
             raise BuildFailed(f"{self.req.filename}: block '{p.block.name}': {err.message}",
                               hint=hint)
-        layer = outcome["layer"]
-        cached = bool(outcome.get("cached"))
+        layer = outcome.layer
+        cached = bool(outcome.cached)
         if self.cache.get(p.key) is None and self.store.has_blob(layer["digest"]):
             self.cache.put(p.key, p.block.name, layer)   # built by a worker elsewhere
         done = Done.of(p.key, layer, p.state, cached)
@@ -265,7 +266,7 @@ class Build:
 
     def _stop_siblings(self, pending) -> None:
         """Fail fast: siblings still queued are revoked, running ones see the flag."""
-        self.redis.set(cancel_key(self.job), "failed", ex=86400)
+        self.redis.set(job_cancel_key(self.job), "failed", ex=86400)
         for p in pending:
             if p.task_id:
                 self.celery.control.revoke(p.task_id)
@@ -285,8 +286,7 @@ class Build:
             datetime.fromtimestamp(self.req.timestamp, timezone.utc)
         desc = self._unchanged_image(config, layers, created) or \
             self.store.write_image(self.req.tag, config, layers, created=created)
-        self.events.emit("image", tag=self.req.tag, digest=desc.digest,
-                         layers=len(layers))
+        self.events.emit(Image(tag=self.req.tag, digest=desc.digest, layers=len(layers)))
         return desc
 
     def _unchanged_image(self, config: dict, layers: list, created: datetime | None):

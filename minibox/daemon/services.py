@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from minibox.config import Settings
+
+if TYPE_CHECKING:       # the types only: the API's tests build Services without some of them
+    from celery import Celery
+    from redis import Redis
+
+    from minibox.builder.jobs import BuildManager
+    from minibox.store import Store
 
 
 @dataclass
 class Services:
     settings: Settings
-    celery: Any = None        # celery.Celery client bound to the farm's broker
-    redis: Any = None         # redis.Redis on the same server (events, locks, job records)
-    store: Any = None         # minibox.store.Store over the data root
-    builds: Any = None        # minibox.builder.jobs.BuildManager
+    celery: Celery | None = None         # the Celery client bound to the farm's broker
+    redis: Redis | None = None           # a client of the same server (events, locks, jobs)
+    store: Store | None = None           # the OCI store over the data root
+    builds: BuildManager | None = None   # build jobs: submit, follow, cancel

@@ -21,3 +21,8 @@ Inside: ``cgroups`` (v1 and v2), ``seccomp`` (filter compiled once, loaded raw),
 per-container monitor), ``logs`` (framed, rotated log files), ``state`` (crash-safe records),
 ``health`` + ``health_scheduler``, ``ids``, ``images``, ``process``.
 """
+
+__all__ = ["caps", "cgroups", "exec", "health", "health_scheduler", "ids", "images", "init",
+           "initlayer", "logs", "minimon", "monitor", "monitor_attach", "nsexec", "process",
+           "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec", "startspec",
+           "state", "stats", "streams", "volumes", "zygote"]

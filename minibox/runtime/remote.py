@@ -7,7 +7,7 @@ and turns ``{"error": ...}`` back into the MiniBoxError the worker raised.
 from __future__ import annotations
 
 from minibox.errors import DaemonUnavailable, MiniBoxError
-from minibox.workers.celery_app import RUNTIME_QUEUE
+from minibox.wire.queues import RUNTIME_QUEUE, runtime_task
 
 
 class RuntimeError_(MiniBoxError):
@@ -31,7 +31,7 @@ def call(celery, task: str, *args, timeout: float = 120.0):
     try:
         # declare=[]: the queue is the runtime worker's (it declares it); sent to it by name
         # (anonymous direct exchange), so re-binding a copy of it on every call is waste
-        res = celery.send_task(f"minibox.runtime.{task}", args=list(args), queue=RUNTIME_QUEUE,
+        res = celery.send_task(runtime_task(task), args=list(args), queue=RUNTIME_QUEUE,
                                declare=[])
         out = res.get(timeout=timeout, interval=0.001, propagate=True)
     except MiniBoxError:

@@ -17,6 +17,7 @@ from celery.signals import worker_process_init
 import minibox.builder.executor  # noqa: F401  (preload for the forked pool children)
 import minibox.sandbox  # noqa: F401
 import minibox.store.layertar  # noqa: F401
+from minibox.wire.queues import BUILD_BLOCK, BUILD_PING
 from minibox.workers.celery_app import app
 
 
@@ -36,14 +37,17 @@ def _warm(**_):
     redis.ping()
 
 
-@app.task(name="minibox.builder.block", acks_late=True, reject_on_worker_lost=True)
+@app.task(name=BUILD_BLOCK, acks_late=True, reject_on_worker_lost=True)
 def build_block(payload: dict) -> dict:
+    """A BlockJob's wire dict in, its BlockResult's wire dict out."""
     from minibox.builder.executor import execute_block
+    from minibox.wire.build import BlockJob
 
     store, redis, settings = _context()
-    return execute_block(payload, store=store, redis=redis, settings=settings)
+    return execute_block(BlockJob.from_wire(payload), store=store, redis=redis,
+                         settings=settings).to_wire()
 
 
-@app.task(name="minibox.builder.ping")
+@app.task(name=BUILD_PING)
 def ping() -> str:
     return "pong"

@@ -11,9 +11,7 @@ from __future__ import annotations
 from celery import Celery
 
 from minibox.config import Settings
-
-BUILD_QUEUE = "build"
-RUNTIME_QUEUE = "runtime"
+from minibox.wire.queues import TASK_ROUTES
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -37,10 +35,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # event publishes per task would be a tenth of it
         worker_send_task_events=False,
         task_send_sent_event=False,
-        task_routes={
-            "minibox.builder.*": {"queue": BUILD_QUEUE},
-            "minibox.runtime.*": {"queue": RUNTIME_QUEUE},
-        },
+        task_routes=TASK_ROUTES,
     )
     app.minibox_settings = settings
     return app

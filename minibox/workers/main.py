@@ -10,6 +10,7 @@ import sys
 import click
 
 from minibox.config import Settings
+from minibox.wire.queues import BUILD_QUEUE, RUNTIME_QUEUE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,7 @@ def build(concurrency, name) -> None:
     settings = Settings.from_env()
     from minibox.workers.celery_app import app
 
-    app.worker_main(["worker", "-Q", "build", "-P", "prefork",
+    app.worker_main(["worker", "-Q", BUILD_QUEUE, "-P", "prefork",
                      "-c", str(concurrency or settings.build_concurrency),
                      "--prefetch-multiplier", "1", "-E", "--without-gossip",
                      "--without-mingle", "-n", name or f"build@{socket.gethostname()}",
@@ -52,7 +53,7 @@ def runtime(name) -> None:
         _quiet_task_log(app)
     # threads: starts overlap (most of a start waits on the container's own set-up in the
     # monitor); Runtime serialises what must not overlap (reconcile, see service.py)
-    app.worker_main(["worker", "-Q", "runtime", "-P", "threads", "-c", "4",
+    app.worker_main(["worker", "-Q", RUNTIME_QUEUE, "-P", "threads", "-c", "4",
                      "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
                      "-n", name or f"runtime@{socket.gethostname()}", "--loglevel", "INFO"])
 

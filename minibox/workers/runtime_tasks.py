@@ -14,7 +14,8 @@ from functools import lru_cache
 from celery.signals import worker_ready
 
 from minibox.errors import MiniBoxError
-from minibox.workers.celery_app import RUNTIME_QUEUE, app
+from minibox.wire.queues import RUNTIME_QUEUE, runtime_task
+from minibox.workers.celery_app import app
 
 log = logging.getLogger("minibox.runtime")
 
@@ -35,27 +36,27 @@ def _call(fn, *args):
         return {"error": {"kind": "internal", "message": f"runtime error: {e}", "hint": None}}
 
 
-@app.task(track_started=False, name="minibox.runtime.run")
+@app.task(track_started=False, name=runtime_task("run"))
 def run(request: dict, attach: bool = False) -> dict:
     return _call(runtime().run, request, attach)
 
 
-@app.task(track_started=False, name="minibox.runtime.create")
+@app.task(track_started=False, name=runtime_task("create"))
 def create(request: dict) -> dict:
     return _call(runtime().create, request)
 
 
-@app.task(track_started=False, name="minibox.runtime.start")
+@app.task(track_started=False, name=runtime_task("start"))
 def start(cid: str) -> dict:
     return _call(runtime().start, cid)
 
 
-@app.task(track_started=False, name="minibox.runtime.kill")
+@app.task(track_started=False, name=runtime_task("kill"))
 def kill(cids: list[str], sig: int = int(_signal.SIGKILL)) -> dict:
     return _call(lambda: {c: runtime().kill(c, sig) for c in cids})
 
 
-@app.task(track_started=False, name="minibox.runtime.remove")
+@app.task(track_started=False, name=runtime_task("remove"))
 def remove(cids: list[str], force: bool = False, volumes: bool = False) -> dict:
     def _rm():
         for c in cids:
@@ -64,12 +65,12 @@ def remove(cids: list[str], force: bool = False, volumes: bool = False) -> dict:
     return _call(_rm)
 
 
-@app.task(track_started=False, name="minibox.runtime.reconcile")
+@app.task(track_started=False, name=runtime_task("reconcile"))
 def reconcile() -> dict:
     return _call(runtime().reconcile)
 
 
-@app.task(track_started=False, name="minibox.runtime.ping")
+@app.task(track_started=False, name=runtime_task("ping"))
 def ping() -> str:
     return "pong"
 

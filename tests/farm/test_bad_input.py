@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import httpx
@@ -134,23 +133,81 @@ def test_worker_killed_mid_block_redoes_the_block(farm, ctx):
     no_leftovers(farm)
 
 
-def test_two_builds_of_the_same_block_execute_it_once(farm, ctx, tmp_path):
-    marker = time.time()
-    mb = f"BASE busybox\nBLOCK once\n    RUN sleep 1; echo {marker} > /m\n"
+def processes_with_env(assignment: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``assignment`` (NAME=VALUE)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                env = open(f"/proc/{d}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if assignment.encode() in env:
+                out.append(int(d))
+    return out
+
+
+def wait_until(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def test_a_second_build_of_a_running_block_waits_on_its_lock_and_shares_it(farm, ctx,
+                                                                          tmp_path):
+    """Two builds overlap on one cache key, for sure: the first's block is held (its RUN
+    waits on a `sleep` the test ends) until the second's task is running and waiting on
+    the block's lock.  The block executes once; the second build takes its layer."""
+    from celery.result import AsyncResult
+
+    from minibox.config import Settings
+    from minibox.redisconn import connect
+    from minibox.wire import BUILD_QUEUE, block_lock_key, job_tasks_key
+    from minibox.workers.celery_app import make_celery
+
+    gate = f"MINIBOX_TEST_GATE={os.getpid()}-{time.time_ns()}"
+    mb = (f"BASE busybox\nBLOCK once\n    ENV {gate}\n"
+          "    RUN sleep 600 || true; echo shared > /m\n")
     write_ctx(ctx, {"MiniBox": mb})
     other = write_ctx(tmp_path / "ctx2", {"MiniBox": mb})
-    results = {}
-
-    def go(name, c):
-        results[name] = farm.build(c, name, check=False)
-
-    ts = [threading.Thread(target=go, args=(n, c)) for n, c in
-          (("dedupe-a", ctx), ("dedupe-b", other))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert all(r.returncode == 0 for r in results.values()), results
-    jobs = httpx.get(f"{farm.api}/builds").json()[:2]
-    starts = sum(1 for j in jobs for e in farm.events(j["id"]) if e["type"] == "block_start")
-    assert starts == 1
+    settings = Settings.from_env(farm.env)
+    redis, celery = connect(settings), make_celery(settings)
+    first = farm.cli("build", "-d", "-t", "dedupe-a", ctx).stdout.strip()
+    key = wait_for_event(farm, first, "block_start", 60)["key"]
+    sleeps = wait_until(lambda: [p for p in processes_with_env(gate)
+                                 if open(f"/proc/{p}/comm").read().strip() == "sleep"],
+                        60, "the first build's RUN")
+    try:
+        second = farm.cli("build", "-d", "-t", "dedupe-b", other).stdout.strip()
+        queued = wait_for_event(farm, second, "block_queued", 60)
+        assert queued["key"] == key
+        [task] = wait_until(lambda: redis.smembers(job_tasks_key(second)), 30,
+                            "the second build's task")
+        # the second block's task is running on a build worker while the first still
+        # holds the key's lock: it can only be waiting on that lock
+        wait_until(lambda: AsyncResult(task.decode(), app=celery).state == "STARTED", 60,
+                   f"the second block on the {BUILD_QUEUE} queue")
+        assert redis.exists(block_lock_key(key))
+        assert [e for e in farm.events(first) if e["type"] == "block_done"] == []
+    finally:
+        for pid in sleeps:
+            os.kill(pid, signal.SIGTERM)        # the first block's RUN goes on and ends
+    wait_for_status(farm, first, "done", 120)
+    wait_for_status(farm, second, "done", 120)
+    starts = [e for j in (first, second) for e in farm.events(j) if e["type"] == "block_start"]
+    assert [e["block"] for e in starts] == ["once"], "the block executed more than once"
+    # the worker that waited found the entry the first wrote (block_cached, shared), and
+    # the daemon counted the block as cached
+    events = farm.events(second)
+    assert [e["block"] for e in events if e["type"] == "block_cached" and e.get("shared")] \
+        == ["once"]
+    [result] = [e["result"] for e in events if e["type"] == "block_result"]
+    assert result["ok"] and result["cached"]
+    assert [e for e in events if e["type"] == "job_done"][0]["cached"] == 1
+    layers = [farm.image(t)["manifest"]["layers"][-1]["digest"] for t in ("dedupe-a",
+                                                                         "dedupe-b")]
+    assert layers[0] == layers[1]

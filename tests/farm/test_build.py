@@ -76,10 +76,16 @@ def test_independent_blocks_run_at_the_same_time(farm, ctx):
     write_ctx(ctx, {"MiniBox": "BASE busybox\n" + blocks + final})
     farm.build(ctx, "parallel")
     events = farm.events(farm.last_job()["id"])
-    starts = [e["time"] for e in events if e["type"] == "block_start" and e["block"] != "final"]
+    wave1 = [e for e in events if e["type"] == "block_start" and e["block"] != "final"]
+    starts = [e["time"] for e in wave1]
     dones = [e["time"] for e in events if e["type"] == "block_done" and e["block"] != "final"]
     assert len(starts) == 4
     assert max(starts) < min(dones), "the four blocks of wave 1 did not overlap"
+    # each on its own worker process (HOST:PID), all of them this farm's build workers
+    workers = {e["worker"] for e in wave1}
+    assert len(workers) == 4, f"wave 1 ran on {sorted(workers)}"
+    pids = {int(w.rsplit(":", 1)[1]) for w in workers}
+    assert pids <= set(farm.worker_pids("build")), "a block ran outside the build workers"
 
 
 def test_a_dependency_layer_shadows_the_base(farm, ctx):

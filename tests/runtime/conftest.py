@@ -60,7 +60,7 @@ def direct_runtime(request, tmp_path_factory, monkeypatch):
     from tests.runtime.farm import remove_cgroups
     root = tmp_path_factory.mktemp("direct")
     monkeypatch.setattr(minimon, "_cache", {str(root): None} if request.param else {})
-    parent = f"minibox-test-{root.name}"
+    parent = f"minibox-test-{os.getpid()}-{root.name}"   # unique across concurrent runs
     monkeypatch.setattr(cgroups, "PARENT", parent)
     import_busybox(root, "busybox")
     rt = Runtime(root)

@@ -1,4 +1,6 @@
-"""A real farm for the runtime tests: redis-server, the runtime worker, the API (uvicorn).
+"""A real farm for the runtime tests: redis-server, the runtime worker, and the real
+``miniboxd`` on that broker (``--no-workers``: the farm runs the runtime worker itself, so a
+test can kill and restart it).
 
 Everything lives under one short data root; ``Farm.cleanup()`` kills every container
 process of that root (by the pids recorded in its state files, checked against /proc),
@@ -57,9 +59,13 @@ class Farm:
                               "--dir", str(self.run_dir)])
         _wait(lambda: self.sock.exists(), 10, "redis")
         self.start_worker()
-        self._spawn("api", [PY, "-m", "tests.runtime.serve_api"])
-        _wait(self._api_up, 20, "the API")
+        self.start_api()
         return self
+
+    def start_api(self) -> None:
+        """The real daemon, on this farm's Redis (so it starts no redis of its own)."""
+        self._spawn("api", [PY, "-m", "minibox.daemon.main", "--no-workers"])
+        _wait(self._api_up, 30, "miniboxd")
 
     def start_worker(self) -> None:
         log = self.run_dir / "worker.log"

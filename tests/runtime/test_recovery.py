@@ -1,4 +1,4 @@
-"""Restart recovery: containers outlive SIGKILL of the runtime worker and the API."""
+"""Restart recovery: containers outlive SIGKILL of the runtime worker and of miniboxd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import signal
 import time
 
 from tests.runtime.conftest import run_ok
-from tests.runtime.farm import PY
 
 
 def test_containers_survive_worker_and_api_sigkill(farm):
@@ -21,9 +20,7 @@ def test_containers_survive_worker_and_api_sigkill(farm):
     api.wait()
     time.sleep(2.5)                                    # rec-ends exits meanwhile
     farm.start_worker()
-    farm._spawn("api", [PY, "-m", "tests.runtime.serve_api"])
-    from tests.runtime.farm import _wait
-    _wait(farm._api_up, 20, "the API")
+    farm.start_api()
     rows = {r["name"]: r for r in json.loads(run_ok(farm, "ps", "-a", "--json"))}
     assert rows["rec-keep"]["status"] == "running"
     assert rows["rec-ends"]["status"] == "exited" and rows["rec-ends"]["exit_code"] == 4

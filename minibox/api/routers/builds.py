@@ -17,13 +17,13 @@ from minibox.builder.jobs import FINAL
 from minibox.builder.scheduler import BuildRequest
 from minibox.errors import NotFound, UserError
 from minibox.wire.api import MAX_TIMESTAMP, BuildEventsCursor, JobId, PathBuild
+from minibox.wire.events import TERMINAL_EVENTS
 
 MAX_MINIBOX_BYTES = 16 << 20
 JobIdParam = Annotated[JobId, PathParam(description="a build job's id")]
 FormText = Annotated[str, Form(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 router = APIRouter(prefix="/builds", tags=["builds"])
-TERMINAL_EVENTS = {"job_done", "job_failed", "job_cancelled"}
 
 
 def _services(request: Request):

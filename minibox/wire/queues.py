@@ -1,0 +1,30 @@
+"""Celery queue and task names: what the daemon sends and the workers register.
+
+Both sides import these; a task renamed on one side only would be a message nobody takes.
+"""
+
+from __future__ import annotations
+
+BUILD_QUEUE = "build"        # prefork build workers, any machine: blocks (safe to redo)
+RUNTIME_QUEUE = "runtime"    # the ONE runtime worker of a machine: containers (acked on receipt)
+
+BUILD_TASK_PREFIX = "minibox.builder."
+RUNTIME_TASK_PREFIX = "minibox.runtime."
+
+BUILD_BLOCK = BUILD_TASK_PREFIX + "block"       # (BlockJob wire dict) -> BlockResult wire dict
+BUILD_PING = BUILD_TASK_PREFIX + "ping"
+
+#: the runtime worker's verbs; the daemon calls them with runtime.remote.call(celery, verb, ...)
+RUNTIME_VERBS = ("run", "create", "start", "kill", "remove", "reconcile", "ping")
+
+
+def runtime_task(verb: str) -> str:
+    """The task name of a runtime verb ("start" -> "minibox.runtime.start")."""
+    return RUNTIME_TASK_PREFIX + verb
+
+
+#: Celery's task_routes: every task to its queue by its name's prefix
+TASK_ROUTES = {
+    BUILD_TASK_PREFIX + "*": {"queue": BUILD_QUEUE},
+    RUNTIME_TASK_PREFIX + "*": {"queue": RUNTIME_QUEUE},
+}
