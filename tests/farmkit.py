@@ -145,6 +145,19 @@ class Farm:
         return r.json()
 
 
+def busybox_farm(ctx: Path, extra_env: dict | None = None) -> Farm:
+    """A started farm with the offline busybox base built as ``busybox`` (from ``ctx``)."""
+    f = Farm(extra_env).start()
+    try:
+        shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
+        write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
+        f.build(ctx, "busybox")
+    except BaseException:
+        f.destroy()
+        raise
+    return f
+
+
 def write_ctx(base: Path, files: dict[str, str | bytes], mode: dict | None = None) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     for rel, content in files.items():

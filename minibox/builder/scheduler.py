@@ -38,6 +38,7 @@ class BuildRequest:
     no_cache: bool = False
     network: str = "host"
     owns_context: bool = False
+    pull: str = "missing"          # the base: "missing", "always" or "never" pull it
 
 
 @dataclass
@@ -74,10 +75,11 @@ class Build:
 
     # --- the whole build --------------------------------------------------------
     def run(self) -> dict:
-        from minibox.builder.base import resolve_base
+        from minibox.builder.base import resolve_base, resolvers_for
 
         t0 = time.monotonic()
-        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir)
+        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir,
+                                 resolvers_for(self.req.pull, self._pull_progress))
         self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
                          layers=len(self.base.layers))
         self.base_state = BuildState.from_image_config(self.base.config)
@@ -92,6 +94,10 @@ class Build:
                              built=self.stats["built"] - before["built"])
         desc = self._write_image()
         return {"digest": desc.digest, "duration": time.monotonic() - t0, **self.stats}
+
+    def _pull_progress(self, event: dict) -> None:
+        if event.get("status") != "Downloading":
+            self.events.emit("base_pull", ref=self.mb.base, **event)
 
     def _check_cancel(self) -> None:
         if self.redis.exists(cancel_key(self.job)):

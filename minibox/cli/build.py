@@ -16,12 +16,14 @@ from minibox.errors import UserError
               help="The MiniBox file (default: CONTEXT/MiniBox).")
 @click.option("--target", default=None, help="Build only this block (and what it needs).")
 @click.option("--no-cache", is_flag=True, help="Build every block again.")
+@click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+              show_default=True, help="When to pull the BASE image from its registry.")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
               default="auto", show_default=True, help="How to show progress.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int:
+def build(tag, file_, target, no_cache, pull, progress, detach, quiet, context) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -31,7 +33,7 @@ def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int
                         hint="create one, or name it with -f FILE") from None
     except IsADirectoryError:
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
-    job = _submit(context, tag, display, text, target, no_cache)
+    job = _submit(context, tag, display, text, target, no_cache, pull)
     if detach:
         click.echo(job["id"])
         return 0
@@ -55,7 +57,7 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
 # than an unchanged rebuild takes on the daemon.
 
-def _submit(context, tag, display, text, target, no_cache) -> dict:
+def _submit(context, tag, display, text, target, no_cache, pull="missing") -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -66,7 +68,7 @@ def _submit(context, tag, display, text, target, no_cache) -> dict:
         size = tar.tell()
         tar.seek(0)
         fields = {"tag": tag, "file": display, "minibox": text,
-                  "no_cache": "true" if no_cache else "false"}
+                  "no_cache": "true" if no_cache else "false", "pull": pull}
         if target:
             fields["target"] = target
         parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)

@@ -29,6 +29,14 @@ COMMANDS = {
     "stats": "minibox.cli.containers:stats",
     "volume": "minibox.cli.volumes:volume",
     "db": "minibox.cli.containers:db",
+    "pull": "minibox.cli.registry:pull",
+    "push": "minibox.cli.registry:push",
+    "login": "minibox.cli.registry:login",
+    "logout": "minibox.cli.registry:logout",
+    "tag": "minibox.cli.images:tag",
+    "save": "minibox.cli.archive:save",
+    "load": "minibox.cli.archive:load",
+    "system": "minibox.cli.system:system",
 }
 
 HELP_SUMMARIES = {
@@ -50,6 +58,14 @@ HELP_SUMMARIES = {
     "stats": "Show containers' resource usage.",
     "volume": "Manage named volumes.",
     "db": "Run database containers.",
+    "pull": "Pull an image from a registry.",
+    "push": "Push an image to a registry.",
+    "login": "Log in to a registry.",
+    "logout": "Log out from a registry.",
+    "tag": "Give an image another name.",
+    "save": "Write images to an OCI/Docker archive.",
+    "load": "Load images from an archive.",
+    "system": "Disk use, clean-up and information.",
 }
 
 

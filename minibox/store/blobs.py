@@ -45,6 +45,14 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    def restart(self) -> None:
+        """Throw away what was written so far and start the blob again (a resumed download
+        the server answered from the start)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.sha256()
+        self.size = 0
+
     def commit(self) -> Descriptor:
         """Verify, fsync and rename into ``blobs/``; returns the blob's descriptor."""
         if self.descriptor is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from minibox import refs
+from minibox.api.ndjson import stream_task
 from minibox.errors import NotFound, UserError
 
 router = APIRouter(tags=["images"])
@@ -112,3 +114,42 @@ async def put_blob(request: Request, digest: str) -> dict:
         raise
     await run_in_threadpool(writer.__exit__, None, None, None)
     return {"digest": digest, "stored": True}
+
+
+# -- registries -------------------------------------------------------------------------------
+class RegistryAuth(BaseModel):
+    username: str = Field(min_length=1, max_length=512)
+    password: str = Field(max_length=8192)
+
+
+class PullRequest(BaseModel):
+    reference: str = Field(min_length=1, max_length=1024,
+                           description="alpine, ghcr.io/u/r:tag, host:5000/r@sha256:…")
+    platform: str | None = Field(None, max_length=64, description="OS/ARCH[/VARIANT]; "
+                                 "default the daemon's host")
+    insecure_registries: list[str] = Field(default_factory=list, max_length=32,
+                                           description="hosts that may be reached over HTTP")
+    auth: RegistryAuth | None = None
+
+
+@router.post("/images/pull")
+def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
+    """Pull an image; streams NDJSON progress, then ``{"result": {name, digest}}``."""
+    from minibox.registry.config import RegistryConfig
+    from minibox.registry.credentials import Credentials
+    from minibox.registry.pull import pull
+    from minibox.registry.reference import parse
+    from minibox.store.manifests import parse_platform
+
+    ref = parse(body.reference)
+    platform = parse_platform(body.platform)
+    config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
+    creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
+    store = _store(request)
+
+    def task(progress) -> dict:
+        done = pull(store, ref, config, platform, progress=progress, creds=creds)
+        return {"name": done.name, "digest": done.digest, "reference": str(done.ref),
+                "index_digest": done.index_digest}
+
+    return stream_task(task)

@@ -1,0 +1,254 @@
+"""Pulling an image into the store.
+
+The manifest (through an index, for the wanted platform) is checked first; then the config
+and the layers download in parallel, each verified against its digest and size while it
+streams, resumed with a Range request after a dropped connection, and unpacked (the diff_id
+checked) as soon as it is complete.  The manifest is stored and tagged last, so an image
+appears in ``index.json`` only when everything it needs is there.  A failed pull removes
+the blobs and layer dirs it added.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable
+
+from minibox.errors import NotFound, RegistryError, StoreError, UserError
+from minibox.registry import credentials
+from minibox.registry.client import Session
+from minibox.registry.config import Endpoint, RegistryConfig
+from minibox.registry.reference import Reference
+from minibox.store import Store
+from minibox.store.layerinfo import LayerInfo
+from minibox.store.layout import remove_tree
+from minibox.store.manifests import (MAX_CONFIG_BYTES, Platform, kind_of, manifest_parts,
+                                     parse_json, pick_platform)
+from minibox.store.oci import INDEX_DIGEST, Descriptor, sha256_digest
+
+PARALLEL = 4
+RETRIES = 4
+Progress = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class Pulled:
+    ref: Reference
+    name: str | None           # the store tag set, or None for a digest-only pull
+    digest: str                # the manifest's digest
+    index_digest: str | None
+
+
+def pull(store: Store, ref: Reference, config: RegistryConfig, platform: Platform, *,
+         progress: Progress | None = None, creds: credentials.Credentials | None = None
+         ) -> Pulled:
+    """Pull ``ref`` from its mirrors or its registry; the first that has it wins."""
+    progress = progress or (lambda event: None)
+    for endpoint in config.endpoints(ref.registry, ref.api_host):
+        login = creds if creds and not endpoint.mirror else \
+            credentials.lookup(config.auth_file, endpoint.host)
+        try:
+            return _Pull(store, ref, endpoint, login, config, platform, progress).run()
+        except (RegistryError, NotFound) as e:
+            if not endpoint.mirror:
+                raise
+            progress({"status": f"mirror {endpoint.url} failed: {e.message}"})
+    raise AssertionError("the registry itself is always the last endpoint")
+
+
+class _Pull:
+    def __init__(self, store: Store, ref: Reference, endpoint: Endpoint, creds, config,
+                 platform: Platform, progress: Progress):
+        self.store, self.ref, self.endpoint = store, ref, endpoint
+        self.platform, self.progress = platform, progress
+        self.session = Session(endpoint, ref.repository, creds, config.allows_http)
+        self.added_blobs: list[str] = []
+        self.added_layers: list[str] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> Pulled:
+        try:
+            return self._run()
+        except BaseException:
+            self.stop.set()
+            self._undo()
+            raise
+        finally:
+            self.session.close()
+
+    def _run(self) -> Pulled:
+        what = f"manifest of {self.ref}"
+        self.progress({"status": f"Resolving {self.ref} at {self.endpoint.url}"})
+        body, media, header_digest = self.session.get_manifest(self.ref.reference)
+        digest = self._check_digest(body, self.ref.digest, header_digest, what)
+        doc = parse_json(body, what)
+        index_digest = None
+        if kind_of(doc, media, what) == "index":
+            index_digest, index_body = digest, body
+            child = pick_platform(doc, self.platform, f"image index of {self.ref}")
+            what = f"{self.platform} manifest of {self.ref}"
+            body, media, _ = self.session.get_manifest(child.digest)
+            digest = self._check_digest(body, child.digest, None, what)
+            doc = parse_json(body, what)
+            if kind_of(doc, media, what) != "manifest":
+                raise UserError(f"{what} is another index; nested indexes are not supported")
+        config_desc, layers = manifest_parts(doc, what)
+        self.progress({"status": f"Digest: {digest}"})
+        config = self._config(config_desc)
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+            raise UserError(f"image config of {self.ref} lists {len(diff_ids)} diff_ids for "
+                            f"{len(layers)} layers")
+        self._layers([LayerInfo.from_descriptor(d, diff_id)
+                      for d, diff_id in zip(layers, diff_ids)])
+        media_type = doc.get("mediaType") or media
+        manifest = self._keep(self.store.put_blob_bytes(body, media_type), digest)
+        annotations = {}
+        if index_digest:
+            self._keep(self.store.put_blob_bytes(index_body, doc.get("mediaType") or media),
+                       index_digest)
+            annotations[INDEX_DIGEST] = index_digest
+        tagged = Descriptor(manifest.digest, manifest.size, media_type, annotations,
+                            {"os": self.platform.os,
+                             "architecture": config.get("architecture") or
+                             self.platform.architecture})
+        name = self.ref.local_tag
+        if name:
+            self.store.tag(name, tagged)
+        else:
+            self.store.keep_untagged(tagged, str(self.ref))
+        self.progress({"status": f"Pulled {self.ref}", "digest": digest})
+        return Pulled(self.ref, name, digest, index_digest)
+
+    def _check_digest(self, body: bytes, want: str | None, header: str | None,
+                      what: str) -> str:
+        digest = sha256_digest(body)
+        expected = want or header
+        if expected and expected != digest:
+            raise RegistryError(f"{what} from {self.endpoint.host} does not match its digest "
+                                f"(expected {expected}, got {digest})",
+                                hint="the registry or something between us and it is "
+                                     "corrupting data")
+        return digest
+
+    def _keep(self, desc: Descriptor, digest: str) -> Descriptor:
+        assert desc.digest == digest
+        return desc
+
+    # -- blobs ----------------------------------------------------------------------------
+    def _config(self, desc: Descriptor) -> dict:
+        if desc.size > MAX_CONFIG_BYTES:
+            raise UserError(f"image config of {self.ref} is too large ({desc.size} bytes)")
+        self._fetch(desc, "config")
+        return parse_json(self.store.read_blob(desc.digest), f"image config of {self.ref}")
+
+    def _layers(self, layers: list[LayerInfo]) -> None:
+        if not layers:
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(layers)),
+                                thread_name_prefix="pull") as pool:
+            futures = [pool.submit(self._layer, layer) for layer in layers]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self.stop.set()
+                for f in futures:
+                    f.cancel()
+                wait(futures)
+                raise failed[0].exception()
+
+    def _layer(self, layer: LayerInfo) -> None:
+        short = layer.digest[7:19]
+        self._fetch(layer.descriptor, short)
+        if self.store.has_layer_dir(layer.diff_id):
+            return
+        self.progress({"id": short, "status": "Extracting", "total": layer.size})
+        try:
+            self.store.ensure_layer_dir(layer)
+        except StoreError as e:
+            raise RegistryError(f"layer {layer.digest} of {self.ref}: {e.message}",
+                                hint="the registry serves a layer that does not match the "
+                                     "image config") from None
+        with self.lock:
+            self.added_layers.append(layer.diff_id)
+        self.progress({"id": short, "status": "Pull complete", "total": layer.size})
+
+    def _fetch(self, desc: Descriptor, label: str) -> None:
+        """Download one blob unless the store has it; verified by digest and size."""
+        if self.store.has_blob(desc.digest):
+            self.progress({"id": label, "status": "Already exists", "total": desc.size})
+            return
+        writer = self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
+                                             expected_size=desc.size)
+        try:
+            self._download(desc, writer, label)
+            try:
+                writer.commit()
+            except StoreError as e:
+                raise RegistryError(f"blob {desc.digest} of {self.ref} from "
+                                    f"{self.endpoint.host} is corrupt: {e.message}",
+                                    hint="the registry's copy is damaged; nothing was "
+                                         "stored") from None
+        except BaseException:
+            writer.abort()
+            raise
+        with self.lock:
+            self.added_blobs.append(desc.digest)
+
+    def _download(self, desc: Descriptor, writer, label: str) -> None:
+        import httpx
+
+        failures = 0
+        last_report = 0.0
+        while True:
+            if self.stop.is_set():
+                raise _Fatal("pull stopped")
+            try:
+                with self.session.blob(desc.digest, writer.size) as resp:
+                    if writer.size and resp.status_code != 206:
+                        writer.restart()             # the server ignored the Range
+                    for chunk in resp.iter_raw(1 << 20):
+                        if writer.size + len(chunk) > desc.size:
+                            raise _Fatal(
+                                f"blob {desc.digest} of {self.ref} is larger than the "
+                                f"{desc.size} bytes its manifest says; refusing it")
+                        writer.write(chunk)
+                        if self.stop.is_set():
+                            raise _Fatal("pull stopped")
+                        now = time.monotonic()
+                        if now - last_report > 0.2:
+                            last_report = now
+                            self.progress({"id": label, "status": "Downloading",
+                                           "current": writer.size, "total": desc.size})
+                if writer.size == desc.size:
+                    return
+                why = f"the download stopped at {writer.size} of {desc.size} bytes"
+            except httpx.HTTPError as e:
+                why = f"{type(e).__name__}: {e}"
+            except (_Fatal, NotFound):
+                raise
+            except RegistryError as e:
+                why = e.message
+            failures += 1
+            if failures > RETRIES:
+                raise RegistryError(f"cannot download blob {desc.digest} of {self.ref} from "
+                                    f"{self.endpoint.host} after {failures} attempts: {why}")
+            self.progress({"id": label, "status": f"Retrying ({why})"})
+            time.sleep(min(0.2 * 2 ** failures, 3.0))
+
+    def _undo(self) -> None:
+        """Remove what this pull added (nothing else references it: nothing was tagged)."""
+        for diff_id in self.added_layers:
+            remove_tree(self.store.layer_dir(diff_id))
+        for digest in self.added_blobs:
+            try:
+                self.store.blob_path(digest).unlink()
+            except FileNotFoundError:
+                pass
+
+
+class _Fatal(RegistryError):
+    """A download failure that retrying cannot fix."""
