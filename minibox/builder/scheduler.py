@@ -75,11 +75,19 @@ class Build:
 
     # --- the whole build --------------------------------------------------------
     def run(self) -> dict:
+        from minibox.space.hold import hold
+
+        with hold(self.store.root) as held:          # a prune spares what this build uses
+            return self._run(held)
+
+    def _run(self, held) -> dict:
         from minibox.builder.base import resolve_base, resolvers_for
 
         t0 = time.monotonic()
         self.base = resolve_base(self.store, self.mb.base, self.req.context_dir,
                                  resolvers_for(self.req.pull, self._pull_progress))
+        self.held = held
+        held.add_layers(self.base.layers)
         self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
                          layers=len(self.base.layers))
         self.base_state = BuildState.from_image_config(self.base.config)
@@ -129,6 +137,7 @@ class Build:
             return None
         entry = None if self.req.no_cache else self.cache.get(key)
         if entry is not None:
+            self.held.add_layers([entry["layer"]])
             self._finish(block, Done(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(

@@ -10,6 +10,7 @@ the blobs and layer dirs it added.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -45,12 +46,15 @@ def pull(store: Store, ref: Reference, config: RegistryConfig, platform: Platfor
          progress: Progress | None = None, creds: credentials.Credentials | None = None
          ) -> Pulled:
     """Pull ``ref`` from its mirrors or its registry; the first that has it wins."""
+    from minibox.space.hold import hold
+
     progress = progress or (lambda event: None)
     for endpoint in config.endpoints(ref.registry, ref.api_host):
         login = creds if creds and not endpoint.mirror else \
             credentials.lookup(config.auth_file, endpoint.host)
         try:
-            return _Pull(store, ref, endpoint, login, config, platform, progress).run()
+            with hold(store.root):                    # a prune spares what we write
+                return _Pull(store, ref, endpoint, login, config, platform, progress).run()
         except (RegistryError, NotFound) as e:
             if not endpoint.mirror:
                 raise
@@ -164,6 +168,7 @@ class _Pull:
         short = layer.digest[7:19]
         self._fetch(layer.descriptor, short)
         if self.store.has_layer_dir(layer.diff_id):
+            _touch(self.store.layer_dir(layer.diff_id))
             return
         self.progress({"id": short, "status": "Extracting", "total": layer.size})
         try:
@@ -179,6 +184,7 @@ class _Pull:
     def _fetch(self, desc: Descriptor, label: str) -> None:
         """Download one blob unless the store has it; verified by digest and size."""
         if self.store.has_blob(desc.digest):
+            _touch(self.store.blob_path(desc.digest))    # newer than our hold: kept
             self.progress({"id": label, "status": "Already exists", "total": desc.size})
             return
         writer = self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
@@ -248,6 +254,13 @@ class _Pull:
                 self.store.blob_path(digest).unlink()
             except FileNotFoundError:
                 pass
+
+
+def _touch(path) -> None:
+    try:
+        os.utime(path, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
 
 
 class _Fatal(RegistryError):

@@ -92,6 +92,11 @@ class Store:
                              f"stored")
         self._index.keep_untagged(manifest, source)
 
+    def drop_manifest_entries(self, digest: str) -> None:
+        """Remove every ``index.json`` entry (tagged or not) of the manifest ``digest``."""
+        self._index.update(lambda manifests: [e for e in manifests
+                                              if e.get("digest") != digest])
+
     def untag(self, name: str) -> None:
         """Remove a tag.  Blobs and layers stay until a prune."""
         if not self._index.remove(name):
@@ -121,6 +126,14 @@ class Store:
         descriptor = Descriptor(digest, self.blob_path(digest).stat().st_size,
                                 manifest.get("mediaType") or MEDIA_MANIFEST)
         return load_image(self._blobs, descriptor, None)
+
+    def index_lookup(self, name: str) -> Descriptor | None:
+        """The manifest tagged ``name``, or None."""
+        return self._index.lookup(name)
+
+    def index_entries(self) -> list[tuple[str | None, Descriptor]]:
+        """Every ``index.json`` entry: (tag or None, manifest descriptor)."""
+        return self._index.entries()
 
     def list_images(self) -> list[ImageSummary]:
         """Every tagged image, sorted by name."""

@@ -67,10 +67,24 @@ def _find(store, name: str):
 
 
 @router.delete("/images/{name:path}")
-def remove_image(request: Request, name: str) -> dict:
-    ref = refs.normalize(name)
-    _store(request).untag(ref)
-    return {"removed": ref}
+def remove_image(request: Request, name: str, force: bool = False) -> dict:
+    """Untag an image; with no tag and no container left on it, delete its content that
+    no other image, container or cache entry uses.  A container's image is refused unless
+    ``force`` (the container keeps its layers)."""
+    from minibox.space.prune import remove_image as remove
+
+    store = _store(request)
+    image = _find(store, name)
+    tag = None
+    if "@" not in name and not name.startswith("sha256:"):
+        try:
+            tag = refs.normalize(name)
+        except UserError:
+            tag = None
+        if tag is not None and store.index_lookup(tag) is None:
+            tag = None                                  # an id prefix, not a tag
+    report = remove(store, image, tag, force=force)
+    return {"removed": tag or image.digest, **report.to_dict()}
 
 
 def _digest(digest: str) -> str:
@@ -153,3 +167,41 @@ def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
                 "index_digest": done.index_digest}
 
     return stream_task(task)
+
+
+class PushRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=1024, description="the local image")
+    destination: str | None = Field(None, max_length=1024,
+                                    description="where to push it (default: its name)")
+    insecure_registries: list[str] = Field(default_factory=list, max_length=32)
+    auth: RegistryAuth | None = None
+
+
+@router.post("/images/push")
+def push_image(request: Request, body: PushRequest) -> StreamingResponse:
+    """Push an image; streams NDJSON progress, then ``{"result": {reference, digest}}``."""
+    from minibox.registry.config import RegistryConfig
+    from minibox.registry.credentials import Credentials
+    from minibox.registry.push import push
+    from minibox.registry.reference import parse
+
+    dest = parse(body.destination or body.name)
+    store = _store(request)
+    local = _find(store, body.name)
+    config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
+    creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
+    return stream_task(lambda progress: push(store, local.digest, dest, config, creds=creds,
+                                             progress=progress))
+
+
+class TagRequest(BaseModel):
+    source: str = Field(min_length=1, max_length=1024, description="an image, by name or id")
+    target: str = Field(min_length=1, max_length=1024, description="the new NAME[:TAG]")
+
+
+@router.post("/images/tag", status_code=201)
+def tag_image(request: Request, body: TagRequest) -> dict:
+    store = _store(request)
+    image = _find(store, body.source)
+    name = store.tag(refs.normalize(body.target), image.descriptor)
+    return {"name": name, "digest": image.digest}
