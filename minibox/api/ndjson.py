@@ -1,5 +1,6 @@
-"""Long operations (pull, push) as an NDJSON stream: progress events, then one final
-``{"result": …}`` or ``{"error": {kind, message, hint}}`` line."""
+"""Long operations as streams: ``stream_task`` (pull, push, load) sends NDJSON progress
+events, then one final ``{"result": …}`` or ``{"error": {kind, message, hint}}`` line;
+``stream_writer`` (save) sends the bytes a writer produces."""
 
 from __future__ import annotations
 
@@ -40,3 +41,43 @@ def stream_task(task: Callable[[Callable[[dict], None]], dict]) -> StreamingResp
             yield json.dumps(event) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+class _QueueWriter:
+    """A write-only file whose writes become chunks of a response."""
+
+    def __init__(self, q: queue.Queue):
+        self.q = q
+
+    def write(self, data) -> int:
+        self.q.put(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def stream_writer(write: Callable[[object], None], media_type: str) -> StreamingResponse:
+    """Run ``write(out)`` in a thread and stream what it writes.  If it fails, the stream
+    breaks off (the client sees an incomplete body, never a truncated success)."""
+    chunks: queue.Queue = queue.Queue(maxsize=64)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write(_QueueWriter(chunks))
+        except BaseException as e:                     # reported by breaking the stream
+            logging.getLogger("minibox.api").warning("streamed write failed: %s", e)
+            failed.append(e)
+        finally:
+            chunks.put(_END)
+
+    threading.Thread(target=run, name="api-writer", daemon=True).start()
+
+    def body():
+        while (chunk := chunks.get()) is not _END:
+            yield chunk
+        if failed:
+            raise RuntimeError("the archive could not be written completely")
+
+    return StreamingResponse(body(), media_type=media_type)

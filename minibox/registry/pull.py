@@ -201,8 +201,9 @@ class _Pull:
         except BaseException:
             writer.abort()
             raise
-        with self.lock:
-            self.added_blobs.append(desc.digest)
+        if writer.created:
+            with self.lock:
+                self.added_blobs.append(desc.digest)
 
     def _download(self, desc: Descriptor, writer, label: str) -> None:
         import httpx

@@ -38,6 +38,7 @@ class BlobWriter:
         fd, self._tmp = tempfile.mkstemp(dir=layout.tmp, prefix="blob-")
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
         self.descriptor: Descriptor | None = None
+        self.created = False          # this writer put the blob in place (it was not there)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._hash.update(data)
@@ -70,6 +71,7 @@ class BlobWriter:
             else:
                 os.rename(self._tmp, final)
                 fsync_dir(final.parent)
+                self.created = True
         except BaseException:
             self.abort()
             raise

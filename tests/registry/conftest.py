@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.farmkit import busybox_farm
-from tests.registry.registrykit import Registry
+from tests.registry.registrykit import Podman, Registry
 
 
 def _serve(auth: str):
@@ -59,3 +59,12 @@ def seeded(farm, registry):
     for dest in ("library/busybox:1", "library/alpine:latest"):
         skopeo_copy(f"oci:{farm.root}:busybox:latest", f"docker://{registry.host}/{dest}")
     return registry
+
+
+@pytest.fixture(scope="session")
+def podman():
+    p = Podman()
+    try:
+        yield p
+    finally:
+        p.cleanup()

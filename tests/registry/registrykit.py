@@ -174,3 +174,34 @@ class TokenServer:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Podman:
+    """podman with a private storage root under a temp dir (removed by ``cleanup``)."""
+
+    ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+
+    def __init__(self, driver: str = "vfs"):
+        self.dir = Path(tempfile.mkdtemp(prefix="mb-podman-", dir="/var/tmp"))
+        self.base = ["podman", "--root", str(self.dir / "root"), "--runroot",
+                     str(self.dir / "run"), "--tmpdir", str(self.dir / "tmp"),
+                     "--storage-driver", driver, "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "file", "--runtime", "runc"]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300
+                 ) -> subprocess.CompletedProcess:
+        r = subprocess.run([*self.base, *args], capture_output=True, text=True,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}")
+        return r
+
+    def cleanup(self) -> None:
+        subprocess.run([*self.base, "system", "reset", "--force"], capture_output=True,
+                       timeout=300)
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4]
+            if point.startswith(str(self.dir)):
+                subprocess.run(["umount", "-l", point], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from minibox import refs
 from minibox.api.ndjson import stream_task
 from minibox.errors import NotFound, UserError
+from minibox.store.layout import remove_tree
 
 router = APIRouter(tags=["images"])
 
@@ -205,3 +206,49 @@ def tag_image(request: Request, body: TagRequest) -> dict:
     image = _find(store, body.source)
     name = store.tag(refs.normalize(body.target), image.descriptor)
     return {"name": name, "digest": image.digest}
+
+
+# -- archives ---------------------------------------------------------------------------------
+@router.get("/images/save")
+def save_images(request: Request,
+                name: list[str] = Query(..., max_length=64,
+                                        description="images to save, by name or id")
+                ) -> StreamingResponse:
+    """An archive of the images: an OCI image layout that also carries Docker's
+    ``manifest.json`` (a plain tar, streamed; an error midway breaks the stream)."""
+    from minibox.api.ndjson import stream_writer
+    from minibox.archive.save import save
+
+    store = _store(request)
+    images = [(img.name, img) for img in (_find(store, n) for n in name)]
+    return stream_writer(lambda out: save(store, images, out), "application/x-tar")
+
+
+@router.post("/images/load")
+async def load_images(request: Request) -> StreamingResponse:
+    """Load the images of an archive sent as the body (tar, tar.gz or tar.zst: what
+    minibox, podman, skopeo or docker saved).  Streams NDJSON progress, then
+    ``{"result": {"images": [{names, digest}]}}``."""
+    from starlette.concurrency import run_in_threadpool
+
+    from minibox.archive.load import load
+
+    store = _store(request)
+    work = store.tmp_dir("upload-")
+    path = work / "archive"
+    try:
+        with open(path, "wb") as f:
+            async for chunk in request.stream():
+                await run_in_threadpool(f.write, chunk)
+    except BaseException:
+        remove_tree(work)
+        raise
+
+    def task(progress) -> dict:
+        try:
+            loaded = load(store, path, progress)
+        finally:
+            remove_tree(work)
+        return {"images": [{"names": i.names, "digest": i.digest} for i in loaded]}
+
+    return stream_task(task)
