@@ -46,7 +46,9 @@ class Farm:
                          "MINIBOX_API": self.api,
                          "MINIBOX_BUILD_CONCURRENCY": str(concurrency),
                          "MINIBOX_CGROUP_PARENT": f"minibox-test-{self.root.name}",
-                         "NO_COLOR": "1"})
+                         "NO_COLOR": "1",
+                         # no test may reach a registry beyond loopback (Docker Hub ...)
+                         "MINIBOX_REGISTRY_ALLOW": "loopback"})
         self.env.pop("MINIBOX_BROKER_URL", None)
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None

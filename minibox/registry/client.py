@@ -16,7 +16,7 @@ import httpx  # noqa: E402
 
 from minibox.errors import NotFound, RegistryError  # noqa: E402
 from minibox.registry.auth import TokenSource, parse_challenge  # noqa: E402
-from minibox.registry.config import Endpoint  # noqa: E402
+from minibox.registry.config import Endpoint, RegistryConfig  # noqa: E402
 from minibox.registry.credentials import Credentials  # noqa: E402
 from minibox.store.oci import (DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MEDIA_INDEX,  # noqa: E402
                                MEDIA_MANIFEST)
@@ -31,14 +31,21 @@ class Session:
     """Requests about ``repository`` at ``endpoint``, authenticated as challenges ask."""
 
     def __init__(self, endpoint: Endpoint, repository: str, creds: Credentials | None,
-                 allows_http, *, timeout: float = 60.0):
+                 config: RegistryConfig, *, timeout: float = 60.0):
         self.endpoint = endpoint
         self.repository = repository
+        config.check_allowed(endpoint.netloc, f"cannot contact {endpoint.url}")
+
+        def allowed(request: httpx.Request) -> None:   # every request: redirects, tokens too
+            host = request.url.netloc.decode()
+            config.check_allowed(host, f"refusing to contact {request.url.scheme}://{host}")
+
         self.http = httpx.Client(base_url=endpoint.url, follow_redirects=True,
                                  timeout=httpx.Timeout(timeout, connect=10.0),
                                  headers={"User-Agent": USER_AGENT},
-                                 limits=httpx.Limits(max_connections=16))
-        self.tokens = TokenSource(self.http, creds, endpoint.host, allows_http)
+                                 limits=httpx.Limits(max_connections=16),
+                                 event_hooks={"request": [allowed]})
+        self.tokens = TokenSource(self.http, creds, endpoint.host, config.allows_http)
 
     def close(self) -> None:
         self.http.close()

@@ -7,7 +7,10 @@ Read from the environment of the process that talks to registries (miniboxd):
 * ``MINIBOX_INSECURE_REGISTRIES``: ``host[:port]`` entries that may be reached over plain
   HTTP (loopback hosts always may);
 * ``MINIBOX_AUTH_FILE``: the credentials file ``minibox login`` writes (default
-  ``$XDG_CONFIG_HOME/minibox/auth.json``, i.e. ``~/.config/minibox/auth.json``).
+  ``$XDG_CONFIG_HOME/minibox/auth.json``, i.e. ``~/.config/minibox/auth.json``);
+* ``MINIBOX_REGISTRY_ALLOW``: when set, the only hosts contacted (``host[:port]`` entries;
+  ``loopback`` stands for every loopback host).  The test suite sets ``loopback`` so that no
+  test can reach Docker Hub.
 """
 
 from __future__ import annotations
@@ -28,12 +31,18 @@ class Endpoint:
     host: str         # host[:port]: the key for credentials
     mirror: bool = False
 
+    @property
+    def netloc(self) -> str:
+        """The host[:port] requests go to."""
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
 
 @dataclass
 class RegistryConfig:
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     insecure: set[str] = field(default_factory=set)
     auth_file: Path = field(default_factory=lambda: default_auth_file())
+    allow: set[str] | None = None
 
     @classmethod
     def from_env(cls, env=None, *, insecure: tuple[str, ...] = ()) -> "RegistryConfig":
@@ -48,8 +57,18 @@ class RegistryConfig:
             mirrors.setdefault(registry.strip(), []).append(url)
         hosts = {h for h in _split(env.get("MINIBOX_INSECURE_REGISTRIES"))} | set(insecure)
         auth = (env.get("MINIBOX_AUTH_FILE") or "").strip()
+        allow = env.get("MINIBOX_REGISTRY_ALLOW")
         return cls(mirrors=mirrors, insecure=hosts,
-                   auth_file=Path(auth) if auth else default_auth_file(env))
+                   auth_file=Path(auth) if auth else default_auth_file(env),
+                   allow=set(_split(allow)) if allow is not None else None)
+
+    def check_allowed(self, host: str, what: str) -> None:
+        if self.allow is None or host in self.allow or _hostname(host) in self.allow or \
+                ("loopback" in self.allow and is_loopback(host)):
+            return
+        raise UserError(f"{what}: registry host {host} is not in MINIBOX_REGISTRY_ALLOW "
+                        f"({', '.join(sorted(self.allow)) or 'empty'})",
+                        hint="add it to MINIBOX_REGISTRY_ALLOW in the daemon's environment")
 
     def allows_http(self, host: str) -> bool:
         return host in self.insecure or _hostname(host) in self.insecure \

@@ -52,6 +52,7 @@ def pull(store: Store, ref: Reference, config: RegistryConfig, platform: Platfor
     for endpoint in config.endpoints(ref.registry, ref.api_host):
         login = creds if creds and not endpoint.mirror else \
             credentials.lookup(config.auth_file, endpoint.host)
+        config.check_allowed(endpoint.netloc, f"cannot pull {ref}")
         try:
             with hold(store.root):                    # a prune spares what we write
                 return _Pull(store, ref, endpoint, login, config, platform, progress).run()
@@ -67,7 +68,7 @@ class _Pull:
                  platform: Platform, progress: Progress):
         self.store, self.ref, self.endpoint = store, ref, endpoint
         self.platform, self.progress = platform, progress
-        self.session = Session(endpoint, ref.repository, creds, config.allows_http)
+        self.session = Session(endpoint, ref.repository, creds, config)
         self.added_blobs: list[str] = []
         self.added_layers: list[str] = []
         self.stop = threading.Event()

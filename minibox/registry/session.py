@@ -13,7 +13,7 @@ def open_session(ref: Reference, config: RegistryConfig,
     """A session with the registry itself (never a mirror: pushes and logins go there)."""
     endpoint = config.endpoints(ref.registry, ref.api_host)[-1]
     creds = creds or credentials.lookup(config.auth_file, endpoint.host)
-    return Session(endpoint, ref.repository, creds, config.allows_http)
+    return Session(endpoint, ref.repository, creds, config)
 
 
 def login(server: str, username: str, password: str, insecure: tuple[str, ...] = ()) -> None:
@@ -22,5 +22,5 @@ def login(server: str, username: str, password: str, insecure: tuple[str, ...] =
     api_host = DOCKER_HUB_HOST if server == DOCKER_HUB else server
     endpoint = config.endpoints(server, api_host)[-1]
     with Session(endpoint, "", credentials.Credentials(username, password),
-                 config.allows_http) as session:
+                 config) as session:
         session.ping()

@@ -33,7 +33,7 @@ from minibox.store.compress import BackgroundSink, LayerPipeline, Sink, open_dec
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layout import mounts_under, remove_tree
 from minibox.store.oci import LAYER_MEDIA_TYPES
-from minibox.store.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerExtractor
+from minibox.store.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerExtractor, Limits
 
 if TYPE_CHECKING:
     from minibox.store import Store
@@ -98,18 +98,23 @@ def _with_dir(layer: LayerInfo, path: Path) -> LayerInfo:
                      dir=path)
 
 
-def extract_layer(blob_path: Path, media_type: str, dest_dir: Path) -> str:
+def extract_layer(blob_path: Path, media_type: str, dest_dir: Path,
+                  limits: Limits | None = None) -> str:
     """Unpack a layer (plain, gzip or zstd, told apart by magic bytes) into ``dest_dir`` in
     overlay format; returns the diff_id (sha256 of the uncompressed tar stream).
 
     ``media_type`` only names the blob in errors: the bytes decide the compression.
-    Malformed archives and unsafe entries raise UserError; failures to write, StoreError.
+    Malformed archives, unsafe entries and archives over ``limits`` (tar bombs: too many
+    bytes or entries, or a compression ratio no real layer has) raise UserError; failures
+    to write, StoreError.
     """
+    limits = limits or Limits.from_env()
     with open(blob_path, "rb") as raw:
         try:
-            stream, _ = open_decompressed(raw)
-            hashing = _HashingReader(stream)
-            extractor = LayerExtractor(Path(dest_dir))
+            stream, kind = open_decompressed(raw)
+            hashing = _HashingReader(stream, raw if kind != "none" else None, limits,
+                                     media_type or "layer")
+            extractor = LayerExtractor(Path(dest_dir), limits)
             try:
                 with tarfile.open(fileobj=hashing, mode="r|") as tar:
                     extractor.extract_all(tar)
@@ -126,15 +131,24 @@ def extract_layer(blob_path: Path, media_type: str, dest_dir: Path) -> str:
 
 
 class _HashingReader:
-    """Passes reads through while hashing them (the diff_id of what tarfile reads)."""
+    """Passes reads through while hashing them (the diff_id of what tarfile reads) and
+    enforcing the size and compression-ratio limits."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, compressed, limits: Limits, what: str):
         self._stream = stream
+        self._compressed = compressed          # the raw file under a decompressor, or None
+        self._limits = limits
+        self._what = what
         self._hash = hashlib.sha256()
+        self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self._hash.update(data)
+        self.size += len(data)
+        self._limits.check_size(self.size, self._what)
+        if self._compressed is not None:
+            self._limits.check_ratio(self.size, self._compressed.tell(), self._what)
         return data
 
     def drain(self) -> None:

@@ -63,3 +63,15 @@ def test_bad_references_are_refused_clearly(text, why):
     with pytest.raises(UserError) as e:
         parse(text)
     assert why in e.value.render()
+
+
+def test_registry_allow_list_blocks_other_hosts_before_any_request():
+    from minibox.registry.client import Session
+
+    config = RegistryConfig.from_env({"MINIBOX_REGISTRY_ALLOW": "loopback"})
+    config.check_allowed("127.0.0.1:5000", "x")
+    config.check_allowed("localhost", "x")
+    ref = parse("alpine")
+    endpoint = config.endpoints(ref.registry, ref.api_host)[-1]
+    with pytest.raises(UserError, match="MINIBOX_REGISTRY_ALLOW"):
+        Session(endpoint, ref.repository, None, config)
