@@ -218,7 +218,7 @@ class _Pull:
                 with self.session.blob(desc.digest, writer.size) as resp:
                     if writer.size and resp.status_code != 206:
                         writer.restart()             # the server ignored the Range
-                    for chunk in resp.iter_raw(1 << 20):
+                    for chunk in resp.iter_raw():     # unbuffered: a cut keeps what came
                         if writer.size + len(chunk) > desc.size:
                             raise _Fatal(
                                 f"blob {desc.digest} of {self.ref} is larger than the "

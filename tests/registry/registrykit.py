@@ -205,3 +205,72 @@ class Podman:
             if point.startswith(str(self.dir)):
                 subprocess.run(["umount", "-l", point], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FakeRegistry:
+    """A distribution API that answers what a test tells it to, for the failures a real
+    registry will not produce: garbage, wrong digests, cut-off downloads.  ``blobs`` maps a
+    digest to (bytes, mode): ``ok``, ``truncate`` (always cut off halfway), ``flaky`` (cut
+    off the first time, then served with Range support) or ``wrong`` (other bytes)."""
+
+    def __init__(self):
+        self.manifests: dict[str, tuple[str, bytes]] = {}
+        self.blobs: dict[str, tuple[bytes, str]] = {}
+        self.requests: list[tuple[str, dict]] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                fake.handle(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def handle(self, h) -> None:
+        self.requests.append((h.path, dict(h.headers)))
+        parts = h.path.split("/")
+        if h.path == "/v2/":
+            return self._send(h, 200, "application/json", b"{}")
+        if "manifests" in parts:
+            media, body = self.manifests.get(parts[-1], ("", b""))
+            if not body:
+                return self._send(h, 404, "application/json",
+                                  b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+            return self._send(h, 200, media, body)
+        if "blobs" in parts and parts[-1] in self.blobs:
+            data, mode = self.blobs[parts[-1]]
+            if mode == "wrong":
+                data = bytes(len(data))
+            start = 0
+            rng = h.headers.get("Range", "")
+            if rng.startswith("bytes=") and mode == "flaky":
+                start = int(rng[6:].split("-")[0])
+            cut = mode == "truncate" or (mode == "flaky" and start == 0)
+            h.send_response(206 if start else 200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(len(data) - start))
+            h.end_headers()
+            h.wfile.write(data[start:start + (len(data) - start) // 2] if cut else data[start:])
+            h.wfile.flush()
+            if cut:
+                h.close_connection = True
+            return
+        self._send(h, 404, "application/json", b'{"errors":[{"code":"BLOB_UNKNOWN"}]}')
+
+    @staticmethod
+    def _send(h, code: int, media: str, body: bytes) -> None:
+        h.send_response(code)
+        h.send_header("Content-Type", media)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
