@@ -151,6 +151,7 @@ def busybox_farm(ctx: Path, extra_env: dict | None = None) -> Farm:
     """A started farm with the offline busybox base built as ``busybox`` (from ``ctx``)."""
     f = Farm(extra_env).start()
     try:
+        ctx.mkdir(parents=True, exist_ok=True)
         shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
         write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
         f.build(ctx, "busybox")

@@ -41,6 +41,7 @@ class Session:
             config.check_allowed(host, f"refusing to contact {request.url.scheme}://{host}")
 
         self.http = httpx.Client(base_url=endpoint.url, follow_redirects=True,
+                                 verify=_ssl_context(),
                                  timeout=httpx.Timeout(timeout, connect=10.0),
                                  headers={"User-Agent": USER_AGENT},
                                  limits=httpx.Limits(max_connections=16),
@@ -192,6 +193,17 @@ class Session:
                 self.send("DELETE", location, scope=self.scope("pull,push")).close()
             except RegistryError:
                 pass
+
+
+_SSL: list = []
+
+
+def _ssl_context():
+    """One TLS context for every session (loading the CA bundle costs ~0.2 s)."""
+    if not _SSL:
+        import ssl
+        _SSL.append(ssl.create_default_context())
+    return _SSL[0]
 
 
 def _read_limited(resp: httpx.Response, limit: int, host: str) -> bytes:

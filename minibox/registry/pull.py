@@ -167,10 +167,27 @@ class _Pull:
 
     def _layer(self, layer: LayerInfo) -> None:
         short = layer.digest[7:19]
-        self._fetch(layer.descriptor, short)
-        if self.store.has_layer_dir(layer.diff_id):
-            _touch(self.store.layer_dir(layer.diff_id))
+        if self.store.has_layer_dir(layer.diff_id) or self.store.has_blob(layer.digest):
+            self._fetch(layer.descriptor, short)
+            if self.store.has_layer_dir(layer.diff_id):
+                _touch(self.store.layer_dir(layer.diff_id))
+                return
+            self._unpack_stored(layer, short)
             return
+        with _StreamedUnpack(self.store, layer, f"layer {layer.digest} of {self.ref}") as tee:
+            self._fetch(layer.descriptor, short, tee)
+        if tee.diff_id == layer.diff_id:                 # unpacked while it downloaded
+            self.store.adopt_layer_dir(tee.work, layer.diff_id)
+            tee.work = None
+        elif isinstance(tee.error, UserError) and tee.complete:
+            raise tee.error                              # the layer itself is refused
+        else:
+            self._unpack_stored(layer, short)            # from the verified blob
+        with self.lock:
+            self.added_layers.append(layer.diff_id)
+        self.progress({"id": short, "status": "Pull complete", "total": layer.size})
+
+    def _unpack_stored(self, layer: LayerInfo, short: str) -> None:
         self.progress({"id": short, "status": "Extracting", "total": layer.size})
         try:
             self.store.ensure_layer_dir(layer)
@@ -178,12 +195,10 @@ class _Pull:
             raise RegistryError(f"layer {layer.digest} of {self.ref}: {e.message}",
                                 hint="the registry serves a layer that does not match the "
                                      "image config") from None
-        with self.lock:
-            self.added_layers.append(layer.diff_id)
-        self.progress({"id": short, "status": "Pull complete", "total": layer.size})
 
-    def _fetch(self, desc: Descriptor, label: str) -> None:
-        """Download one blob unless the store has it; verified by digest and size."""
+    def _fetch(self, desc: Descriptor, label: str, tee=None) -> None:
+        """Download one blob unless the store has it; verified by digest and size.  A
+        ``tee`` gets every byte as it is written (and is told of a restart)."""
         if self.store.has_blob(desc.digest):
             _touch(self.store.blob_path(desc.digest))    # newer than our hold: kept
             self.progress({"id": label, "status": "Already exists", "total": desc.size})
@@ -191,7 +206,7 @@ class _Pull:
         writer = self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
                                              expected_size=desc.size)
         try:
-            self._download(desc, writer, label)
+            self._download(desc, writer, label, tee)
             try:
                 writer.commit()
             except StoreError as e:
@@ -206,7 +221,7 @@ class _Pull:
             with self.lock:
                 self.added_blobs.append(desc.digest)
 
-    def _download(self, desc: Descriptor, writer, label: str) -> None:
+    def _download(self, desc: Descriptor, writer, label: str, tee) -> None:
         import httpx
 
         failures = 0
@@ -218,12 +233,16 @@ class _Pull:
                 with self.session.blob(desc.digest, writer.size) as resp:
                     if writer.size and resp.status_code != 206:
                         writer.restart()             # the server ignored the Range
+                        if tee is not None:
+                            tee.abandon()
                     for chunk in resp.iter_raw():     # unbuffered: a cut keeps what came
                         if writer.size + len(chunk) > desc.size:
                             raise _Fatal(
                                 f"blob {desc.digest} of {self.ref} is larger than the "
                                 f"{desc.size} bytes its manifest says; refusing it")
                         writer.write(chunk)
+                        if tee is not None:
+                            tee.write(chunk)
                         if self.stop.is_set():
                             raise _Fatal("pull stopped")
                         now = time.monotonic()
@@ -256,6 +275,62 @@ class _Pull:
                 self.store.blob_path(digest).unlink()
             except FileNotFoundError:
                 pass
+
+
+class _StreamedUnpack:
+    """Unpacks a layer in a thread from the bytes of its download, through a pipe, into a
+    private dir under ``tmp/``.  Its result counts only if the download completed (the
+    blob's digest verified) and its diff_id is the config's; otherwise the caller unpacks
+    the stored blob as usual.  A failed unpack drains the pipe, so the download never
+    blocks on it."""
+
+    def __init__(self, store: Store, layer: LayerInfo, label: str):
+        self.store, self.layer, self.label = store, layer, label
+        self.work = store.tmp_dir("layer-")
+        self.diff_id: str | None = None
+        self.error: BaseException | None = None
+        self.complete = False
+        self._live = True
+        read_fd, self._write_fd = os.pipe()
+        self._thread = threading.Thread(target=self._unpack, args=(read_fd,),
+                                        name="pull-unpack", daemon=True)
+        self._thread.start()
+
+    def _unpack(self, read_fd: int) -> None:
+        from minibox.store.layertar import extract_stream
+
+        with os.fdopen(read_fd, "rb", buffering=1 << 20) as stream:
+            try:
+                self.diff_id = extract_stream(stream, self.layer.media_type, self.work,
+                                              self.label)
+            except BaseException as e:
+                self.error = e
+            while stream.read(1 << 20):                 # drain: never block the writer
+                pass
+
+    def write(self, chunk: bytes) -> None:
+        if not self._live:
+            return
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._write_fd, view):]
+
+    def abandon(self) -> None:
+        """The download starts over: what was streamed is no longer the blob."""
+        self._live = False
+
+    def __enter__(self) -> "_StreamedUnpack":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.complete = exc_type is None and self._live
+        os.close(self._write_fd)
+        self._thread.join()
+        if not self.complete:
+            self.diff_id = None
+        if exc_type is not None or self.diff_id != self.layer.diff_id:
+            remove_tree(self.work)
+            self.work = None
 
 
 def _touch(path) -> None:
