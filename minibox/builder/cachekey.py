@@ -2,8 +2,9 @@
 
 A block's key is a blake3 hash of: the base image digest, its parents' keys (NEED and BNEED,
 by name), the state it inherits (ENV, WORKDIR, USER …), its normalized instructions (line
-numbers left out, so a new comment does not rebuild anything) and the content of every COPY
-source (path, mode, owner, link target, bytes — never mtime).
+numbers left out, so a new comment does not rebuild anything), the content of every COPY
+source (path, mode, owner, link target, bytes — never mtime) and the build's timestamp
+(SOURCE_DATE_EPOCH) when it has one, since the layer's mtimes are clamped to it.
 
 Each build of a tag records the components per block, so the next miss can say which input
 changed: "COPY sources at line 7 changed", "parent block 'runtime' changed", ….
@@ -34,12 +35,16 @@ class KeyInputs:
     instructions: list[dict]
     copy_hashes: dict[str, str] = field(default_factory=dict)   # "index" -> content hash
     lines: list[int] = field(default_factory=list)              # line of each instruction
+    timestamp: int | None = None     # SOURCE_DATE_EPOCH: the layer's mtimes are clamped to it
 
     def components(self) -> dict:
-        return {"base": self.base, "parents": self.parents,
-                "inherited": _h(self.inherited),
-                "instructions": [_h(i) for i in self.instructions],
-                "copy": self.copy_hashes, "lines": self.lines}
+        c = {"base": self.base, "parents": self.parents,
+             "inherited": _h(self.inherited),
+             "instructions": [_h(i) for i in self.instructions],
+             "copy": self.copy_hashes, "lines": self.lines}
+        if self.timestamp is not None:             # keys without one stay as they were
+            c["timestamp"] = self.timestamp
+        return c
 
     def key(self) -> str:
         c = self.components()
@@ -63,6 +68,8 @@ def explain_miss(previous: dict | None, now: dict, instr_text: list[str]) -> str
         return "a dependency was removed"
     if previous.get("inherited") != now["inherited"]:
         return "the inherited ENV/WORKDIR/USER changed"
+    if previous.get("timestamp") != now.get("timestamp"):
+        return "the timestamp (--timestamp, SOURCE_DATE_EPOCH) changed"
     reason = _instruction_change(previous, now, instr_text)
     if reason:
         return reason

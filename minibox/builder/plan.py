@@ -13,7 +13,10 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from minibox.mbfile.model import Block, Copy, Env, Pkg, Port, Run, User, Volume, Workdir
+from minibox import graph, overlay
+from minibox.errors import ParseError
+from minibox.mbfile.model import (Block, Copy, Env, MiniBoxFile, Pkg, Port, Run, User, Volume,
+                                  Workdir)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -109,6 +112,35 @@ def _abs(path: str, workdir: str) -> str:
     joined = posixpath.join(workdir or "/", path)
     norm = posixpath.normpath(joined)
     return "/" + norm.lstrip("/") if norm != "/" else "/"
+
+
+def makes_layer(block: Block) -> bool:
+    """The block has filesystem steps (so ``plan_block`` gives it steps; its layer may still
+    turn out empty)."""
+    return block.auto_deps or any(isinstance(i, (Workdir, User, Run, Copy, Pkg))
+                                  for i in block.instructions)
+
+
+def check_layer_stacks(mb: MiniBoxFile, base_layers: int, target: str | None = None) -> None:
+    """Refuse, naming the block's line, a block whose stack (the base's layers, then one per
+    block it NEEDs transitively, and its own) would pass ``overlay.MAX_LAYERS``: its sandbox,
+    or a container of an image ending in it, could not mount it."""
+    stacks: dict[str, frozenset[str]] = {}
+    for wave in graph.waves(mb, target):
+        for block in wave:
+            stack = frozenset().union(*(stacks[n] for n in block.needs))
+            if makes_layer(block):
+                stack |= {block.name}
+            stacks[block.name] = stack
+            if base_layers + len(stack) > overlay.MAX_LAYERS:
+                base = f"{base_layers} from the base image, " if base_layers else ""
+                raise ParseError(
+                    f"block '{block.name}' would stack {base_layers + len(stack)} layers ("
+                    f"{base}{len(stack)} from it and the blocks it NEEDs); at most "
+                    f"{overlay.MAX_LAYERS} fit in one overlay mount", path=mb.path,
+                    line_no=block.line, line_text=f"BLOCK {block.name}",
+                    hint="merge blocks, or use BNEED and COPY FROM= for blocks whose files "
+                         "only the build needs")
 
 
 def plan_block(block: Block, inherited: BuildState) -> BlockPlan:

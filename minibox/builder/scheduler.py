@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from minibox import graph
@@ -19,7 +20,7 @@ from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
 from minibox.builder.executor import LOCK_TTL, cancel_key, lock_key
 from minibox.builder.image import image_config
-from minibox.builder.plan import BuildState, inherit, plan_block
+from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_block
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.workers.celery_app import BUILD_QUEUE
@@ -38,6 +39,7 @@ class BuildRequest:
     no_cache: bool = False
     network: str = "host"
     owns_context: bool = False
+    timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
     pull: str = "missing"          # the base: "missing", "always" or "never" pull it
 
 
@@ -49,6 +51,12 @@ class Done:
     layer: dict | None
     state: BuildState
     cached: bool
+
+    @classmethod
+    def of(cls, key: str, layer: dict, state: BuildState, cached: bool) -> "Done":
+        """An empty layer (a block whose steps changed nothing) stays out of the image,
+        whether the block ran now or came from the cache: both give the same image."""
+        return cls(key, None if layer.get("empty") else layer, state, cached)
 
 
 @dataclass
@@ -68,7 +76,7 @@ class Build:
         self.s, self.job, self.req, self.mb = services, job_id, req, mb
         self.store, self.redis, self.celery = services.store, services.redis, services.celery
         self.events = EventLog(self.redis, job_id)
-        self.cache = BlockCache(self.store, services.settings.cache_dir)
+        self.cache = BlockCache(self.store, services.settings.cache_dir, services.redis)
         self.last = cachekey.LastBuilds(services.settings.cache_dir)
         self.done: dict[str, Done] = {}
         self.stats = {"cached": 0, "built": 0}
@@ -91,6 +99,7 @@ class Build:
         self.events.emit("base", ref=self.mb.base, digest=self.base.digest,
                          layers=len(self.base.layers))
         self.base_state = BuildState.from_image_config(self.base.config)
+        check_layer_stacks(self.mb, len(self.base.layers), self.req.target)
         waves = graph.waves(self.mb, self.req.target)
         for i, wave in enumerate(waves, 1):
             self._check_cancel()
@@ -129,7 +138,8 @@ class Build:
             base=self.base.digest,
             parents={n: self.done[n].key for n in block.deps},
             inherited=inherited.to_dict(), instructions=plan.key_material,
-            copy_hashes=self._copy_hashes(plan), lines=plan.lines)
+            copy_hashes=self._copy_hashes(plan), lines=plan.lines,
+            timestamp=self.req.timestamp)
         key = inputs.key()
         components = inputs.components()
         if not plan.touches_fs:
@@ -138,7 +148,7 @@ class Build:
         entry = None if self.req.no_cache else self.cache.get(key)
         if entry is not None:
             self.held.add_layers([entry["layer"]])
-            self._finish(block, Done(key, entry["layer"], plan.state, True), components)
+            self._finish(block, Done.of(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
             self.last.get(self.req.tag, block.name), components, plan.texts)
@@ -147,6 +157,7 @@ class Build:
                    "lowers": self._lowers(block), "context_dir": str(self.req.context_dir),
                    "copy_from": {n: self._merged(n) for n in plan.copy_from},
                    "no_cache": self.req.no_cache, "network": self.req.network,
+                   "timestamp": self.req.timestamp,
                    "data_root": str(self.s.settings.data_root),
                    "daemon_url": self.s.settings.daemon_url()}
         return Pending(block, key, payload, state=plan.state, components=components)
@@ -205,7 +216,9 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE)
+        # argsrepr: what Flower and the workers' logs show for the task (not the payload)
+        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE,
+                                    argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:
@@ -262,7 +275,7 @@ class Build:
         cached = bool(outcome.get("cached"))
         if self.cache.get(p.key) is None and self.store.has_blob(layer["digest"]):
             self.cache.put(p.key, p.block.name, layer)   # built by a worker elsewhere
-        done = Done(p.key, None if layer.get("empty") else layer, p.state, cached)
+        done = Done.of(p.key, layer, p.state, cached)
         self._finish(p.block, done, p.components)
 
     def _stop_siblings(self, pending) -> None:
@@ -283,16 +296,20 @@ class Build:
         layers += [LayerInfo.from_dict(self.done[b.name].layer) for b in final
                    if self.done[b.name].layer]
         config = image_config(self.base.config, state, self.mb)
-        desc = self._unchanged_image(config, layers) or \
-            self.store.write_image(self.req.tag, config, layers)
+        created = None if self.req.timestamp is None else \
+            datetime.fromtimestamp(self.req.timestamp, timezone.utc)
+        desc = self._unchanged_image(config, layers, created) or \
+            self.store.write_image(self.req.tag, config, layers, created=created)
         self.events.emit("image", tag=self.req.tag, digest=desc.digest,
                          layers=len(layers))
         return desc
 
-    def _unchanged_image(self, config: dict, layers: list):
-        """The tag's current image when it already has exactly these layers and config: an
-        unchanged rebuild then writes nothing and keeps the image's digest."""
+    def _unchanged_image(self, config: dict, layers: list, created: datetime | None):
+        """The tag's current image when it already has exactly these layers and config (and
+        creation time, when one is given): an unchanged rebuild then writes nothing and keeps
+        the image's digest."""
         from minibox.errors import NotFound
+        from minibox.store.oci import rfc3339
 
         try:
             current = self.store.resolve(self.req.tag)
@@ -301,5 +318,7 @@ class Build:
         if current.diff_ids != [layer.diff_id for layer in layers]:
             return None
         if (current.config.get("config") or {}) != config:
+            return None
+        if created is not None and current.config.get("created") != rfc3339(created):
             return None
         return current.descriptor

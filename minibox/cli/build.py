@@ -7,6 +7,9 @@ import sys
 
 import click
 
+from minibox.cli import completion as comp
+from minibox.cli.commands import Group
+
 from minibox.errors import UserError
 
 
@@ -18,12 +21,16 @@ from minibox.errors import UserError
 @click.option("--no-cache", is_flag=True, help="Build every block again.")
 @click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
               show_default=True, help="When to pull the BASE image from its registry.")
+@click.option("--timestamp", type=click.IntRange(min=0), default=None,
+              help="Seconds since 1970 for the image's created times, and the latest mtime "
+              "in its new layers: reproducible digests (default: $SOURCE_DATE_EPOCH).")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
               default="auto", show_default=True, help="How to show progress.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, pull, progress, detach, quiet, context) -> int:
+def build(tag, file_, target, no_cache, pull, timestamp, progress, detach, quiet, context
+          ) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -33,7 +40,9 @@ def build(tag, file_, target, no_cache, pull, progress, detach, quiet, context) 
                         hint="create one, or name it with -f FILE") from None
     except IsADirectoryError:
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
-    job = _submit(context, tag, display, text, target, no_cache, pull)
+    if timestamp is None:
+        timestamp = _source_date_epoch()
+    job = _submit(context, tag, display, text, target, no_cache, timestamp, pull)
     if detach:
         click.echo(job["id"])
         return 0
@@ -41,6 +50,18 @@ def build(tag, file_, target, no_cache, pull, progress, detach, quiet, context) 
     if quiet and rc == 0:
         click.echo(_get_json(f"/builds/{job['id']}").get("digest", ""))
     return rc
+
+
+def _source_date_epoch() -> int | None:
+    """SOURCE_DATE_EPOCH (reproducible-builds.org): unset or empty means none."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
+        raise UserError(f"SOURCE_DATE_EPOCH={value[:40]!r} is not a number of seconds "
+                        "since 1970", hint="set it to e.g. $(git log -1 --format=%ct), or "
+                        "unset it")
+    return int(value)
 
 
 def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
@@ -57,7 +78,8 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
 # than an unchanged rebuild takes on the daemon.
 
-def _submit(context, tag, display, text, target, no_cache, pull="missing") -> dict:
+def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing"
+            ) -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -71,6 +93,8 @@ def _submit(context, tag, display, text, target, no_cache, pull="missing") -> di
                   "no_cache": "true" if no_cache else "false", "pull": pull}
         if target:
             fields["target"] = target
+        if timestamp is not None:
+            fields["timestamp"] = str(timestamp)
         parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)
         resp = fasthttp.request("POST", "/builds", None, parts, length, ctype)
         try:
@@ -105,6 +129,10 @@ def follow(job_id: str, progress: str = "auto") -> int:
                 if not line.strip():
                     continue
                 ev = json.loads(line)
+                if ev.get("type") == "stream_error":     # the daemon failed mid-stream
+                    renderer.close()
+                    from minibox.errors import MiniBoxError
+                    raise MiniBoxError.from_dict(ev.get("error") or {})
                 renderer.event(ev)
                 if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
                     status = ev["type"]
@@ -122,7 +150,7 @@ def follow(job_id: str, progress: str = "auto") -> int:
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
-@click.group()
+@click.group(cls=Group)
 def builds() -> None:
     """List, follow and cancel build jobs."""
 
@@ -141,16 +169,17 @@ def builds_ls(as_json) -> None:
         click.echo(json.dumps(jobs, indent=2))
         return
     from minibox.cli.tables import print_table
-    rows = [[j["id"], j["tag"], j["status"],
+    rows = [[j["id"], j["tag"], j["status"], j.get("blocks", ""),
+             ",".join(j.get("hosts") or []) or "-",
              time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
              (j.get("error") or "")[:60]] for j in jobs]
-    print_table(["JOB ID", "IMAGE", "STATUS", "CREATED", "ERROR"], rows)
+    print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
 
 
 @builds.command("logs")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following until it ends.")
 @click.option("--progress", type=click.Choice(["plain", "json"]), default="plain")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=comp.build_jobs)
 def builds_logs(follow_, progress, job_id) -> int:
     """Show a build job's events and output."""
     if follow_:
@@ -172,7 +201,7 @@ def builds_logs(follow_, progress, job_id) -> int:
 
 
 @builds.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1, required=True, shell_complete=comp.build_jobs)
 def builds_cancel(job_ids) -> None:
     """Cancel build jobs."""
     from minibox.cli.client import Client

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from minibox.cli import completion as comp
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -52,7 +54,7 @@ def _when(created) -> str:
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.images)
 @click.option("-f", "--force", is_flag=True,
               help="Remove it even if a container uses it (the container keeps its layers).")
 def rmi(names, force) -> None:

@@ -22,7 +22,8 @@ _PORT = re.compile(r"([0-9]{1,5})(?:/([A-Za-z]+))?\Z")
 _DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?\Z")
 _OPTION = re.compile(r"--([A-Za-z-]*)(?:=(\S*))?\Z")
 _FROM = re.compile(r"(?:--)?from=(\S*)\Z", re.I)
-_COMMENT_HINT = "a '#' only starts a comment at the beginning of a line"
+_COMMENT_HINT = ("a '#' is part of an ENV value or a JSON array; put the comment on a line "
+                 "of its own")
 HEALTH_OPTIONS = ("interval", "timeout", "retries", "start-period")
 
 

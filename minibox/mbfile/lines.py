@@ -3,10 +3,12 @@
 This is the lexer half of the parser: it turns the text into ``Line`` records and knows
 nothing about directives.  It rejects text that is not clean UTF-8 (a NUL byte, a lone
 surrogate), drops a leading BOM, accepts CRLF, skips blank lines and ``#`` comments (a ``#``
-that starts a line, at any indentation; a ``#`` later in a line is ordinary text), and joins
-``\\``-continued lines with a single space.  A continued instruction keeps the number and the
-text of its first physical line, so errors point there.  Comment lines inside a continuation
-are skipped (like a Dockerfile); a blank line or the end of the file ends it.
+that starts a line, at any indentation), and joins ``\\``-continued lines with a single
+space.  A ``#`` later in a line is left to the parser (``strip_comment``: a trailing comment
+after the word arguments of BASE, BLOCK, NEED ...; ordinary text in RUN and ENV).  A
+continued instruction keeps the number and the text of its first physical line, so errors
+point there.  Comment lines inside a continuation are skipped (like a Dockerfile); a blank
+line or the end of the file ends it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from minibox.errors import ParseError
 
 _SPLIT = re.compile(r"(\S+)(?:\s+(.*))?\Z", re.S)
+_TRAILING_COMMENT = re.compile(r"(?:\A|\s+)#.*\Z", re.S)
+MAX_LINE = 65536        # characters in one instruction, continuations joined
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class Line:
     def kw(self) -> str:
         """The keyword, upper-cased; non-ASCII words never match a keyword."""
         return self.keyword.upper() if self.keyword.isascii() else ""
+
+
+def strip_comment(rest: str) -> str:
+    """``rest`` without a trailing comment: from the first ``#`` that starts a word."""
+    return _TRAILING_COMMENT.sub("", rest, count=1)
 
 
 def show(text: str, limit: int = 200) -> str:

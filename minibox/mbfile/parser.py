@@ -13,19 +13,25 @@ Lexing lives in ``lines``, the arguments of each directive in ``directives``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from minibox import graph
 from minibox.errors import ParseError
 from minibox.mbfile import directives as d
 from minibox.mbfile.directives import DirectiveError, q
-from minibox.mbfile.lines import Line, check_text, read_lines, show
+from minibox.mbfile.lines import MAX_LINE, Line, check_text, read_lines, show, strip_comment
 from minibox.mbfile.model import Block, Copy, MiniBoxFile, Run
 
 TOP_LEVEL = ("BASE", "BLOCK", "START", "HEALTHCHECK")
 BLOCK_KEYWORDS = ("NEED", "BNEED", "RUN", "COPY", "WORKDIR", "ENV", "PKG", "AUTO-DEPS", "PORT",
                   "USER", "VOLUME")
 LEGACY_BASE = ("BOX", "FROM", "START-WITH")
+# directives whose arguments are words (names, paths, ports): a '#' that starts a word begins
+# a trailing comment, as in the specification's own "NEED runtime   # ..." examples.  RUN,
+# START and HEALTHCHECK leave '#' to the shell; ENV values may contain it.
+WORD_ARGS = ("BASE", "BLOCK", "NEED", "BNEED", "AUTO-DEPS", "PKG", "PORT", "USER", "WORKDIR",
+             "VOLUME", "COPY", "INSTALL-DEPS", "GRAB-ALL")
 
 # legacy spelling -> what it means (a keyword, or a special handled by _legacy_special)
 LEGACY_ALIASES = {
@@ -65,15 +71,28 @@ def parse(text: str | bytes, path: str = "MiniBox") -> MiniBoxFile:
     check_text(text, path)
     lines = read_lines(text)
     if not lines:
-        raise ParseError("the file is empty", path=path, line_no=0,
+        raise ParseError("the file is empty" if not text.strip("\ufeff \t\r\n") else
+                         "the file has only comments", path=path, line_no=1,
                          hint="a MiniBox file starts with BASE <image>, e.g. BASE alpine:3.20")
+    for line in lines:
+        if len(line.text) > MAX_LINE:
+            raise _error(path, line, f"the instruction is {len(line.text)} characters long; "
+                         f"at most {MAX_LINE} are allowed",
+                         hint="split it into several instructions, or COPY a script and RUN it")
     p = _Parser(path, _detect_format(lines, path))
     for line in lines:
         try:
-            p.line(line)
+            p.line(_without_comment(line, p.legacy))
         except DirectiveError as exc:
             raise _error(path, line, exc.message, exc.hint) from None
     return p.finish()
+
+
+def _without_comment(line: Line, legacy: bool) -> Line:
+    kw = LEGACY_ALIASES.get(line.kw, line.kw) if legacy else line.kw
+    if kw not in WORD_ARGS or line.rest.startswith("["):
+        return line
+    return dataclasses.replace(line, rest=strip_comment(line.rest))
 
 
 def _error(path: str, line: Line, message: str, hint: str | None = None) -> ParseError:

@@ -23,6 +23,7 @@ import os
 import stat
 
 from minibox import kernel as k
+from minibox import overlay
 
 MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
                 "/proc/latency_stats", "/proc/timer_stats", "/proc/sysrq-trigger")
@@ -104,7 +105,7 @@ def steps(plan: dict, tini_path: str | None) -> list[tuple]:
     out += _etc_files(plan)
     out.append(op("J", plan["process"]["cwd"] or "/", join="d"))
     if not plan.get("privileged"):
-        out += _masks(root)
+        out += masks(root)
     out.append(op("V", root))
     if plan["sysctls"]:
         out.append(op("D", "/dev/.sysctl", mode=0o700))
@@ -116,11 +117,11 @@ def steps(plan: dict, tini_path: str | None) -> list[tuple]:
 
 
 def _overlay(plan: dict) -> list[tuple]:
-    # relative to the data root (we chdir there): overlay's options must fit in one page
+    # relative to the data root (we chdir there): overlay's options must fit in one page, so
+    # the lowers are named by their short links in DataRoot/l (minibox.overlay)
     base = plan["data_root"]
-    rel = [os.path.relpath(p, base) if p.startswith(base + "/") else p for p in plan["lowers"]]
-    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(plan['upper'], base)},"
-            f"workdir={os.path.relpath(plan['work'], base)}")
+    data = overlay.options(os.path.join(base, "l"), plan["lowers"],
+                           os.path.relpath(plan["upper"], base), os.path.relpath(plan["work"], base))
     return [op("C", base), op("M", plan["rootfs"], src="overlay", fstype="overlay", data=data),
             op("C", "/")]
 
@@ -177,7 +178,9 @@ def _etc_files(plan: dict) -> list[tuple]:
     return out
 
 
-def _masks(root: str) -> list[tuple]:
+def masks(root: str) -> list[tuple]:
+    """The masked and read-only /proc and /sys paths, as steps for ``apply`` (containers and
+    build RUN steps alike: both bind /dev/null and mount /proc and /sys under ``root``)."""
     out = [op("m", root + p, src=root + "/dev/null") for p in MASKED_FILES]
     out += [op("k", root + p, src="tmpfs", fstype="tmpfs", flags=k.MS_RDONLY | NSND, data="size=0")
             for p in MASKED_DIRS]

@@ -12,14 +12,14 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import threading
 import time
 from typing import Callable
 
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
-from minibox.sandbox import supervisor
+from minibox.rmtree import remove_tree
+from minibox.sandbox import process, supervisor
 from minibox.sandbox.spec import BlockOutcome, SandboxSpec, StepTiming
 
 TAIL_LINES = 20
@@ -58,6 +58,7 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
     if isinstance(spec, dict):
         spec = SandboxSpec.from_dict(spec)
     spec.validate()
+    process.prepare()                   # the seccomp filter, compiled once per worker
     t0 = time.monotonic()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
@@ -245,4 +246,4 @@ def _cleanup_scratch(spec: SandboxSpec) -> None:
         pass
     except OSError:
         if not os.path.ismount(base):
-            shutil.rmtree(base, ignore_errors=True)
+            remove_tree(base, ignore_errors=True)

@@ -2,10 +2,11 @@
 
 - a tmpfs on ``<scratch_dir>/sandbox`` holding every mount point and generated file below
   (fast to make, and gone with the namespace: nothing is left on disk to clean up);
-- the block's overlay, written through by COPY and by RUN.  Under the image's layers sits a
-  bottom "stub" layer (in the tmpfs) with empty /proc, /sys, /dev, /tmp, /etc/resolv.conf and
-  /etc/hosts: the image's own entries win, and where the image lacks one the mount point
-  exists without anything being written to the upper dir.  The overlay is ``volatile``: its
+- the block's overlay, written through by COPY and by RUN, its lower dirs named by short
+  links in the tmpfs (``minibox.overlay``: 128 layers and more fit in one mount).  Under
+  the image's layers sits a bottom "stub" layer (in the tmpfs) with empty /proc, /sys, /dev,
+  /tmp, /etc/resolv.conf and /etc/hosts: the image's own entries win, and where the image
+  lacks one the mount point exists without anything being written to the upper dir.  The overlay is ``volatile``: its
   unmount does not sync the whole upper filesystem (the caller's commit reads the upper dir
   and makes the layer durable itself);
 - a "sysroot" prepared once per block in scratch: a read-only /sys, a /dev tmpfs with device
@@ -27,14 +28,13 @@ import errno
 import os
 import stat
 
-from minibox import kernel
+from minibox import kernel, overlay
 from minibox.errors import BuildFailed, KernelError
 from minibox.sandbox import process, rootfs
 
 _OVERLAY_EXTRA = "index=off,redirect_dir=off,metacopy=off"
 _STUB_DIRS = (("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("etc", 0o755))
 _STUB_FILES = ("etc/resolv.conf", "etc/hosts")
-_OPTS_MAX = 4000            # the mount data is one page; stay clear of it
 _DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
               ("urandom", 1, 9), ("tty", 5, 0))
 _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -52,6 +52,7 @@ class Mounts:
         self.spec = spec
         self.base = os.path.join(spec.scratch_dir, "sandbox")
         self.root = os.path.join(self.base, "root")
+        self.links = os.path.join(self.base, "l")     # short names of the lower dirs
         self.stubs: list[str] = []
         self.copied_up: list[str] = []     # image paths of dirs a stub made overlay copy up
         self._sysroot: str | None = None
@@ -68,8 +69,8 @@ class Mounts:
         _make_stub_layer(stub_layer)
         _match_root_dir(self.spec.upper_dir, (self.spec.lower_dirs or [stub_layer])[0])
         _clear_volatile_marker(self.spec.work_dir)
-        mount_overlay(self.root, self.spec.lower_dirs + [stub_layer], self.spec.upper_dir,
-                      self.spec.work_dir)
+        mount_overlay(self.root, self.spec.lower_dirs + [stub_layer], self.links,
+                      self.spec.upper_dir, self.spec.work_dir)
 
     def finish(self) -> None:
         """Remove still-empty mount stubs (through the overlay), then unmount it.
@@ -105,7 +106,7 @@ class Mounts:
         elif len(dirs) == 1:
             kernel.bind_mount(dirs[0], target, readonly=True, recursive=False)
         else:
-            mount_overlay(target, dirs, readonly=True)
+            mount_overlay(target, dirs, self.links, readonly=True)
         self._from[block] = target
         return target
 
@@ -166,28 +167,22 @@ class Mounts:
         return self._sysroot
 
 
-def mount_overlay(target: str, lowers: list[str], upper: str | None = None,
+def mount_overlay(target: str, lowers: list[str], links_dir: str, upper: str | None = None,
                   work: str | None = None, readonly: bool = False) -> None:
     """Mount an overlay: volatile (with an upper) and export-safe (index, redirect_dir and
-    metacopy off); kernels that refuse an option get the mount without it."""
-    paths = list(lowers) + ([upper, work] if upper else [])
-    cwd = None
-    opts = _overlay_opts(lowers, upper, work)
-    if len(opts) > _OPTS_MAX:                      # many layers: use paths relative to a
-        cwd = os.path.commonpath(paths)            # common parent to fit in one page
-        opts = _overlay_opts([os.path.relpath(p, cwd) for p in lowers],
-                             upper and os.path.relpath(upper, cwd),
-                             work and os.path.relpath(work, cwd))
-        if len(opts) > _OPTS_MAX:
-            raise BuildFailed(f"too many layers ({len(lowers)}) for one overlay mount")
+    metacopy off); kernels that refuse an option get the mount without it.  Every dir is
+    named by a short link in ``links_dir`` (``minibox.overlay``), so 128 lowers and more fit
+    whatever the data root's path."""
+    if upper:
+        upper, work = overlay.link(links_dir, upper), overlay.link(links_dir, work)
+    opts = overlay.options(links_dir, lowers, upper, work)
     flags = kernel.MS_RDONLY if readonly else 0
     attempts = [f"{opts},{_OVERLAY_EXTRA}", opts]
     if upper:
         attempts.insert(0, f"{opts},{_OVERLAY_EXTRA},volatile")
     old = os.getcwd()
+    os.chdir(os.path.dirname(links_dir))
     try:
-        if cwd:
-            os.chdir(cwd)
         for i, data in enumerate(attempts):
             try:
                 kernel.mount("overlay", target, "overlay", flags, data)
@@ -196,8 +191,7 @@ def mount_overlay(target: str, lowers: list[str], upper: str | None = None,
                 if e.errno != errno.EINVAL or i == len(attempts) - 1:
                     raise
     finally:
-        if cwd:
-            os.chdir(old)
+        os.chdir(old)
 
 
 def _make_stub_layer(path: str) -> None:

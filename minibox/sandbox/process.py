@@ -1,13 +1,20 @@
 """Run one command inside the sandbox (called by the sandbox process, see supervisor.py).
 
 Each RUN gets a PID namespace of its own.  Its PID 1 is forked from the sandbox process: it
-enters a mount namespace of its own, mounts /proc for that PID namespace (with /proc/sys and
-friends read-only, /proc/kcore and friends masked), binds the prepared /sys, /dev, /tmp,
-resolv.conf and hosts onto the overlay, drops the bounding set to Docker's default
-capabilities, pivots into the overlay, switches user and execs ``tini-static`` (bound
-read-only into the sandbox's /dev), which runs the command, reaps zombies and exits with its
-status; the PID namespace dies with it, killing any stray background process.  Without a
-static tini on the host a Python PID 1 does the same job (one more fork).
+enters a mount namespace of its own, mounts /proc for that PID namespace, binds the prepared
+/sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and write-protects the same
+/proc and /sys paths as a container (``runtime.rootfs.masks``), drops the bounding set to
+Docker's default capabilities, pivots into the overlay, loads the containers' seccomp filter
+(``runtime.seccomp``: no user namespaces, no mount, no keyring ...), switches user (root keeps
+Docker's default capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only
+into the sandbox's /dev), which runs the command, reaps zombies and exits with its status;
+the PID namespace dies with it, killing any stray background process.  Without a static tini
+on the host a Python PID 1 does the same job (one more fork).
+
+no_new_privs stays off, so setuid tools (``su``, package managers' sandboxing helpers) work
+as under Docker.  Without it the kernel only lets a process holding CAP_SYS_ADMIN install a
+seccomp filter: the filter is loaded while PID 1 is still root with its full effective set,
+after pivot_root (which the filter refuses) and before the user switch and capability drop.
 
 After pivot_root nothing can be imported, so everything used there is loaded up front.  Exec
 failures come back through a close-on-exec pipe.
@@ -21,15 +28,12 @@ import signal
 from dataclasses import dataclass
 
 from minibox import kernel
+from minibox.runtime import caps, rootfs, seccomp
 
-# Docker's default capability set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
-# NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
-DEFAULT_CAPS = sum(1 << c for c in (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31))
+DEFAULT_CAPS = caps.mask_of(caps.DOCKER_DEFAULT)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_INITS = ("/usr/bin/tini-static", "/sbin/tini-static", "/usr/local/bin/tini-static")
 INIT_NAME = ".minibox-init"          # where the init is bound, in the sandbox's /dev
-PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
-PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug")
 
 _own_pidns: int | None = None
 current_child = 0                     # the running step's PID 1 (for cancellation)
@@ -54,9 +58,16 @@ class ExecPlan:
     groups: tuple[int, ...]
 
 
+def prepare() -> bytes:
+    """Compile the seccomp filter (cached per process): call it in the worker before forking
+    the sandbox, so no block pays for it."""
+    return seccomp.compile_filter()
+
+
 def run(plan: ExecPlan, out_fd: int) -> tuple[int, str]:
     """Run ``plan``; return (exit code, exec error text or "").  Exit by signal -> 128+sig."""
     global current_child
+    bpf = prepare()
     _fresh_pid_namespace_for_children()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # a cancel must see the pid
@@ -64,7 +75,7 @@ def run(plan: ExecPlan, out_fd: int) -> tuple[int, str]:
         pid = os.fork()
         if pid == 0:
             os.close(err_r)
-            _pid1(plan, out_fd, err_w)             # never returns (unblocks before exec)
+            _pid1(plan, out_fd, err_w, bpf)        # never returns (unblocks before exec)
         current_child = pid
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
@@ -102,7 +113,7 @@ def _read_all(fd: int) -> bytes:
         chunks.append(b)
 
 
-def _pid1(plan: ExecPlan, out_fd: int, err_w: int) -> None:
+def _pid1(plan: ExecPlan, out_fd: int, err_w: int, bpf: bytes) -> None:
     err = err_w
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
@@ -114,17 +125,22 @@ def _pid1(plan: ExecPlan, out_fd: int, err_w: int) -> None:
         os.dup2(out, 1)
         os.dup2(out, 2)
         kernel.unshare(kernel.CLONE_NEWNS)
-        _mount_proc(plan.proc)
+        kernel.mount("proc", plan.proc, "proc", rootfs.NSND)
         for src, dst, rec in plan.binds:
             kernel.bind_mount(src, dst, recursive=rec)
-        kernel.drop_bounding_caps(DEFAULT_CAPS)
+        rootfs.apply(plan.root, rootfs.masks(plan.root))
+        keep = DEFAULT_CAPS & kernel.capget()[1]
+        kernel.drop_bounding_caps(keep)
         kernel.clear_ambient_caps()
         kernel.pivot_into(plan.root)
         # --- from here on nothing can be imported ---------------------------------------
         os.chdir(plan.cwd)
+        kernel.seccomp_load(bpf)                   # needs CAP_SYS_ADMIN: no_new_privs is off
         os.setgroups(list(plan.groups))
         os.setgid(plan.gid)
         os.setuid(plan.uid)
+        if plan.uid == 0:
+            kernel.capset(keep, keep, 0)
         kernel.set_pdeathsig(signal.SIGKILL)       # a uid change cleared it
         os.umask(0o022)
         kernel.reset_signals()
@@ -170,18 +186,6 @@ def _which(name: str, search_path: str) -> str:
         if os.access(cand, os.X_OK) and not os.path.isdir(cand):
             return cand
     raise FileNotFoundError(2, f"{name}: not found in PATH ({search_path})")
-
-
-def _mount_proc(target: str) -> None:
-    kernel.mount("proc", target, "proc", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC)
-    for name in PROC_READONLY:
-        p = f"{target}/{name}"
-        if os.path.exists(p):
-            kernel.bind_mount(p, p, readonly=True, recursive=False)
-    for name in PROC_MASKED:
-        p = f"{target}/{name}"
-        if os.path.isfile(p):
-            kernel.bind_mount("/dev/null", p, recursive=False)
 
 
 def _describe(e: BaseException) -> str:

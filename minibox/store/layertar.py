@@ -48,8 +48,12 @@ _REFUSED_XATTRS = {"trusted.overlay.redirect": "a renamed directory (redirect_di
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
 
 
-def commit_upper(store: "Store", upper_dir: Path, compression: str = "none") -> LayerInfo:
+def commit_upper(store: "Store", upper_dir: Path, compression: str = "none",
+                 clamp_mtime: int | None = None) -> LayerInfo:
     """Commit ``upper_dir`` as a layer blob and adopt it as ``layers/<diff_id hex>``.
+
+    ``clamp_mtime`` (SOURCE_DATE_EPOCH): no entry in the tar is newer than this, so the same
+    build on another machine, or later, gives the same digest.
 
     ``upper_dir`` is consumed: it is renamed into the store or, when that layer already
     exists, removed.  It must not be mounted any more (nor have anything mounted below it).
@@ -68,7 +72,8 @@ def commit_upper(store: "Store", upper_dir: Path, compression: str = "none") -> 
         pipeline = LayerPipeline(blob, compression)
         try:
             with BackgroundSink(pipeline) as sink:
-                entries = write_tree_tar(upper_dir, sink, strip_overlay_xattrs=True)
+                entries = write_tree_tar(upper_dir, sink, strip_overlay_xattrs=True,
+                                         clamp_mtime=clamp_mtime)
             diff_id = pipeline.finish()
         finally:
             pipeline.close()
@@ -191,12 +196,14 @@ class _HashingReader:
 
 # -- the writer ---------------------------------------------------------------------------
 
-def write_tree_tar(root: Path, sink: Sink, *, strip_overlay_xattrs: bool = False) -> int:
+def write_tree_tar(root: Path, sink: Sink, *, strip_overlay_xattrs: bool = False,
+                   clamp_mtime: int | None = None) -> int:
     """Write the tree under ``root`` (root itself excluded) as a layer tar; returns the
     number of entries.  With ``strip_overlay_xattrs`` the stale ``trusted.overlay.*``
     attributes (origin, impure ...) are also removed from the tree itself, so that it reads
-    the same as a layer extracted from the tar."""
-    writer = _TreeTarWriter(sink, strip_overlay_xattrs)
+    the same as a layer extracted from the tar.  ``clamp_mtime``: entries newer than that
+    get it as their mtime."""
+    writer = _TreeTarWriter(sink, strip_overlay_xattrs, clamp_mtime)
     count = 0
     for rel, path, st in _walk(os.fsencode(root)):
         writer.entry(rel, path, st)
@@ -227,9 +234,10 @@ def _walk(root: bytes) -> Iterator[tuple[bytes, bytes, os.stat_result]]:
 
 
 class _TreeTarWriter:
-    def __init__(self, sink: Sink, strip_overlay_xattrs: bool):
+    def __init__(self, sink: Sink, strip_overlay_xattrs: bool, clamp_mtime: int | None = None):
         self._sink = sink
         self._strip = strip_overlay_xattrs
+        self._clamp = clamp_mtime
         self._buf = bytearray()
         self._links: dict[tuple[int, int], bytes] = {}
 
@@ -245,8 +253,10 @@ class _TreeTarWriter:
 
     def entry(self, rel: bytes, path: bytes, st: os.stat_result) -> None:
         mode = st.st_mode
-        meta = {"mode": mode, "uid": st.st_uid, "gid": st.st_gid,
-                "mtime": st.st_mtime_ns // 1_000_000_000}
+        mtime = st.st_mtime_ns // 1_000_000_000
+        if self._clamp is not None and mtime > self._clamp:
+            mtime = self._clamp
+        meta = {"mode": mode, "uid": st.st_uid, "gid": st.st_gid, "mtime": mtime}
         if stat.S_ISCHR(mode) and st.st_rdev == 0:      # an overlay whiteout
             head, _, base = rel.rpartition(b"/")
             name = head + b"/" + WHITEOUT_PREFIX + base if head else WHITEOUT_PREFIX + base

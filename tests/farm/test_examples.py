@@ -1,15 +1,15 @@
 """The spec's example patterns, built offline: the four-block Node pattern (on an Alpine
-stand-in with a fake apk and npm), a glibc Debian base, PKG on Debian (stand-in apt-get)."""
+stand-in with a fake apk and npm), a glibc Debian base (the ``debian`` fixture is in
+conftest.py), PKG on Debian (stand-in apt-get)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from tests.farm.test_build import block_events, config_of, unpack_file
-from tests.farmkit import DEV_CACHE, REPO, write_ctx
+from tests.farmkit import REPO, write_ctx
 
 EXAMPLES = REPO / "docker-free-dev/examples"
 
@@ -57,19 +57,6 @@ def test_miniboxignore_keeps_files_out_of_the_context_and_the_key(farm, ctx):
     (ctx / "noise.log").write_text("2")
     farm.build(ctx, "ignored")
     assert block_events(farm, farm.last_job()["id"], "block_start") == []
-
-
-@pytest.fixture(scope="module")
-def debian(farm, tmp_path_factory):
-    tarball = DEV_CACHE / "debian-bookworm.tar.zst"
-    if not tarball.exists():
-        subprocess.run([str(REPO / "docker-free-dev/make-base-images.sh"), "debian"],
-                       check=True)
-    ctx = tmp_path_factory.mktemp("debian-base")
-    shutil.copy(tarball, ctx / "debian.tar.zst")
-    write_ctx(ctx, {"MiniBox": "BASE debian.tar.zst\n"})
-    farm.build(ctx, "debian:bookworm")
-    return "debian:bookworm"
 
 
 def test_debian_base_user_and_workdir(farm, debian, ctx):

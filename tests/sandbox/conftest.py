@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
+from minibox.sandbox import BlockOutcome, SandboxSpec, process, run_block
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh echo cat ls id mkdir touch sleep rm env pwd hostname ps readlink true false "
@@ -65,6 +65,16 @@ def no_leaks(tmp_path_factory):
     assert mount_table(base) == before, "a sandbox mount leaked onto the host"
     new = sorted(set(children_of(os.getpid())) - kids)
     assert new == [], "a sandbox process outlived its test"
+
+
+@pytest.fixture(params=["tini", "python"])
+def init(request, monkeypatch):
+    """Each RUN's PID 1: tini-static from the host, or the Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(process, "host_init", lambda: None)
+    elif process.host_init() is None:
+        pytest.skip("no tini-static on this host")
+    return request.param
 
 
 @pytest.fixture(scope="session")

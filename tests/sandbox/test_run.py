@@ -103,16 +103,6 @@ def test_existing_hosts_file_is_not_touched(make_box, tmp_path):
     assert b.upper_entries() == []
 
 
-@pytest.fixture(params=["tini", "python"])
-def init(request, monkeypatch):
-    """Each RUN's PID 1: tini-static from the host, or the Python fallback."""
-    if request.param == "python":
-        monkeypatch.setattr(process, "host_init", lambda: None)
-    elif process.host_init() is None:
-        pytest.skip("no tini-static on this host")
-    return request.param
-
-
 def test_stub_behind_a_dangling_symlink_is_removed_with_its_copied_up_parents(make_box,
                                                                             tmp_path):
     lower = make_busybox_rootfs(tmp_path / "resolved")

@@ -253,3 +253,22 @@ def test_commit_refuses_a_merged_dir_but_takes_a_tmpfs_upper(store, scratch):
         assert os.listdir(upper) == []
     finally:
         subprocess.run(["umount", str(upper)], check=True)
+
+
+def test_clamp_mtime_makes_trees_made_at_other_times_commit_alike(store):
+    epoch = 1_650_000_000
+    first, second = store.tmp_dir("c1-"), store.tmp_dir("c2-")
+    for upper, when in ((first, 1_700_000_000), (second, 1_800_000_000)):
+        (upper / "dir").mkdir()
+        (upper / "dir" / "f").write_text("same\n")
+        os.symlink("f", upper / "dir" / "link")
+        (upper / "old").write_text("older than the epoch\n")
+        for p in (upper / "dir" / "f", upper / "dir" / "link", upper / "dir"):
+            os.utime(p, (when, when), follow_symlinks=False)
+        os.utime(upper / "old", (1_500_000_000, 1_500_000_000))
+    a = commit_upper(store, first, clamp_mtime=epoch)
+    b = commit_upper(store, second, clamp_mtime=epoch)
+    assert (a.diff_id, a.digest) == (b.diff_id, b.digest)
+    with tarfile.open(store.blob_path(a.digest)) as t:
+        mtimes = {m.name: m.mtime for m in t.getmembers()}
+    assert mtimes == {"dir": epoch, "dir/f": epoch, "dir/link": epoch, "old": 1_500_000_000}
