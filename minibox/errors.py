@@ -118,6 +118,13 @@ class StoreError(MiniBoxError):
     kind = "store"
 
 
+class RegistryError(MiniBoxError):
+    """A registry is unreachable, refused us, or sent something we cannot trust."""
+
+    http_status = 502
+    kind = "registry"
+
+
 class DaemonUnavailable(MiniBoxError):
     """The CLI cannot reach miniboxd."""
 
@@ -127,4 +134,4 @@ class DaemonUnavailable(MiniBoxError):
 
 _KINDS = {c.kind: c for c in (MiniBoxError, UserError, ParseError, NotFound, Conflict,
                               Unauthorized, BuildFailed, Cancelled, KernelError, StoreError,
-                              DaemonUnavailable)}
+                              RegistryError, DaemonUnavailable)}

@@ -46,7 +46,9 @@ class Farm:
                          "MINIBOX_API": self.api,
                          "MINIBOX_BUILD_CONCURRENCY": str(concurrency),
                          "MINIBOX_CGROUP_PARENT": f"minibox-test-{self.root.name}",
-                         "NO_COLOR": "1"})
+                         "NO_COLOR": "1",
+                         # no test may reach a registry beyond loopback (Docker Hub ...)
+                         "MINIBOX_REGISTRY_ALLOW": "loopback"})
         self.env.pop("MINIBOX_BROKER_URL", None)
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None
@@ -143,6 +145,20 @@ class Farm:
         r = httpx.get(f"{self.api}/images/{name}/json", timeout=10)
         r.raise_for_status()
         return r.json()
+
+
+def busybox_farm(ctx: Path, extra_env: dict | None = None) -> Farm:
+    """A started farm with the offline busybox base built as ``busybox`` (from ``ctx``)."""
+    f = Farm(extra_env).start()
+    try:
+        ctx.mkdir(parents=True, exist_ok=True)
+        shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
+        write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
+        f.build(ctx, "busybox")
+    except BaseException:
+        f.destroy()
+        raise
+    return f
 
 
 def write_ctx(base: Path, files: dict[str, str | bytes], mode: dict | None = None) -> Path:

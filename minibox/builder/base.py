@@ -8,8 +8,11 @@ Resolvers are tried in order; the first whose ``matches`` says yes resolves the 
                                    layer and remembered by the archive's sha256;
 * a local image in ``index.json``  its layers and config (built, loaded or pulled earlier).
 
-A registry resolver (a later issue) slots in after the local one: ``DEFAULT_RESOLVERS`` is a
-plain tuple.  ``BaseImage.digest`` identifies the base's *content*, for cache keys: the
+* a registry reference           pulled (``alpine``, ``ghcr.io/u/r:tag``, ``host:5000/r@sha256:…``)
+                                   unless the store has it already; ``pull="always"`` pulls
+                                   even then, ``pull="never"`` never contacts a registry.
+
+``BaseImage.digest`` identifies the base's *content*, for cache keys: the
 archive's sha256, the image's manifest digest, or ``scratch``.
 """
 
@@ -100,8 +103,55 @@ class LocalImageResolver:
                          history=image.history)
 
 
+class RegistryResolver:
+    """An image in a registry (or a mirror of it), pulled into the store when needed."""
+
+    def __init__(self, always: bool = False, progress=None):
+        self.always = always
+        self.progress = progress
+
+    def matches(self, ref: str, store: Store) -> bool:
+        from minibox.registry.reference import parse
+        try:
+            parse(ref)
+        except UserError:
+            return False
+        return True
+
+    def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
+        from minibox.registry.config import RegistryConfig
+        from minibox.registry.pull import pull
+        from minibox.registry.reference import parse
+        from minibox.store.manifests import host_platform
+
+        parsed = parse(ref)
+        local = parsed.local_tag or f"{parsed.familiar_repository}@{parsed.digest}"
+        if parsed.digest and parsed.tag:
+            local = f"{parsed.familiar_repository}@{parsed.digest}"
+        if not self.always and LocalImageResolver().matches(local, store):
+            return LocalImageResolver().resolve(store, local, context_dir)
+        pulled = pull(store, parsed, RegistryConfig.from_env(), host_platform(),
+                      progress=self.progress)
+        return LocalImageResolver().resolve(store, pulled.name or f"x@{pulled.digest}",
+                                            context_dir)
+
+
+PULL_POLICIES = ("missing", "always", "never")
 DEFAULT_RESOLVERS: tuple[BaseResolver, ...] = (ScratchResolver(), ArchiveResolver(),
-                                               LocalImageResolver())
+                                               LocalImageResolver(), RegistryResolver())
+
+
+def resolvers_for(pull: str = "missing", progress=None) -> tuple[BaseResolver, ...]:
+    """The resolvers for a ``--pull`` policy."""
+    if pull not in PULL_POLICIES:
+        raise UserError(f"invalid pull policy '{pull}'",
+                        hint="use one of: " + ", ".join(PULL_POLICIES))
+    head = (ScratchResolver(), ArchiveResolver())
+    if pull == "never":
+        return head + (LocalImageResolver(),)
+    if pull == "always":
+        return head + (RegistryResolver(always=True, progress=progress),)
+    return head + (LocalImageResolver(), RegistryResolver(progress=progress))
 
 
 def resolve_base(store: Store, ref: str, context_dir: Path | None,
@@ -126,8 +176,8 @@ def _not_found_hint(ref: str) -> str:
     except UserError:
         return ("BASE takes scratch, a local image name, or a .tar/.tar.gz/.tar.zst rootfs "
                 "archive inside the build context")
-    return (f"no local image is tagged {ref!r} (see `minibox images`); pulling from a "
-            f"registry is not supported yet: build or load it first, or use a rootfs archive")
+    return (f"no local image is tagged {ref!r} (see `minibox images`), and --pull never "
+            f"forbids pulling it: pull, build or load it first")
 
 
 def _with_dir(layer: LayerInfo, path: Path) -> LayerInfo:

@@ -23,7 +23,7 @@ from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_b
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.wire.build import BlockJob, BlockResult
-from minibox.wire.events import (Base, BlockCached, BlockQueued, BlockResultEvent, BlockRetry,
+from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent, BlockRetry,
                                  Image, WaveDone, WaveStart)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
 from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
@@ -43,6 +43,7 @@ class BuildRequest:
     network: str = "host"
     owns_context: bool = False
     timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
+    pull: str = "missing"          # the base: "missing", "always" or "never" pull it
 
 
 @dataclass
@@ -85,10 +86,19 @@ class Build:
 
     # --- the whole build --------------------------------------------------------
     def run(self) -> dict:
-        from minibox.builder.base import resolve_base
+        from minibox.space.hold import hold
+
+        with hold(self.store.root) as held:          # a prune spares what this build uses
+            return self._run(held)
+
+    def _run(self, held) -> dict:
+        from minibox.builder.base import resolve_base, resolvers_for
 
         t0 = time.monotonic()
-        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir)
+        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir,
+                                 resolvers_for(self.req.pull, self._pull_progress))
+        self.held = held
+        held.add_layers(self.base.layers)
         self.events.emit(Base(ref=self.mb.base, digest=self.base.digest,
                               layers=len(self.base.layers)))
         self.base_state = BuildState.from_image_config(self.base.config)
@@ -103,6 +113,11 @@ class Build:
                                       built=self.stats["built"] - before["built"]))
         desc = self._write_image()
         return {"digest": desc.digest, "duration": time.monotonic() - t0, **self.stats}
+
+    def _pull_progress(self, event: dict) -> None:
+        if event.get("status") != "Downloading":
+            self.events.emit(BasePull(ref=self.mb.base, **{
+                k: v for k, v in event.items() if k in BasePull.__dataclass_fields__}))
 
     def _check_cancel(self) -> None:
         if self.redis.exists(job_cancel_key(self.job)):
@@ -135,6 +150,7 @@ class Build:
             return None
         entry = None if self.req.no_cache else self.cache.get(key)
         if entry is not None:
+            self.held.add_layers([entry["layer"]])
             self._finish(block, Done.of(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(

@@ -19,6 +19,8 @@ from minibox.errors import UserError
               help="The MiniBox file (default: CONTEXT/MiniBox).")
 @click.option("--target", default=None, help="Build only this block (and what it needs).")
 @click.option("--no-cache", is_flag=True, help="Build every block again.")
+@click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+              show_default=True, help="When to pull the BASE image from its registry.")
 @click.option("--timestamp", type=click.IntRange(min=0), default=None,
               help="Seconds since 1970 for the image's created times, and the latest mtime "
               "in its new layers: reproducible digests (default: $SOURCE_DATE_EPOCH).")
@@ -27,7 +29,8 @@ from minibox.errors import UserError
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, timestamp, progress, detach, quiet, context) -> int:
+def build(tag, file_, target, no_cache, pull, timestamp, progress, detach, quiet, context
+          ) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -39,7 +42,7 @@ def build(tag, file_, target, no_cache, timestamp, progress, detach, quiet, cont
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
     if timestamp is None:
         timestamp = _source_date_epoch()
-    job = _submit(context, tag, display, text, target, no_cache, timestamp)
+    job = _submit(context, tag, display, text, target, no_cache, timestamp, pull)
     if detach:
         click.echo(job["id"])
         return 0
@@ -75,7 +78,8 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
 # than an unchanged rebuild takes on the daemon.
 
-def _submit(context, tag, display, text, target, no_cache, timestamp=None) -> dict:
+def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing"
+            ) -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -86,7 +90,7 @@ def _submit(context, tag, display, text, target, no_cache, timestamp=None) -> di
         size = tar.tell()
         tar.seek(0)
         fields = {"tag": tag, "file": display, "minibox": text,
-                  "no_cache": "true" if no_cache else "false"}
+                  "no_cache": "true" if no_cache else "false", "pull": pull}
         if target:
             fields["target"] = target
         if timestamp is not None:

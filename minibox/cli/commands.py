@@ -30,6 +30,14 @@ COMMANDS = {
     "volume": "minibox.cli.volumes:volume",
     "db": "minibox.cli.containers:db",
     "completion": "minibox.cli.completion:completion",
+    "pull": "minibox.cli.registry:pull",
+    "push": "minibox.cli.registry:push",
+    "login": "minibox.cli.registry:login",
+    "logout": "minibox.cli.registry:logout",
+    "tag": "minibox.cli.images:tag",
+    "save": "minibox.cli.archive:save",
+    "load": "minibox.cli.archive:load",
+    "system": "minibox.cli.system:system",
 }
 
 HELP_SUMMARIES = {
@@ -52,6 +60,14 @@ HELP_SUMMARIES = {
     "volume": "Manage named volumes.",
     "db": "Run database containers.",
     "completion": "Print the shell completion script (bash, zsh, fish).",
+    "pull": "Pull an image from a registry.",
+    "push": "Push an image to a registry.",
+    "login": "Log in to a registry.",
+    "logout": "Log out from a registry.",
+    "tag": "Give an image another name.",
+    "save": "Write images to an OCI/Docker archive.",
+    "load": "Load images from an archive.",
+    "system": "Disk use, clean-up and information.",
 }
 
 

@@ -10,7 +10,8 @@ from minibox.cli import completion as comp
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only names.")
-def images(as_json, quiet) -> None:
+@click.option("--digests", is_flag=True, help="Show the manifest digests in full.")
+def images(as_json, quiet, digests) -> None:
     """List images."""
     import json
 
@@ -29,9 +30,14 @@ def images(as_json, quiet) -> None:
     for i in sorted(imgs, key=lambda x: x["name"]):
         repo, _, tag = i["name"].rpartition(":")
         when = _when(i.get("created"))
-        rows.append([repo, tag, i["digest"].split(":")[-1][:12], when,
-                     human_size(i.get("size", 0))])
-    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+        row = [repo, tag, i["digest"].split(":")[-1][:12], when, human_size(i.get("size", 0))]
+        if digests:
+            row.insert(2, i["digest"])
+        rows.append(row)
+    head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    if digests:
+        head.insert(2, "DIGEST")
+    print_table(head, rows)
 
 
 def _when(created) -> str:
@@ -49,10 +55,27 @@ def _when(created) -> str:
 
 @click.command()
 @click.argument("names", nargs=-1, required=True, shell_complete=comp.images)
-def rmi(names) -> None:
-    """Remove image tags."""
+@click.option("-f", "--force", is_flag=True,
+              help="Remove it even if a container uses it (the container keeps its layers).")
+def rmi(names, force) -> None:
+    """Remove images: untag them and delete what no other image, container or cache uses."""
     from minibox.cli.client import Client
 
     client = Client()
     for n in names:
-        click.echo("Untagged: " + client.delete(f"/images/{n}").json()["removed"])
+        out = client.delete(f"/images/{n}", params={"force": "true" if force else "false"}
+                            ).json()
+        for name in out.get("untagged") or [out["removed"]]:
+            click.echo("Untagged: " + name)
+        for item in out.get("deleted") or []:
+            click.echo("Deleted: " + item)
+
+
+@click.command()
+@click.argument("source")
+@click.argument("target")
+def tag(source, target) -> None:
+    """Name the image SOURCE also TARGET (NAME[:TAG])."""
+    from minibox.cli.client import Client
+
+    Client().post("/images/tag", json={"source": source, "target": target})

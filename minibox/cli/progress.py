@@ -64,6 +64,8 @@ class PlainRenderer:
             self.w(f"[build] {ev['tag']}: {ev['blocks']} block(s)")
         elif t == "base":
             self.w(f"[base] {ev['ref']} ({ev['layers']} layer(s))")
+        elif t == "base_pull":
+            self.w(f"[base] " + (f"{ev['id']}: " if ev.get("id") else "") + str(ev["status"]))
         elif t == "wave_start":
             self.w(f"[wave {ev['wave']}] {', '.join(ev['blocks'])}")
         elif t == "block_queued":

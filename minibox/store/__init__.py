@@ -23,7 +23,7 @@ from minibox.store.index import IndexFile, normalize_name
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layout import (Layout, clean_dir_entries, remove_tree,
                                   rename_dir_noreplace)
-from minibox.store.oci import (EMPTY_TAR_DIFF_ID, MEDIA_CONFIG, MEDIA_MANIFEST, Descriptor,
+from minibox.store.oci import (EMPTY_TAR_DIFF_ID, INDEX_DIGEST, MEDIA_CONFIG, MEDIA_MANIFEST, Descriptor,
                                digest_hex, host_architecture, is_digest)
 
 __all__ = ["Store", "Descriptor", "Image", "ImageSummary", "LayerInfo", "BlobWriter",
@@ -84,6 +84,19 @@ class Store:
             raise StoreError(f"cannot tag {name!r}: manifest {manifest.digest} is not stored")
         return self._index.set(name, manifest)
 
+    def keep_untagged(self, manifest: Descriptor, source: str) -> None:
+        """Record a manifest pulled by digest only: an index entry without a tag (so it is
+        not pruned as unreferenced), replaced by a later record of the same digest."""
+        if not self.has_blob(manifest.digest):
+            raise StoreError(f"cannot record {source}: manifest {manifest.digest} is not "
+                             f"stored")
+        self._index.keep_untagged(manifest, source)
+
+    def drop_manifest_entries(self, digest: str) -> None:
+        """Remove every ``index.json`` entry (tagged or not) of the manifest ``digest``."""
+        self._index.update(lambda manifests: [e for e in manifests
+                                              if e.get("digest") != digest])
+
     def untag(self, name: str) -> None:
         """Remove a tag.  Blobs and layers stay until a prune."""
         if not self._index.remove(name):
@@ -106,10 +119,21 @@ class Store:
         for name, descriptor in self._index.tagged():
             if descriptor.digest == digest:
                 return load_image(self._blobs, descriptor, name)
+        for name, descriptor in self._index.entries():
+            if digest in (descriptor.digest, descriptor.annotations.get(INDEX_DIGEST)):
+                return load_image(self._blobs, descriptor, name)
         manifest = self.read_json(digest)
         descriptor = Descriptor(digest, self.blob_path(digest).stat().st_size,
                                 manifest.get("mediaType") or MEDIA_MANIFEST)
         return load_image(self._blobs, descriptor, None)
+
+    def index_lookup(self, name: str) -> Descriptor | None:
+        """The manifest tagged ``name``, or None."""
+        return self._index.lookup(name)
+
+    def index_entries(self) -> list[tuple[str | None, Descriptor]]:
+        """Every ``index.json`` entry: (tag or None, manifest descriptor)."""
+        return self._index.entries()
 
     def list_images(self) -> list[ImageSummary]:
         """Every tagged image, sorted by name."""

@@ -38,12 +38,21 @@ class BlobWriter:
         fd, self._tmp = tempfile.mkstemp(dir=layout.tmp, prefix="blob-")
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
         self.descriptor: Descriptor | None = None
+        self.created = False          # this writer put the blob in place (it was not there)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._hash.update(data)
         self._file.write(data)
         self.size += len(data)
         return len(data)
+
+    def restart(self) -> None:
+        """Throw away what was written so far and start the blob again (a resumed download
+        the server answered from the start)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.sha256()
+        self.size = 0
 
     def commit(self) -> Descriptor:
         """Verify, fsync and rename into ``blobs/``; returns the blob's descriptor."""
@@ -62,6 +71,7 @@ class BlobWriter:
             else:
                 os.rename(self._tmp, final)
                 fsync_dir(final.parent)
+                self.created = True
         except BaseException:
             self.abort()
             raise

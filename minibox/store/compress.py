@@ -211,9 +211,13 @@ def sniff(head: bytes) -> str:
 
 
 def open_decompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
-    """Wrap ``raw`` (positioned at 0) in a decompressing reader; also returns the kind."""
-    head = raw.read(8)
-    raw.seek(0)
+    """Wrap ``raw`` (at its start) in a decompressing reader; also returns the kind.  A
+    stream that can ``peek`` (a pipe, a buffered file) is sniffed without seeking."""
+    if hasattr(raw, "peek"):
+        head = raw.peek(8)[:8]
+    else:
+        head = raw.read(8)
+        raw.seek(0)
     kind = sniff(head)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb"), kind

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from minibox.errors import StoreError, UserError
 from minibox.store.layout import Layout, atomic_write
-from minibox.store.oci import MEDIA_INDEX, REF_NAME_ANNOTATION, Descriptor
+from minibox.store.oci import MEDIA_INDEX, PULLED_BY, REF_NAME_ANNOTATION, Descriptor
 
 # The distribution reference grammar, lowercase repository paths with an optional
 # registry host[:port] first and a tag last.
@@ -85,6 +85,23 @@ class IndexFile:
         out = [(_ref_name(e), self._descriptor(e)) for e in self.read()["manifests"]
                if _ref_name(e)]
         return sorted(out, key=lambda pair: pair[0])
+
+    def entries(self) -> list[tuple[str | None, Descriptor]]:
+        """Every (name or None, descriptor), tagged or not, in file order."""
+        return [(_ref_name(e), self._descriptor(e)) for e in self.read()["manifests"]]
+
+    def keep_untagged(self, descriptor: Descriptor, source: str) -> None:
+        annotations = dict(descriptor.annotations)
+        annotations[PULLED_BY] = source
+        entry = Descriptor(descriptor.digest, descriptor.size, descriptor.media_type,
+                           annotations, descriptor.platform).to_oci()
+
+        def change(manifests: list[dict]) -> list[dict]:
+            kept = [e for e in manifests
+                    if _ref_name(e) or e.get("digest") != descriptor.digest]
+            return kept + [entry]
+
+        self.update(change)
 
     def _descriptor(self, entry: dict) -> Descriptor:
         try:

@@ -33,12 +33,12 @@ from minibox.store.compress import BackgroundSink, LayerPipeline, Sink, open_dec
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layout import mounts_under, remove_tree
 from minibox.store.oci import LAYER_MEDIA_TYPES
-from minibox.store.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerExtractor
+from minibox.store.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerExtractor, Limits
 
 if TYPE_CHECKING:
     from minibox.store import Store
 
-__all__ = ["LayerInfo", "commit_upper", "extract_layer", "write_tree_tar"]
+__all__ = ["LayerInfo", "commit_upper", "extract_layer", "extract_stream", "write_tree_tar"]
 
 _FLUSH_AT = 1 << 20
 _READ_CHUNK = 1 << 20
@@ -103,43 +103,86 @@ def _with_dir(layer: LayerInfo, path: Path) -> LayerInfo:
                      dir=path)
 
 
-def extract_layer(blob_path: Path, media_type: str, dest_dir: Path) -> str:
+def extract_layer(blob_path: Path, media_type: str, dest_dir: Path,
+                  limits: Limits | None = None) -> str:
     """Unpack a layer (plain, gzip or zstd, told apart by magic bytes) into ``dest_dir`` in
     overlay format; returns the diff_id (sha256 of the uncompressed tar stream).
 
     ``media_type`` only names the blob in errors: the bytes decide the compression.
-    Malformed archives and unsafe entries raise UserError; failures to write, StoreError.
+    Malformed archives, unsafe entries and archives over ``limits`` (tar bombs: too many
+    bytes or entries, or a compression ratio no real layer has) raise UserError; failures
+    to write, StoreError.
     """
     with open(blob_path, "rb") as raw:
+        return _extract(raw, f"{blob_path}", media_type, dest_dir, limits)
+
+
+def extract_stream(stream, media_type: str, dest_dir: Path, label: str,
+                   limits: Limits | None = None) -> str:
+    """``extract_layer`` on a stream read once (a download as it arrives); ``stream``
+    needs ``read`` and ``peek`` (an ``io.BufferedReader``)."""
+    return _extract(_Counted(stream), label, media_type, dest_dir, limits)
+
+
+def _extract(raw, label: str, media_type: str, dest_dir: Path, limits: Limits | None) -> str:
+    limits = limits or Limits.from_env()
+    try:
+        stream, kind = open_decompressed(raw)
+        hashing = _HashingReader(stream, raw if kind != "none" else None, limits,
+                                 media_type or "layer")
+        extractor = LayerExtractor(Path(dest_dir), limits)
         try:
-            stream, _ = open_decompressed(raw)
-            hashing = _HashingReader(stream)
-            extractor = LayerExtractor(Path(dest_dir))
-            try:
-                with tarfile.open(fileobj=hashing, mode="r|") as tar:
-                    extractor.extract_all(tar)
-            finally:
-                extractor.close()
-            hashing.drain()
-        except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError,
-                gzip.BadGzipFile) as e:
-            raise UserError(f"{blob_path} is not a valid {media_type or 'layer'} "
-                            f"archive: {e}") from e
-        except OSError as e:
-            raise StoreError(f"cannot extract {blob_path} into {dest_dir}: {e}") from e
+            with tarfile.open(fileobj=hashing, mode="r|") as tar:
+                extractor.extract_all(tar)
+        finally:
+            extractor.close()
+        hashing.drain()
+    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError,
+            gzip.BadGzipFile) as e:
+        raise UserError(f"{label} is not a valid {media_type or 'layer'} archive: {e}") from e
+    except OSError as e:
+        raise StoreError(f"cannot extract {label} into {dest_dir}: {e}") from e
     return hashing.digest
 
 
-class _HashingReader:
-    """Passes reads through while hashing them (the diff_id of what tarfile reads)."""
+class _Counted:
+    """A stream that counts what was read from it (``tell`` for a pipe)."""
 
     def __init__(self, stream):
         self._stream = stream
+        self._count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._count += len(data)
+        return data
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._stream.peek(size)
+
+    def tell(self) -> int:
+        return self._count
+
+
+class _HashingReader:
+    """Passes reads through while hashing them (the diff_id of what tarfile reads) and
+    enforcing the size and compression-ratio limits."""
+
+    def __init__(self, stream, compressed, limits: Limits, what: str):
+        self._stream = stream
+        self._compressed = compressed          # the raw file under a decompressor, or None
+        self._limits = limits
+        self._what = what
         self._hash = hashlib.sha256()
+        self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self._hash.update(data)
+        self.size += len(data)
+        self._limits.check_size(self.size, self._what)
+        if self._compressed is not None:
+            self._limits.check_ratio(self.size, self._compressed.tell(), self._what)
         return data
 
     def drain(self) -> None:

@@ -31,6 +31,10 @@ INDEX_TYPES = frozenset({MEDIA_INDEX, DOCKER_MANIFEST_LIST})
 LAYER_MEDIA_TYPES = {"none": MEDIA_LAYER, "gzip": MEDIA_LAYER_GZIP, "zstd": MEDIA_LAYER_ZSTD}
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+# On an index.json entry: the digest of the image index this manifest was chosen from.
+INDEX_DIGEST = "dev.minibox.index.digest"
+# On an index.json entry without a tag: the reference it was pulled by (name@digest).
+PULLED_BY = "dev.minibox.pulled-by"
 
 # sha256 of an empty tar stream (two zero blocks): the well-known "empty layer" diff_id.
 EMPTY_TAR_DIFF_ID = "sha256:" + hashlib.sha256(bytes(1024)).hexdigest()

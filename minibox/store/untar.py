@@ -8,6 +8,12 @@
   ``.wh..wh..opq`` -> ``trusted.overlay.opaque=y`` on the directory.
 * Mode (setuid/setgid/sticky included), numeric owner, mtime, xattrs, devices, FIFOs,
   symlinks and hardlinks are kept.  Directory mtimes are set last, deepest first.
+* Only the entry types the image spec lists (files, dirs, symlinks, hard links, char and
+  block devices, FIFOs), and never a 0:0 character device: the spec marks deletions with
+  ``.wh.`` names, and a raw overlay whiteout would hide lower files unannounced.
+* Limits (``Limits``; env ``MINIBOX_LAYER_MAX_SIZE``, ``MINIBOX_LAYER_MAX_RATIO``,
+  ``MINIBOX_LAYER_MAX_ENTRIES``) stop tar bombs: too many uncompressed bytes or entries, or
+  a compression ratio no real layer has.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 import stat
 import tarfile
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from minibox.errors import UserError
@@ -30,6 +37,67 @@ _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 _FD_CACHE_MAX = 64
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+RATIO_GRACE = 64 << 20        # ratios are judged only past this many uncompressed bytes
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one layer may unpack to.  The defaults fit any real image; raise them through
+    the daemon's environment for a layer that needs more."""
+
+    max_size: int = 64 << 30          # uncompressed tar bytes
+    max_ratio: int = 200              # uncompressed / compressed bytes
+    max_entries: int = 2_000_000
+
+    @classmethod
+    def from_env(cls, env=None) -> "Limits":
+        env = os.environ if env is None else env
+        return cls(max_size=_size(env, "MINIBOX_LAYER_MAX_SIZE", cls.max_size),
+                   max_ratio=_size(env, "MINIBOX_LAYER_MAX_RATIO", cls.max_ratio),
+                   max_entries=_size(env, "MINIBOX_LAYER_MAX_ENTRIES", cls.max_entries))
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.max_size:
+            raise UserError(f"{what} unpacks to more than {_human(self.max_size)}; refused "
+                            f"as a possible tar bomb",
+                            hint="if the layer is genuine, raise MINIBOX_LAYER_MAX_SIZE in "
+                                 "the daemon's environment")
+
+    def check_ratio(self, size: int, compressed: int, what: str) -> None:
+        if size > RATIO_GRACE and size > self.max_ratio * max(compressed, 1):
+            raise UserError(f"{what} expands more than {self.max_ratio}:1 when "
+                            f"decompressed; refused as a possible compression bomb",
+                            hint="if the layer is genuine, raise MINIBOX_LAYER_MAX_RATIO in "
+                                 "the daemon's environment")
+
+    def check_entries(self, count: int, what: str) -> None:
+        if count > self.max_entries:
+            raise UserError(f"{what} has more than {self.max_entries} entries; refused",
+                            hint="raise MINIBOX_LAYER_MAX_ENTRIES in the daemon's "
+                                 "environment if it is genuine")
+
+
+def _size(env, key: str, default: int) -> int:
+    text = (env.get(key) or "").strip().lower().removesuffix("b").removesuffix("i")
+    if not text:
+        return default
+    unit = text[-1] if text[-1] in _UNITS else ""
+    number = text[:-1] if unit else text
+    if not number.isdigit() or int(number) <= 0:
+        raise UserError(f"invalid {key} '{env.get(key)}'",
+                        hint="a positive number, optionally with k, m, g or t")
+    return int(number) * _UNITS[unit]
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}"
+        n //= 1024
+    return f"{n} TiB"
 
 
 def entry_parts(name: str, what: str = "entry") -> tuple[bytes, ...]:
@@ -47,7 +115,8 @@ def entry_parts(name: str, what: str = "entry") -> tuple[bytes, ...]:
 class LayerExtractor:
     """Applies the members of one tar stream to ``dest`` (a directory we own)."""
 
-    def __init__(self, dest: Path):
+    def __init__(self, dest: Path, limits: Limits | None = None):
+        self._limits = limits or Limits()
         self._root_fd = os.open(dest, _DIR_OPEN)
         self._fds: dict[tuple[bytes, ...], int] = {}
         self._retired: list[int] = []     # dropped from the cache, maybe still in use
@@ -62,9 +131,10 @@ class LayerExtractor:
         os.fchmod(self._root_fd, 0o755)
         count = 0
         for member in tar:
+            count += 1
+            self._limits.check_entries(count, "the layer")
             self._member(tar, member)
             self._close_retired()
-            count += 1
         self._apply_dir_times()
         return count
 
@@ -90,6 +160,7 @@ class LayerExtractor:
         elif m.islnk():
             self._hardlink(parent, base, m)
         elif m.ischr() or m.isblk() or m.isfifo():
+            _check_device(m)
             self._special(parent, base, m)
         # anything else (GNU volume labels, unknown types) carries no file: skip it
 
@@ -256,6 +327,12 @@ class LayerExtractor:
             self._close_retired()
         self._drop_fd_cache()
         self._close_retired()
+
+
+def _check_device(m: tarfile.TarInfo) -> None:
+    if m.ischr() and m.devmajor == 0 and m.devminor == 0:
+        raise UserError(f"layer entry {m.name!r} is a 0:0 character device (a raw overlay "
+                        f"whiteout)", hint="image layers mark deletions with .wh. files")
 
 
 def tar_xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:

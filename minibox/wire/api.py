@@ -14,7 +14,7 @@ Pydantic only; nothing else of MiniBox is imported here.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -142,3 +142,4 @@ class PathBuild(_Body):
     target: Text(128, pattern=_NO_CTRL) | None = None
     no_cache: bool = False
     timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None
+    pull: Literal["missing", "always", "never"] = "missing"

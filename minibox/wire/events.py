@@ -3,7 +3,8 @@
 
 Each event is a frozen dataclass; on the wire it is its fields plus ``"type"`` (the class's
 TYPE) and ``"time"`` (added by ``builder.events.EventLog.emit``).  In the order a build
-produces them: job_queued, job_start (job_resumed after a daemon restart), base, wave_start, block_queued | block_cached,
+produces them: job_queued, job_start (job_resumed after a daemon restart), base_pull (a registry
+base), base, wave_start, block_queued | block_cached,
 block_start, block_step, log, block_done | block_failed, block_result, wave_done, image,
 job_done | job_failed | job_cancelled (and cancel_requested, block_retry on the way).
 """
@@ -82,6 +83,18 @@ class Base(Event):
     ref: str
     digest: str
     layers: int
+
+
+@dataclass(frozen=True)
+class BasePull(Event):
+    """Progress of pulling the base from a registry (minibox.registry's progress lines)."""
+    TYPE: ClassVar[str] = "base_pull"
+    ref: str
+    status: str
+    id: str = ""                      # the layer, for per-layer lines
+    digest: str = ""
+    total: int = 0
+    current: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,7 @@ class BlockResultEvent(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (
-    JobQueued, JobStart, JobResumed, JobDone, JobFailed, JobCancelled, CancelRequested, Base, WaveStart,
+    JobQueued, JobStart, JobResumed, JobDone, JobFailed, JobCancelled, CancelRequested, Base, BasePull, WaveStart,
     WaveDone, BlockQueued, BlockCached, BlockRetry, Image, BlockStart, BlockStep, Log,
     BlockDone, BlockFailed, BlockResultEvent)}
 

@@ -7,17 +7,13 @@ import subprocess
 
 import pytest
 
-from tests.farmkit import DEV_CACHE, REPO, Farm, busybox_tarball, write_ctx
+from tests.farmkit import DEV_CACHE, REPO, busybox_farm, write_ctx
 
 
 @pytest.fixture(scope="session")
 def farm(tmp_path_factory):
-    f = Farm().start()
+    f = busybox_farm(tmp_path_factory.mktemp("busybox-base"))
     try:
-        ctx = tmp_path_factory.mktemp("busybox-base")
-        shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
-        write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
-        f.build(ctx, "busybox")
         yield f
     finally:
         f.destroy()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minibox.builder.base import (DEFAULT_PATH, DEFAULT_RESOLVERS, BaseImage, resolve_base)
+from minibox.builder.base import DEFAULT_PATH, BaseImage, resolve_base, resolvers_for
 from minibox.errors import NotFound, UserError
 from minibox.store.layertar import commit_upper
 
@@ -147,9 +147,10 @@ def test_built_image_as_base_runs_in_a_sandbox(store, context, scratch):
 
 
 def test_unknown_bases(store):
+    # --pull never: the test must not reach Docker Hub (tests/registry covers pulling)
     with pytest.raises(NotFound, match="base image 'alpine:3.19' not found") as err:
-        resolve_base(store, "alpine:3.19", None)
-    assert "registry" in err.value.hint
+        resolve_base(store, "alpine:3.19", None, resolvers_for("never"))
+    assert "--pull never" in err.value.hint
     with pytest.raises(NotFound) as err:
         resolve_base(store, "Not A Name!", None)
     assert "scratch" in err.value.hint
@@ -176,7 +177,7 @@ def test_resolvers_are_pluggable(store):
     (upper / "pulled").write_text("p")
     layer = commit_upper(store, upper, "zstd")
     shutil.rmtree(layer.dir)
-    resolvers = DEFAULT_RESOLVERS + (RegistryResolverForTest(layer),)
+    resolvers = resolvers_for("never") + (RegistryResolverForTest(layer),)
     base = resolve_base(store, "registry.test/app:1", None, resolvers)
     assert base.config == {"User": "nobody"}
     assert (base.layers[0].dir / "pulled").read_text() == "p"     # unpacked on resolve

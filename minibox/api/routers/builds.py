@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
@@ -41,7 +41,9 @@ def create_build(request: Request,
                                                      pattern=r"^[^\x00]*$")] = None,
                  target: FormText | None = None,
                  no_cache: Annotated[bool, Form()] = False,
-                 timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None) -> dict:
+                 timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None,
+                 pull: Annotated[Literal["missing", "always", "never"], Form()] = "missing"
+                 ) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
     MiniBox file's text (else ``file`` is read from the context)."""
     from minibox.builder.context import unpack_context
@@ -49,7 +51,7 @@ def create_build(request: Request,
     s = _services(request)
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
-                       no_cache=no_cache, timestamp=timestamp, owns_context=True)
+                       no_cache=no_cache, timestamp=timestamp, owns_context=True, pull=pull)
     try:
         unpack_context(context.file, ctx, s.settings.context_limits)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
@@ -72,7 +74,7 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=body.tag, text="", filename=body.file, context_dir=ctx,
                        target=body.target, no_cache=body.no_cache, timestamp=body.timestamp,
-                       owns_context=True)
+                       owns_context=True, pull=body.pull)
     limits = s.settings.context_limits
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from minibox import refs
+from minibox.api.ndjson import stream_task
 from minibox.errors import NotFound, UserError
+from minibox.store.layout import remove_tree
 from minibox.wire.api import ImageRef
 
 router = APIRouter(tags=["images"])
@@ -70,10 +73,24 @@ def _find(store, name: str):
 
 
 @router.delete("/images/{name:path}")
-def remove_image(request: Request, name: Name) -> dict:
-    ref = refs.normalize(name)
-    _store(request).untag(ref)
-    return {"removed": ref}
+def remove_image(request: Request, name: Name, force: bool = False) -> dict:
+    """Untag an image; with no tag and no container left on it, delete its content that
+    no other image, container or cache entry uses.  A container's image is refused unless
+    ``force`` (the container keeps its layers)."""
+    from minibox.space.prune import remove_image as remove
+
+    store = _store(request)
+    image = _find(store, name)
+    tag = None
+    if "@" not in name and not name.startswith("sha256:"):
+        try:
+            tag = refs.normalize(name)
+        except UserError:
+            tag = None
+        if tag is not None and store.index_lookup(tag) is None:
+            tag = None                                  # an id prefix, not a tag
+    report = remove(store, image, tag, force=force)
+    return {"removed": tag or image.digest, **report.to_dict()}
 
 
 def _digest(digest: str) -> str:
@@ -124,3 +141,126 @@ async def put_blob(request: Request, digest: Digest) -> dict:
         raise
     await run_in_threadpool(writer.__exit__, None, None, None)
     return {"digest": digest, "stored": True}
+
+
+# -- registries -------------------------------------------------------------------------------
+class RegistryAuth(BaseModel):
+    username: str = Field(min_length=1, max_length=512)
+    password: str = Field(max_length=8192)
+
+
+class PullRequest(BaseModel):
+    reference: str = Field(min_length=1, max_length=1024,
+                           description="alpine, ghcr.io/u/r:tag, host:5000/r@sha256:…")
+    platform: str | None = Field(None, max_length=64, description="OS/ARCH[/VARIANT]; "
+                                 "default the daemon's host")
+    insecure_registries: list[str] = Field(default_factory=list, max_length=32,
+                                           description="hosts that may be reached over HTTP")
+    auth: RegistryAuth | None = None
+
+
+@router.post("/images/pull")
+def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
+    """Pull an image; streams NDJSON progress, then ``{"result": {name, digest}}``."""
+    from minibox.registry.config import RegistryConfig
+    from minibox.registry.credentials import Credentials
+    from minibox.registry.pull import pull
+    from minibox.registry.reference import parse
+    from minibox.store.manifests import parse_platform
+
+    ref = parse(body.reference)
+    platform = parse_platform(body.platform)
+    config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
+    creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
+    store = _store(request)
+
+    def task(progress) -> dict:
+        done = pull(store, ref, config, platform, progress=progress, creds=creds)
+        return {"name": done.name, "digest": done.digest, "reference": str(done.ref),
+                "index_digest": done.index_digest}
+
+    return stream_task(task)
+
+
+class PushRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=1024, description="the local image")
+    destination: str | None = Field(None, max_length=1024,
+                                    description="where to push it (default: its name)")
+    insecure_registries: list[str] = Field(default_factory=list, max_length=32)
+    auth: RegistryAuth | None = None
+
+
+@router.post("/images/push")
+def push_image(request: Request, body: PushRequest) -> StreamingResponse:
+    """Push an image; streams NDJSON progress, then ``{"result": {reference, digest}}``."""
+    from minibox.registry.config import RegistryConfig
+    from minibox.registry.credentials import Credentials
+    from minibox.registry.push import push
+    from minibox.registry.reference import parse
+
+    dest = parse(body.destination or body.name)
+    store = _store(request)
+    local = _find(store, body.name)
+    config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
+    creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
+    return stream_task(lambda progress: push(store, local.digest, dest, config, creds=creds,
+                                             progress=progress))
+
+
+class TagRequest(BaseModel):
+    source: str = Field(min_length=1, max_length=1024, description="an image, by name or id")
+    target: str = Field(min_length=1, max_length=1024, description="the new NAME[:TAG]")
+
+
+@router.post("/images/tag", status_code=201)
+def tag_image(request: Request, body: TagRequest) -> dict:
+    store = _store(request)
+    image = _find(store, body.source)
+    name = store.tag(refs.normalize(body.target), image.descriptor)
+    return {"name": name, "digest": image.digest}
+
+
+# -- archives ---------------------------------------------------------------------------------
+@router.get("/images/save")
+def save_images(request: Request,
+                name: list[str] = Query(..., max_length=64,
+                                        description="images to save, by name or id")
+                ) -> StreamingResponse:
+    """An archive of the images: an OCI image layout that also carries Docker's
+    ``manifest.json`` (a plain tar, streamed; an error midway breaks the stream)."""
+    from minibox.api.ndjson import stream_writer
+    from minibox.archive.save import save
+
+    store = _store(request)
+    images = [(img.name, img) for img in (_find(store, n) for n in name)]
+    return stream_writer(lambda out: save(store, images, out), "application/x-tar")
+
+
+@router.post("/images/load")
+async def load_images(request: Request) -> StreamingResponse:
+    """Load the images of an archive sent as the body (tar, tar.gz or tar.zst: what
+    minibox, podman, skopeo or docker saved).  Streams NDJSON progress, then
+    ``{"result": {"images": [{names, digest}]}}``."""
+    from starlette.concurrency import run_in_threadpool
+
+    from minibox.archive.load import load
+
+    store = _store(request)
+    work = store.tmp_dir("upload-")
+    path = work / "archive"
+    try:
+        with open(path, "wb") as f:
+            async for chunk in request.stream():
+                await run_in_threadpool(f.write, chunk)
+    except BaseException:
+        remove_tree(work)
+        raise
+
+    def task(progress) -> dict:
+        try:
+            loaded = load(store, path, progress)
+        finally:
+            remove_tree(work)
+        return {"images": [{"names": i.names, "digest": i.digest} for i in loaded]}
+
+    return stream_task(task)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
 from minibox import __version__
 
@@ -18,3 +19,54 @@ def ping() -> str:
 @router.get("/version")
 def version() -> dict:
     return {"version": __version__, "api": 1}
+
+
+class RegistryLogin(BaseModel):
+    server: str = Field(min_length=1, max_length=255, description="registry host[:port]")
+    username: str = Field(min_length=1, max_length=512)
+    password: str = Field(min_length=1, max_length=8192)
+    insecure_registries: list[str] = Field(default_factory=list, max_length=32)
+
+
+@router.post("/registry/login")
+def registry_login(body: RegistryLogin) -> dict:
+    """Check credentials against a registry (its /v2/ root, answering its challenge).
+    Nothing is stored here: the client keeps its credentials."""
+    from minibox.registry.session import login
+
+    login(body.server, body.username, body.password, tuple(body.insecure_registries))
+    return {"status": "Login Succeeded"}
+
+
+def _store(request: Request):
+    from minibox.api.routers.images import _store as store_of
+    return store_of(request)
+
+
+@router.get("/system/df")
+def system_df(request: Request, verbose: bool = False) -> dict:
+    """Disk use by images, containers, volumes and the build cache (bytes on disk)."""
+    from minibox.space.usage import df
+    return df(_store(request), verbose=verbose)
+
+
+class PruneRequest(BaseModel):
+    all: bool = Field(False, description="also images no container uses, not only dangling "
+                                         "content")
+    build_cache: bool = Field(False, description="also the build cache")
+    volumes: bool = Field(False, description="also volumes no container uses")
+
+
+@router.post("/system/prune")
+def system_prune(request: Request, body: PruneRequest) -> dict:
+    """Remove what nothing references; ``freed`` is the bytes of disk the removals freed."""
+    from minibox.space.prune import prune
+    return prune(_store(request), all_images=body.all, build_cache=body.build_cache,
+                 volumes=body.volumes).to_dict()
+
+
+@router.get("/system/info")
+def system_info(request: Request) -> dict:
+    """The data root, the drivers in use, counts and versions."""
+    from minibox.space.info import info
+    return info(_store(request), request.app.state.settings)
