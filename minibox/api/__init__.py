@@ -2,4 +2,4 @@
 ``routers``, the error translation at the HTTP boundary in ``errors``, the token check in
 ``deps``, request size limits in ``limits``, streamed responses in ``streaming``."""
 
-__all__ = ["app", "deps", "errors", "limits", "routers", "streaming"]
+__all__ = ["app", "deps", "errors", "limits", "ndjson", "routers", "streaming"]

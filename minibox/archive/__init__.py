@@ -1,1 +1,4 @@
-"""Image archives: ``save`` (OCI layout + Docker manifest.json) and ``load`` (what minibox,\npodman, skopeo and docker write)."""
+"""Image archives: ``save`` (an OCI layout that also carries Docker's manifest.json) and
+``load`` (what minibox, podman, skopeo and docker write)."""
+
+__all__ = ["load", "save"]

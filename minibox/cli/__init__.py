@@ -1,7 +1,7 @@
 """``minibox``: the command line (click).  ``main`` is the entry point (and the click-free
 fast paths), ``commands`` the lazily loaded verbs; nothing heavy is imported at start."""
 
-__all__ = ["build", "client", "commands", "completion", "containers", "daemon_errors", "db",
-           "fasthttp", "fastjson", "fastrun", "foreground", "images", "main", "output",
-           "progress", "run_flags", "run_options", "session", "stats_view", "streams", "system",
-           "tables", "volumes"]
+__all__ = ["archive", "build", "client", "commands", "completion", "containers",
+           "daemon_errors", "db", "fasthttp", "fastjson", "fastrun", "foreground", "images",
+           "main", "output", "progress", "registry", "run_flags", "run_options", "session",
+           "stats_view", "streams", "system", "tables", "transfer_view", "volumes"]

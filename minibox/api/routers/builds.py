@@ -39,7 +39,10 @@ def create_build(request: Request,
                  file: FormText = "MiniBox",
                  minibox: Annotated[str | None, Form(max_length=MAX_MINIBOX_BYTES,
                                                      pattern=r"^[^\x00]*$")] = None,
-                 target: FormText | None = None,
+                 # Annotated outside the Optional: `FormText | None` would lose Form() and
+                 # make the target a query parameter, silently ignored
+                 target: Annotated[str | None, Form(max_length=4096,
+                                                    pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
                  no_cache: Annotated[bool, Form()] = False,
                  timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None,
                  pull: Annotated[Literal["missing", "always", "never"], Form()] = "missing"
