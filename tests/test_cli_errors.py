@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -136,8 +138,13 @@ def test_daemon_answering_errors(ctx_dir, shape, expect):
         server.server_close()
 
 
-def test_something_else_on_the_port(ctx_dir):
-    """MINIBOX_API names a port where something else (here, an SSH-like banner) answers."""
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+                                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    b"ffff\r\n\x01\0\0\0"],
+                         ids=["not-http", "reset-mid-answer"])
+def test_something_else_on_the_port(ctx_dir, answer):
+    """MINIBOX_API names a port where something else (an SSH-like banner) answers, or the
+    daemon's connection is reset in the middle of an answer."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
@@ -153,7 +160,10 @@ def test_something_else_on_the_port(ctx_dir):
                 try:
                     conn.settimeout(5)
                     conn.recv(65536)
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+                    conn.sendall(answer)
+                    time.sleep(0.05)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))     # close = reset
                 except OSError:
                     pass
     t = threading.Thread(target=serve, daemon=True)

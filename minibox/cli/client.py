@@ -87,6 +87,15 @@ class _Stream:
         return False
 
 
+def iter_raw(resp: httpx.Response):
+    """A streamed body's bytes; a connection lost mid-way is a DaemonUnavailable."""
+    try:
+        yield from resp.iter_raw()
+    except httpx.TransportError as e:
+        from minibox.cli.daemon_errors import lost_connection
+        raise lost_connection(e) from None
+
+
 def check(resp: httpx.Response) -> None:
     """Raise the daemon's error answer as a MiniBoxError (cli/daemon_errors.py)."""
     if resp.status_code < 400:

@@ -10,7 +10,7 @@ paths use this."""
 from __future__ import annotations
 
 from minibox.cli import fastjson as json
-from minibox.errors import MiniBoxError, Unauthorized, UserError
+from minibox.errors import DaemonUnavailable, MiniBoxError, Unauthorized, UserError
 
 _WHERE = ("body", "query", "path", "header")
 _MAX_TEXT = 300
@@ -41,6 +41,11 @@ def daemon_error(status: int, raw: bytes, reason: str = "") -> MiniBoxError:
     text = " ".join(text.split())[:_MAX_TEXT] or reason or "no details"
     return MiniBoxError(f"miniboxd answered {status}: {text}",
                         hint="is MINIBOX_API a miniboxd of this version?" if status == 404 else None)
+
+
+def lost_connection(e: Exception) -> DaemonUnavailable:
+    """The connection broke in the middle of an answer (reset, timed out)."""
+    return DaemonUnavailable(f"lost the connection to miniboxd: {e}", hint="is it still running?")
 
 
 def _field_error(d) -> str:

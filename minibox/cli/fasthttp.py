@@ -29,7 +29,11 @@ class Response:
         return self.headers.get(name.lower(), default)
 
     def _fill(self) -> bool:
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except OSError as e:      # reset, timed out: the daemon went away mid-answer
+            from minibox.cli.daemon_errors import lost_connection
+            raise lost_connection(e) from None
         self.buf += data
         return bool(data)
 

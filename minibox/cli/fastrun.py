@@ -106,3 +106,9 @@ def try_run(args: list[str]) -> int | None:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:     # our stdout's reader went away (`| head`): quietly, as click
+        import os               # does for every other command
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)          # (the exit's flush of what is left goes nowhere)
+        os.close(fd)
+        return 1

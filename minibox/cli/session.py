@@ -82,7 +82,8 @@ def _interactive(client, resp, in_path: str, resize_path: str, interactive: bool
         except MiniBoxError as e:
             result["error"] = e
         except Exception as e:  # noqa: BLE001 - the connection broke mid-stream
-            result["error"] = MiniBoxError(f"lost the connection to miniboxd: {e}")
+            from minibox.cli.daemon_errors import lost_connection
+            result["error"] = lost_connection(e)
         finally:
             done.set()
     ttymod.setraw(fd)

@@ -15,7 +15,11 @@ STDOUT, STDERR, EXIT = 1, 2, 3
 def frames(resp):
     """Yield (stream, payload) from a streamed response (httpx, or http.client's)."""
     buf = bytearray()
-    chunks = resp.iter_raw() if hasattr(resp, "iter_raw") else _chunks(resp)
+    if hasattr(resp, "iter_raw"):               # httpx's (already imported, then)
+        from minibox.cli.client import iter_raw
+        chunks = iter_raw(resp)
+    else:
+        chunks = _chunks(resp)
     for chunk in chunks:
         buf += chunk
         pos, n = 0, len(buf)

@@ -93,3 +93,20 @@ def test_completion_offers_the_daemons_names(farm):
     finally:
         farm.cli("rm", "-f", up, "walk-done")
         farm.cli("volume", "rm", "walk-vol")
+
+
+def test_output_cut_short_by_the_reader(farm):
+    """`minibox run ... | head -1`: no traceback when the pipe closes (fast path and click)."""
+    import subprocess
+    import sys
+    cid = run_ok(farm, "run", "-d", "busybox", "seq", "200000").strip()
+    try:
+        for args in (("run", "--rm", "busybox", "seq", "200000"), ("logs", "-f", cid)):
+            p = subprocess.Popen([sys.executable, "-m", "minibox.cli.main", *args],
+                                 env=farm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert p.stdout.readline() == b"1\n"
+            p.stdout.close()                      # as `| head -1` does
+            err = p.stderr.read()
+            assert p.wait(60) != 0 and b"Traceback" not in err, err
+    finally:
+        farm.cli("rm", "-f", cid)
