@@ -105,7 +105,7 @@ def _share(payload: dict, store, settings, layer: dict) -> None:
     from minibox.builder import remote
 
     if remote.is_remote(payload, settings):
-        daemon = remote.connect(payload)
+        daemon = remote.connect(payload, settings)
         if not daemon.has_blob(layer["digest"]):
             daemon.push_blob(store, layer["digest"])
 

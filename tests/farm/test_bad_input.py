@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 
-import httpx
 
 from tests.farmkit import write_ctx
 
@@ -113,7 +112,8 @@ def wait_for_event(farm, job: str, kind: str, timeout: float = 30) -> dict:
 def wait_for_status(farm, job: str, status: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rec = httpx.get(f"{farm.api}/builds/{job}").json()
+        with farm.http() as c:
+            rec = c.get(f"/builds/{job}").json()
         if rec["status"] == status:
             return
         time.sleep(0.05)
@@ -151,6 +151,7 @@ def test_two_builds_of_the_same_block_execute_it_once(farm, ctx, tmp_path):
     for t in ts:
         t.join()
     assert all(r.returncode == 0 for r in results.values()), results
-    jobs = httpx.get(f"{farm.api}/builds").json()[:2]
+    with farm.http() as c:
+        jobs = c.get("/builds").json()[:2]
     starts = sum(1 for j in jobs for e in farm.events(j["id"]) if e["type"] == "block_start")
     assert starts == 1

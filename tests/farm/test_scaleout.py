@@ -22,7 +22,7 @@ def split_farm(tmp_path):
     """A daemon with no local workers, and one build worker on a separate data root."""
     farm = Farm().start(args=("--no-workers",))
     other = Path(tempfile.mkdtemp(prefix="minibox-test-remote-", dir="/var/tmp"))
-    env = dict(farm.env, MINIBOX_DATA_ROOT=str(other),
+    env = dict(farm.env, MINIBOX_DATA_ROOT=str(other), MINIBOX_API_TOKEN=farm.token(),
                MINIBOX_BROKER_URL=f"redis+socket://{farm.root}/run/redis.sock")
     worker = subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "build",
                                "-c", "2", "-n", "remote@test"], env=env,
