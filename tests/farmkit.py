@@ -150,14 +150,21 @@ class Farm:
         return self.token_file.read_text().strip()
 
     def http(self, timeout: float = 60, token: str | None = None) -> httpx.Client:
-        """An API client with the daemon's token (``token=""``: none), on TCP or the unix
-        socket the farm's MINIBOX_API names."""
+        """An API client with the daemon's token (``token=""``: none), on TCP, https (with the
+        farm's MINIBOX_TLS_CA and client certificate) or the unix socket MINIBOX_API names."""
         token = self.token() if token is None and self.token_file.exists() else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if self.api.startswith("unix://"):
             return httpx.Client(base_url="http://miniboxd", headers=headers, timeout=timeout,
                                 transport=httpx.HTTPTransport(uds=self.api[len("unix://"):]))
-        return httpx.Client(base_url=self.api, headers=headers, timeout=timeout)
+        verify = True
+        if self.api.startswith("https://"):
+            import ssl
+            verify = ssl.create_default_context(cafile=self.env.get("MINIBOX_TLS_CA"))
+            if self.env.get("MINIBOX_TLS_CLIENT_CERT"):
+                verify.load_cert_chain(self.env["MINIBOX_TLS_CLIENT_CERT"],
+                                       self.env.get("MINIBOX_TLS_CLIENT_KEY"))
+        return httpx.Client(base_url=self.api, headers=headers, timeout=timeout, verify=verify)
 
     def events(self, job_id: str) -> list[dict]:
         with self.http(30) as c:
