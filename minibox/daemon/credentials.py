@@ -21,6 +21,7 @@ import secrets
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from minibox.config import API_GROUP, Settings
@@ -39,22 +40,25 @@ def api_group() -> int | None:
         return grp.getgrnam(API_GROUP).gr_gid
     except KeyError:
         pass
-    try:
-        r = subprocess.run(["groupadd", "--system", API_GROUP], capture_output=True, text=True)
-    except OSError as e:
-        r = None
-        why = str(e)
-    else:
-        why = r.stderr.strip()
-    try:
-        gid = grp.getgrnam(API_GROUP).gr_gid      # made now, or by a racing daemon (exit 9)
-    except KeyError:
-        log.warning("cannot create the group '%s' (%s): only root can use the local API",
-                    API_GROUP, why or f"groupadd exited {r.returncode if r else '?'}")
-        return None
-    log.info("created the system group '%s' (gid %d): its members may use the API; "
-             "add a user with: usermod -aG %s USER", API_GROUP, gid, API_GROUP)
-    return gid
+    why = ""
+    for attempt in range(4):      # groupadd exits 10 while another holds /etc/group's lock
+        try:
+            r = subprocess.run(["groupadd", "--system", API_GROUP], capture_output=True,
+                               text=True)
+            why = r.stderr.strip() or f"groupadd exited {r.returncode}"
+        except OSError as e:
+            why = str(e)
+        try:
+            gid = grp.getgrnam(API_GROUP).gr_gid      # made now, or by a racing daemon
+        except KeyError:
+            time.sleep(0.2 * (attempt + 1))
+            continue
+        log.info("created the system group '%s' (gid %d): its members may use the API; "
+                 "add a user with: usermod -aG %s USER", API_GROUP, gid, API_GROUP)
+        return gid
+    log.warning("cannot create the group '%s' (%s): only root can use the local API",
+                API_GROUP, why)
+    return None
 
 
 def share_with_group(path: Path, gid: int | None, mode: int) -> None:
