@@ -99,6 +99,10 @@ def test_the_cli_over_the_unix_socket(farm):
     assert r.returncode == 0, r.stderr
     r = farm.cli("--host", f"unix://{sock}", "volume", "ls")
     assert "over-socket" in r.stdout
+    # --host reaches the fast path too (stats: no click), with no token to find
+    r = farm.cli("--host", f"unix://{sock}", "stats", "--no-stream",
+                 env={"MINIBOX_DATA_ROOT": "/nonexistent", "MINIBOX_API": farm.api + "0"})
+    assert r.returncode == 0, r.stderr
     farm.cli("volume", "rm", "over-socket")
 
 
