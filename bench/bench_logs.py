@@ -98,8 +98,8 @@ def bench_minibox(farm, n: int, lines: int, follow_lines: int) -> dict:
     cid = subprocess.run(mbx(farm, "run", "-d", "busybox", "seq", str(FIRST),
                              str(FIRST + lines - 1)), env=env, capture_output=True,
                          check=True).stdout.decode().strip()
-    import httpx
-    httpx.post(f"{farm.api}/containers/{cid}/wait", params={"timeout": 60}, timeout=70)
+    with farm.http(70) as c:
+        c.post(f"/containers/{cid}/wait", params={"timeout": 60})
     res = {}
     for key, extra in (("logs", []), ("logs -t", ["-t"])):
         runs = [timed_read(mbx(farm, "logs", *extra, cid), env) for _ in range(n)]

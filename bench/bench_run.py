@@ -60,10 +60,9 @@ def bench_podman(n: int) -> float | None:
 def bench_api(farm, n: int) -> float:
     """Daemon side: POST /containers?attach=1 until the exit frame (create, cgroup, start,
     exit, exit code recorded), through HTTP."""
-    import httpx
     body = {"image": "busybox", "command": ["true"], "autoremove": True, "network": "none"}
     out = []
-    with httpx.Client(base_url=farm.api, timeout=30) as c:
+    with farm.http(30) as c:
         for i in range(n + 2):
             t = time.perf_counter()
             with c.stream("POST", "/containers", params={"attach": True}, json=body) as r:

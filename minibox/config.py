@@ -3,6 +3,13 @@
 The reference engine's variables keep their meaning: MINIBOX_DATA_ROOT, MINIBOX_HTTP_ADDR,
 MINIBOX_API_TOKEN, MINIBOX_BUILD_PREFIXES.  New ones: MINIBOX_BROKER_URL (use this Redis
 instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION.
+
+The API always needs a credential (DESIGN.md, "Trust boundaries"): MINIBOX_API_TOKEN when
+set, else a token the daemon generates once into ``run/api-token`` (0640 root:minibox); a
+unix socket ``run/miniboxd.sock`` (0660 root:minibox) beside TCP; TLS with
+MINIBOX_TLS_CERT/MINIBOX_TLS_KEY, client certificates with MINIBOX_TLS_CLIENT_CA.  A remote
+build worker is a client of the daemon: MINIBOX_API_TOKEN, and for https MINIBOX_TLS_CA
+(and MINIBOX_TLS_CLIENT_CERT/MINIBOX_TLS_CLIENT_KEY when the daemon wants certificates).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 DEFAULT_DATA_ROOT = "/var/lib/minibox"
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
+API_GROUP = "minibox"            # who may use the local API (token file, unix socket)
 DEFAULT_BUILD_PREFIXES = "/home,/tmp,/var/tmp,/var/lib/minibox,/root,/srv,/opt,/usr/local/src"
 
 
@@ -40,6 +48,9 @@ def _context_limits(env) -> "ContextLimits":
                          max_ratio=number("MINIBOX_CONTEXT_MAX_RATIO", base.max_ratio))
 
 
+_TLS = ("tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key")
+
+
 @dataclass
 class Settings:
     data_root: Path = field(default_factory=lambda: Path(DEFAULT_DATA_ROOT))
@@ -51,6 +62,13 @@ class Settings:
     layer_compression: str = "none"
     public_url: str | None = None
     context_limits: "ContextLimits" = field(default_factory=lambda: _context_limits({}))
+    api_auth: str = "token"                 # "token", or "none" (loopback and sockets only)
+    tls_cert: str | None = None             # the daemon's certificate and key (https)
+    tls_key: str | None = None
+    tls_client_ca: str | None = None        # require client certificates signed by this CA
+    tls_ca: str | None = None               # a worker: the CA that signed the daemon's cert
+    tls_client_cert: str | None = None      # a worker: its own certificate for the daemon
+    tls_client_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -70,6 +88,8 @@ class Settings:
             layer_compression=(env.get("MINIBOX_LAYER_COMPRESSION") or "none").strip(),
             public_url=(env.get("MINIBOX_PUBLIC_URL") or "").strip().rstrip("/") or None,
             context_limits=_context_limits(env),
+            api_auth=(env.get("MINIBOX_API_AUTH") or "token").strip().lower(),
+            **{f: (env.get(f"MINIBOX_{f.upper()}") or "").strip() or None for f in _TLS},
         )
 
     # --- derived paths -----------------------------------------------------------
@@ -80,6 +100,14 @@ class Settings:
     @property
     def redis_socket(self) -> Path:
         return self.run_dir / "redis.sock"
+
+    @property
+    def token_file(self) -> Path:
+        return self.run_dir / "api-token"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.run_dir / "miniboxd.sock"
 
     @property
     def contexts_dir(self) -> Path:
@@ -96,7 +124,7 @@ class Settings:
             return self.public_url
         if self.http_addr.startswith("unix://"):
             return self.http_addr
-        return f"http://{self.http_addr}"
+        return f"{'https' if self.tls_cert else 'http'}://{self.http_addr}"
 
     def effective_broker_url(self) -> str:
         """The broker every process of this farm uses."""

@@ -1,6 +1,10 @@
 """A real MiniBox farm for tests: miniboxd on its embedded default (a private redis-server,
 real Celery build workers and the runtime worker) over a temporary data root, driven
-through the real CLI.  Nothing here is mocked."""
+through the real CLI.  Nothing here is mocked.
+
+The API needs its token: ``farm.cli`` finds it as a user's CLI does (as root, in the data
+root's ``run/api-token``: MINIBOX_DATA_ROOT is in ``farm.env``), and ``farm.http()`` sends
+it.  Tests reach the API only through those two, never with a bare httpx call."""
 
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ def busybox_tarball() -> Path:
     return path
 
 
+# what would make the CLI or the daemon use another credential than the farm's own
+CLIENT_VARS = ("MINIBOX_API_TOKEN", "MINIBOX_API_AUTH", "MINIBOX_TLS_CA", "MINIBOX_TLS_CERT",
+               "MINIBOX_TLS_KEY", "MINIBOX_TLS_CLIENT_CA", "MINIBOX_TLS_CLIENT_CERT",
+               "MINIBOX_TLS_CLIENT_KEY")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,8 +59,10 @@ class Farm:
                          "NO_COLOR": "1",
                          # no test may reach a registry beyond loopback (Docker Hub ...)
                          "MINIBOX_REGISTRY_ALLOW": "loopback"})
-        self.env.pop("MINIBOX_BROKER_URL", None)
+        for var in ("MINIBOX_BROKER_URL", *CLIENT_VARS):
+            self.env.pop(var, None)
         self.env.update(extra_env or {})
+        self.api = self.env["MINIBOX_API"]
         self.proc: subprocess.Popen | None = None
         self.log = self.root.parent / (self.root.name + ".daemon.log")
 
@@ -66,8 +78,9 @@ class Farm:
             if self.proc.poll() is not None:
                 raise RuntimeError("miniboxd exited at start:\n" + self.log.read_text())
             try:
-                if httpx.get(self.api + "/ping", timeout=1).status_code == 200:
-                    return self
+                with self.http(timeout=1) as c:    # /ping is open; the token file is made
+                    if c.get("/ping").status_code == 200:    # before the daemon listens
+                        return self
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
@@ -130,19 +143,43 @@ class Farm:
                                  f"{r.stderr}")
         return r
 
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api, timeout=60)
+    @property
+    def token_file(self) -> Path:
+        return self.root / "run" / "api-token"
+
+    def token(self) -> str:
+        """The daemon's API token, read from its file as root would."""
+        return self.token_file.read_text().strip()
+
+    def http(self, timeout: float = 60, token: str | None = None) -> httpx.Client:
+        """An API client with the daemon's token (``token=""``: none), on TCP, https (with the
+        farm's MINIBOX_TLS_CA and client certificate) or the unix socket MINIBOX_API names."""
+        token = self.token() if token is None and self.token_file.exists() else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self.api.startswith("unix://"):
+            return httpx.Client(base_url="http://miniboxd", headers=headers, timeout=timeout,
+                                transport=httpx.HTTPTransport(uds=self.api[len("unix://"):]))
+        verify = True
+        if self.api.startswith("https://"):
+            import ssl
+            verify = ssl.create_default_context(cafile=self.env.get("MINIBOX_TLS_CA"))
+            if self.env.get("MINIBOX_TLS_CLIENT_CERT"):
+                verify.load_cert_chain(self.env["MINIBOX_TLS_CLIENT_CERT"],
+                                       self.env.get("MINIBOX_TLS_CLIENT_KEY"))
+        return httpx.Client(base_url=self.api, headers=headers, timeout=timeout, verify=verify)
 
     def events(self, job_id: str) -> list[dict]:
-        r = httpx.get(f"{self.api}/builds/{job_id}/events", params={"follow": "false"},
-                      timeout=30)
+        with self.http(30) as c:
+            r = c.get(f"/builds/{job_id}/events", params={"follow": "false"})
         return [json.loads(x) for x in r.text.splitlines() if x.strip()]
 
     def last_job(self) -> dict:
-        return httpx.get(f"{self.api}/builds", timeout=10).json()[0]
+        with self.http(10) as c:
+            return c.get("/builds").json()[0]
 
     def image(self, name: str) -> dict:
-        r = httpx.get(f"{self.api}/images/{name}/json", timeout=10)
+        with self.http(10) as c:
+            r = c.get(f"/images/{name}/json")
         r.raise_for_status()
         return r.json()
 

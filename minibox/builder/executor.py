@@ -103,7 +103,7 @@ def _share(job: BlockJob, store, settings, layer: dict) -> None:
     from minibox.builder import remote
 
     if job.is_remote(settings.data_root):
-        daemon = remote.connect(job)
+        daemon = remote.connect(job, settings)
         if not daemon.has_blob(layer["digest"]):
             daemon.push_blob(store, layer["digest"])
 

@@ -6,6 +6,12 @@ context as a tar (``GET /builds/{job}/context``) and every layer blob it lacks b
 (``GET /blobs/{digest}``, verified while it is written), and after committing its block it
 sends the new layer's blob back (``PUT /blobs/{digest}``, verified by the daemon), so the
 daemon can stack it into the image and later blocks anywhere can fetch it.
+
+The worker authenticates as any client does: MINIBOX_API_TOKEN (the daemon's token), and
+for an https daemon MINIBOX_TLS_CA (and MINIBOX_TLS_CLIENT_CERT/KEY when it wants client
+certificates).  At its start a build worker checks both against the daemon the farm's
+broker names (``check_daemon``), so a wrong token or an unreachable daemon is a start-up
+error, not a failed block later.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import os
 import time
 from pathlib import Path
 
-from minibox.errors import DaemonUnavailable, MiniBoxError, StoreError
+from minibox.errors import DaemonUnavailable, MiniBoxError, StoreError, Unauthorized
 from minibox.rmtree import remove_tree
 from minibox.wire.build import BlockJob
+from minibox.wire.keys import DAEMON_RECORD
 
 CHUNK = 1 << 20
 
@@ -24,27 +31,52 @@ CHUNK = 1 << 20
 class Daemon:
     """The daemon's blob and context endpoints, seen from a build worker."""
 
-    def __init__(self, url: str, token: str | None = None):
+    def __init__(self, url: str, settings):
         import httpx
 
+        token = settings.api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if url.startswith("unix://"):
             self.http = httpx.Client(base_url="http://miniboxd", headers=headers,
                                      transport=httpx.HTTPTransport(uds=url[7:]), timeout=600)
         else:
-            self.http = httpx.Client(base_url=url, headers=headers, timeout=600)
+            self.http = httpx.Client(base_url=url, headers=headers, timeout=600,
+                                     verify=_tls(settings) if url.startswith("https:") else True)
         self.url = url
 
     def _fail(self, what: str, e: Exception) -> MiniBoxError:
         return DaemonUnavailable(f"{what} from miniboxd at {self.url}: {e}",
-                                 hint="check MINIBOX_PUBLIC_URL on the daemon and the "
-                                      "network between this worker and it")
+                                 hint="check MINIBOX_PUBLIC_URL on the daemon, the network "
+                                      "between this worker and it, and for https "
+                                      "MINIBOX_TLS_CA (and MINIBOX_TLS_CLIENT_CERT/KEY) here")
+
+    def _refused(self, resp) -> None:
+        if resp.status_code == 401:
+            what = "refused this worker's API token" if "authorization" in self.http.headers \
+                else "needs an API token, and this worker has none"
+            raise Unauthorized(f"miniboxd at {self.url} {what}",
+                               hint="set MINIBOX_API_TOKEN for this worker to the daemon's "
+                                    "token (the daemon's DATA_ROOT/run/api-token)")
+
+    def check(self) -> None:
+        """One authenticated request: the token and the network are right, or a clear error."""
+        import httpx
+
+        try:
+            resp = self.http.get("/version", timeout=30)
+        except httpx.TransportError as e:
+            raise self._fail("cannot reach the API", e) from None
+        self._refused(resp)
+        if resp.status_code != 200:
+            raise DaemonUnavailable(f"miniboxd at {self.url} answered {resp.status_code} "
+                                    "to GET /version", hint="is MINIBOX_PUBLIC_URL the daemon's?")
 
     def fetch_blob(self, store, digest: str, media_type: str) -> None:
         import httpx
 
         try:
             with self.http.stream("GET", f"/blobs/{digest}") as resp:
+                self._refused(resp)
                 if resp.status_code != 200:
                     raise StoreError(f"the daemon has no blob {digest} ({resp.status_code})")
                 with store.open_blob_writer(media_type, expected_digest=digest) as w:
@@ -57,9 +89,11 @@ class Daemon:
         import httpx
 
         try:
-            return self.http.head(f"/blobs/{digest}").status_code == 200
+            resp = self.http.head(f"/blobs/{digest}")
         except httpx.TransportError as e:
             raise self._fail(f"cannot look up {digest}", e) from None
+        self._refused(resp)
+        return resp.status_code == 200
 
     def push_blob(self, store, digest: str) -> None:
         import httpx
@@ -72,6 +106,7 @@ class Daemon:
             resp = self.http.put(f"/blobs/{digest}", content=body())
         except httpx.TransportError as e:
             raise self._fail(f"cannot send {digest}", e) from None
+        self._refused(resp)
         if resp.status_code >= 300:
             raise StoreError(f"the daemon refused layer {digest}: {resp.text[:200]}")
 
@@ -82,6 +117,7 @@ class Daemon:
 
         try:
             with self.http.stream("GET", f"/builds/{job}/context") as resp:
+                self._refused(resp)
                 if resp.status_code != 200:
                     raise StoreError(f"the daemon has no context for job {job} "
                                      f"({resp.status_code})")
@@ -109,8 +145,41 @@ class _Reader:
         return out
 
 
-def connect(job: BlockJob) -> Daemon:
-    return Daemon(job.daemon_url, os.environ.get("MINIBOX_API_TOKEN") or None)
+def is_remote(daemon_root: str | None, settings) -> bool:
+    """True when this worker does not share the daemon's data root."""
+    return bool(daemon_root) and \
+        os.path.realpath(daemon_root) != os.path.realpath(settings.data_root)
+
+
+def connect(job: BlockJob, settings) -> Daemon:
+    return Daemon(job.daemon_url, settings)
+
+
+def _tls(settings):
+    """The client side of https: trust MINIBOX_TLS_CA (else the system's CAs), present
+    MINIBOX_TLS_CLIENT_CERT/KEY when given."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=settings.tls_ca)
+    if settings.tls_client_cert:
+        ctx.load_cert_chain(settings.tls_client_cert, settings.tls_client_key)
+    return ctx
+
+
+def check_daemon(settings, redis) -> str | None:
+    """At a build worker's start: when the farm's daemon (as it announced itself on the
+    broker) keeps its data on another root than this worker, this worker will call its API;
+    check that it can, now.  The daemon's URL, or None when there is nothing to check."""
+    rec = {k.decode(): v.decode() for k, v in redis.hgetall(DAEMON_RECORD).items()}
+    if not rec.get("url") or not is_remote(rec.get("data_root"), settings):
+        return None
+    try:
+        Daemon(rec["url"], settings).check()
+    except (OSError, ValueError) as e:          # ssl: an unreadable CA or client cert
+        raise MiniBoxError(f"cannot set up TLS to miniboxd at {rec['url']}: {e}",
+                           hint="check MINIBOX_TLS_CA, MINIBOX_TLS_CLIENT_CERT and "
+                                "MINIBOX_TLS_CLIENT_KEY") from None
+    return rec["url"]
 
 
 def prepare(job: BlockJob, store, settings) -> tuple[Daemon, BlockJob]:
@@ -118,7 +187,7 @@ def prepare(job: BlockJob, store, settings) -> tuple[Daemon, BlockJob]:
     the daemon and the job with its context_dir on this machine."""
     from minibox.store.layertar import LayerInfo
 
-    daemon = connect(job)
+    daemon = connect(job, settings)
     layers = list(job.lowers) + [x for ls in job.copy_from.values() for x in ls]
     for raw in layers:
         layer = LayerInfo.from_dict(raw)

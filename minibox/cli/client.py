@@ -1,12 +1,11 @@
 """The CLI's HTTP client for miniboxd (httpx), with errors translated once, here.
 
-MINIBOX_API is ``http://host:port`` (default http://127.0.0.1:8080) or ``unix:///path.sock``;
-MINIBOX_API_TOKEN, when set, is sent as a bearer token on every request.
+Where the daemon is and the token it gets come from cli/endpoint.py (``--host``/MINIBOX_API,
+MINIBOX_API_TOKEN or the daemon's token file, MINIBOX_TLS_CA for https).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import types
 
@@ -16,25 +15,24 @@ import types
 sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
 import httpx  # noqa: E402
 
+from minibox.cli import endpoint
 from minibox.errors import DaemonUnavailable
-
-DEFAULT_API = "http://127.0.0.1:8080"
 
 
 class Client:
-    def __init__(self, api: str | None = None, token: str | None = None,
-                 timeout: float | None = 60.0):
-        api = (api or os.environ.get("MINIBOX_API") or DEFAULT_API).strip().rstrip("/")
-        token = token if token is not None else (os.environ.get("MINIBOX_API_TOKEN") or "")
-        headers = {"Authorization": f"Bearer {token.strip()}"} if token.strip() else {}
-        if api.startswith("unix://"):
-            transport = httpx.HTTPTransport(uds=api[len("unix://"):])
-            base = "http://miniboxd"
+    def __init__(self, timeout: float | None = 60.0):
+        ep = endpoint.current()
+        headers = {"Authorization": f"Bearer {ep.token}"} if ep.token else {}
+        verify = True
+        if ep.unix_path is not None:
+            transport, base = httpx.HTTPTransport(uds=ep.unix_path), "http://miniboxd"
         else:
-            transport, base = None, api
-        self.api = api
+            transport, base = None, ep.api
+            if ep.api.startswith("https://"):
+                verify = ep.ssl_context()
+        self.api = ep.api
         self.http = httpx.Client(base_url=base, headers=headers, transport=transport,
-                                 timeout=timeout)
+                                 timeout=timeout, verify=verify)
 
     # --- plumbing ----------------------------------------------------------------
     def request(self, method: str, path: str, **kw) -> httpx.Response:
@@ -100,5 +98,7 @@ def check(resp: httpx.Response) -> None:
     """Raise the daemon's error answer as a MiniBoxError (cli/daemon_errors.py)."""
     if resp.status_code < 400:
         return
+    if resp.status_code == 401:
+        raise endpoint.current().unauthorized()
     from minibox.cli.daemon_errors import daemon_error
     raise daemon_error(resp.status_code, resp.content, resp.reason_phrase)

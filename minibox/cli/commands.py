@@ -108,10 +108,23 @@ class LazyGroup(Group):
             formatter.write_dl(rows)
 
 
+def _use_host(_ctx, _param, value):
+    if value:
+        from minibox.cli import endpoint
+        endpoint.use_host(value)
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-H", "--host", metavar="ADDR", expose_value=False, callback=_use_host,
+              help="The daemon: http://HOST:PORT, https://HOST:PORT or unix:///PATH "
+                   "[env MINIBOX_API; default http://127.0.0.1:8080].")
 @click.version_option(__version__, prog_name="minibox")
 def cli() -> None:
     """minibox: build images from MiniBox files and run containers.
 
-    Talks to miniboxd at $MINIBOX_API (default http://127.0.0.1:8080).
+    Talks to miniboxd at --host or $MINIBOX_API (default http://127.0.0.1:8080) with the
+    API token from $MINIBOX_API_TOKEN or, for a local daemon, the file the daemon keeps it
+    in ($MINIBOX_DATA_ROOT/run/api-token: root and the group minibox may read it).  For
+    https, $MINIBOX_TLS_CA, $MINIBOX_TLS_CLIENT_CERT and $MINIBOX_TLS_CLIENT_KEY.
     """

@@ -121,10 +121,6 @@ def logs(follow, tail, timestamps, since, container) -> int:
     if since:
         params["since"] = _since(since)
     path = f"/containers/{_q(container)}/logs"
-    if (os.environ.get("MINIBOX_API") or "").strip().startswith("https://"):
-        with _client(None).stream("GET", path, params=params) as r:
-            copy_out(r)
-        return 0
     from minibox.cli import fasthttp       # not httpx: its import is most of a short `logs`
     resp = fasthttp.request("GET", path, {k: str(v).lower() if isinstance(v, bool) else v
                                           for k, v in params.items()})

@@ -3,9 +3,9 @@
 httpx (and even http.client, which pulls in the email package) costs more to import than
 the whole container run takes.  Even socket.py, urllib.parse and the idna codec (which
 getaddrinfo of a str host loads) show: this uses the _socket C module and connects to an
-IP-literal address directly.  Same settings as cli/client.py: MINIBOX_API
-(http://host:port or unix:///path.sock) and MINIBOX_API_TOKEN.  Handles what miniboxd
-sends: a status line, headers, then a chunked or Content-Length body.
+IP-literal address directly (https, rarer, pays for socket.py and ssl).  Where to connect
+and which token to send come from cli/endpoint.py, as for cli/client.py.  Handles what
+miniboxd sends: a status line, headers, then a chunked or Content-Length body.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import _socket  # the C module: socket.py (selectors, enum wrappers) costs ~5 ms
 from minibox.cli import fastjson as json
 import os
 
+from minibox.cli import endpoint
 from minibox.errors import DaemonUnavailable, MiniBoxError
-
-DEFAULT_API = "http://127.0.0.1:8080"
 
 
 class Response:
@@ -89,22 +88,28 @@ class Response:
         self.sock.close()
 
 
-def _connect(api: str):
-    if api.startswith("unix://"):
-        return _open(_socket.AF_UNIX, api[len("unix://"):]), "miniboxd"
-    hostport = api.split("://", 1)[-1].split("/", 1)[0]
-    host, _, port = hostport.rpartition(":")
-    if not host:
-        host, port = hostport, "80"
-    host = host.strip("[]")
+def _connect(ep: endpoint.Endpoint):
+    if ep.unix_path is not None:
+        return _open(_socket.AF_UNIX, ep.unix_path), "miniboxd"
+    host, port = ep.hostport()
+    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if ep.api.startswith("https://"):
+        import socket
+        ctx = ep.ssl_context()
+        raw = socket.create_connection((host, port))
+        try:
+            return ctx.wrap_socket(raw, server_hostname=host), hostport
+        except BaseException:
+            raw.close()
+            raise
     for family in (_socket.AF_INET, _socket.AF_INET6):
         try:
             _socket.inet_pton(family, host)
         except OSError:
             continue
-        return _open(family, (host, int(port))), hostport
+        return _open(family, (host, port)), hostport
     import socket   # a host name: resolve it (getaddrinfo) the usual way
-    return socket.create_connection((host, int(port))), hostport
+    return socket.create_connection((host, port)), hostport
 
 
 def _open(family: int, address):
@@ -141,20 +146,17 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
     """Send a request whose body is ``parts`` (bytes, or binary files read to their end),
     ``length`` bytes in all, or with ``length=None`` chunked (``parts``: bytes as they come,
     e.g. from a generator reading a pipe); the open response (MiniBoxError on >= 400)."""
-    api = (os.environ.get("MINIBOX_API") or DEFAULT_API).strip().rstrip("/")
-    if api.startswith("https://"):
-        raise MiniBoxError("https is not supported by the fast path", hint="use http or unix://")
+    ep = endpoint.current()
     try:
-        sock, host = _connect(api)
+        sock, host = _connect(ep)
         sock.settimeout(timeout)
         query = "&".join(f"{k}={quote(str(v))}" for k, v in (params or {}).items())
         head = [f"{method} {path}{'?' + query if query else ''} HTTP/1.1", f"Host: {host}",
                 "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"]
         if content_type:
             head.append(f"Content-Type: {content_type}")
-        token = (os.environ.get("MINIBOX_API_TOKEN") or "").strip()
-        if token:
-            head.append(f"Authorization: Bearer {token}")
+        if ep.token:
+            head.append(f"Authorization: Bearer {ep.token}")
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         for part in parts:
             if length is None:
@@ -171,7 +173,7 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
                 raise ConnectionError("the daemon closed the connection")
             buf += chunk
     except OSError as e:
-        raise DaemonUnavailable(f"cannot reach miniboxd at {api}: {e}",
+        raise DaemonUnavailable(f"cannot reach miniboxd at {ep.api}: {e}",
                                 hint="start it with `miniboxd` (as root), or set MINIBOX_API") from None
     head_raw, _, rest = buf.partition(b"\r\n\r\n")
     lines = head_raw.decode("latin-1").split("\r\n")
@@ -213,5 +215,8 @@ def multipart(fields: dict[str, str], file_field: str, fileobj, size: int,
 
 
 def _error(resp: Response) -> MiniBoxError:
+    raw = resp.read()
+    if resp.status == 401:
+        return endpoint.current().unauthorized()
     from minibox.cli.daemon_errors import daemon_error
-    return daemon_error(resp.status, resp.read())
+    return daemon_error(resp.status, raw)

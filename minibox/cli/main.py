@@ -16,7 +16,7 @@ FAST = {"run": "minibox.cli.fastrun:try_run", "stats": "minibox.cli.stats_view:t
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _take_host(sys.argv[1:] if argv is None else argv)
     fast = FAST.get(argv[0]) if argv else None
     if fast is not None:
         module, attr = fast.split(":")
@@ -28,6 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     from minibox.cli.commands import cli
     from minibox.cli.output import run_command
     return run_command(cli, argv)
+
+
+def _take_host(argv: list[str]) -> list[str]:
+    """``minibox [-H|--host ADDR] COMMAND ...``: the daemon's address for every command, the
+    fast paths too (the click group only documents the option)."""
+    if argv and argv[0].startswith("--host="):
+        host, argv = argv[0][len("--host="):], argv[1:]
+    elif len(argv) >= 2 and argv[0] in ("-H", "--host"):
+        host, argv = argv[1], argv[2:]
+    else:
+        return argv
+    from minibox.cli import endpoint
+    endpoint.use_host(host)
+    return argv
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ They import nothing else of MiniBox.
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.codec import ProtocolError
 from minibox.wire.events import EVENT_TYPES, TERMINAL_EVENTS, Event, event_from_wire
-from minibox.wire.keys import (BLOCK_CACHE_PATTERN, BUILDS_INDEX, LOCK_TTL, block_cache_key,
+from minibox.wire.keys import (BLOCK_CACHE_PATTERN, BUILDS_INDEX, DAEMON_RECORD, LOCK_TTL, block_cache_key,
                                block_lock_key, job_cancel_key, job_events_key, job_hosts_key,
                                job_record_key, job_tasks_key)
 from minibox.wire.queues import (BUILD_BLOCK, BUILD_PING, BUILD_QUEUE, RUNTIME_QUEUE,
@@ -33,7 +33,7 @@ from minibox.wire.queues import (BUILD_BLOCK, BUILD_PING, BUILD_QUEUE, RUNTIME_Q
 
 __all__ = [
     "BLOCK_CACHE_PATTERN", "BUILDS_INDEX", "BUILD_BLOCK", "BUILD_PING", "BUILD_QUEUE",
-    "BlockJob", "BlockResult", "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError",
+    "BlockJob", "BlockResult", "DAEMON_RECORD", "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError",
     "RUNTIME_QUEUE", "RUNTIME_VERBS", "TASK_ROUTES", "TERMINAL_EVENTS", "block_cache_key",
     "block_lock_key", "event_from_wire", "job_cancel_key", "job_events_key", "job_hosts_key",
     "job_record_key", "job_tasks_key", "runtime_task",

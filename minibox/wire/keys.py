@@ -8,6 +8,8 @@ from __future__ import annotations
 
 #: sorted set of build job ids, scored by creation time
 BUILDS_INDEX = "minibox:builds"
+#: hash: url, data_root, pid of the farm's daemon (remote build workers check it at start)
+DAEMON_RECORD = "minibox:daemon"
 
 #: a block lock's lease in seconds; its holder refreshes it every LOCK_TTL / 3, and the
 #: daemon declares a STARTED block lost when its lock has been gone for 3 x LOCK_TTL

@@ -23,8 +23,12 @@ def cli() -> None:
               help="Worker processes (default: max(4, 2 x cores)). [env MINIBOX_BUILD_CONCURRENCY]")
 @click.option("-n", "--name", default=None, help="Worker name (default build@HOSTNAME).")
 def build(concurrency, name) -> None:
-    """Run build workers: execute blocks from the `build` queue."""
+    """Run build workers: execute blocks from the `build` queue.
+
+    A worker on another data root than the daemon's calls the daemon's API (blobs, build
+    contexts) with MINIBOX_API_TOKEN; it checks that it can before taking any block."""
     settings = Settings.from_env()
+    _check_daemon(settings)
     from minibox.workers.celery_app import app
 
     app.worker_main(["worker", "-Q", BUILD_QUEUE, "-P", "prefork",
@@ -32,6 +36,29 @@ def build(concurrency, name) -> None:
                      "--prefetch-multiplier", "1", "-E", "--without-gossip",
                      "--without-mingle", "-n", name or f"build@{socket.gethostname()}",
                      "--loglevel", "INFO"])
+
+
+def _check_daemon(settings: Settings) -> None:
+    """A wrong token, an unreachable daemon or broker: a clear error and exit 1, now."""
+    import redis
+
+    from minibox.builder.remote import check_daemon
+    from minibox.errors import MiniBoxError
+    from minibox.redisconn import connect
+
+    try:
+        url = check_daemon(settings, connect(settings))
+    except redis.RedisError as e:
+        err = MiniBoxError(f"cannot reach the broker at {settings.effective_broker_url()}: {e}",
+                           hint="check MINIBOX_BROKER_URL")
+    except MiniBoxError as e:
+        err = e
+    else:
+        if url:
+            click.echo(f"minibox-worker: miniboxd at {url} accepts this worker", err=True)
+        return
+    click.echo(f"minibox-worker: {err.render()}", err=True)
+    sys.exit(err.exit_code)
 
 
 @cli.command()

@@ -17,7 +17,8 @@ from tests.farmkit import Farm, free_port, write_ctx
 
 
 def test_openapi_lists_the_build_routes(farm):
-    spec = httpx.get(f"{farm.api}/openapi.json").json()
+    with farm.http() as c:
+        spec = c.get("/openapi.json").json()
     paths = spec["paths"]
     for p in ("/builds", "/builds/{job_id}", "/builds/{job_id}/events",
               "/builds/{job_id}/cancel", "/builds/path", "/images", "/ping"):
@@ -26,23 +27,26 @@ def test_openapi_lists_the_build_routes(farm):
 
 def test_build_from_a_daemon_side_path_and_follow_events(farm, tmp_path):
     ctx = write_ctx(tmp_path / "srv", {"MiniBox": "BASE busybox\nBLOCK a\n    RUN echo hi\n"})
-    r = httpx.post(f"{farm.api}/builds/path", json={"tag": "from-path", "context": str(ctx)})
-    assert r.status_code == 202, r.text
-    job = r.json()["id"]
-    with httpx.stream("GET", f"{farm.api}/builds/{job}/events", timeout=60) as resp:
-        types = [json.loads(line)["type"] for line in resp.iter_lines() if line.strip()]
+    with farm.http() as c:
+        r = c.post("/builds/path", json={"tag": "from-path", "context": str(ctx)})
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+        with c.stream("GET", f"/builds/{job}/events") as resp:
+            types = [json.loads(line)["type"] for line in resp.iter_lines() if line.strip()]
     assert types[0] == "job_queued" and types[-1] == "job_done"
     assert "wave_start" in types and "log" in types
 
 
 def test_path_build_outside_the_prefixes_is_refused(farm):
-    r = httpx.post(f"{farm.api}/builds/path", json={"tag": "x", "context": "/etc"})
+    with farm.http() as c:
+        r = c.post("/builds/path", json={"tag": "x", "context": "/etc"})
     assert r.status_code == 400
     assert "not under an allowed prefix" in r.json()["error"]["message"]
 
 
 def test_unknown_job_is_404(farm):
-    r = httpx.get(f"{farm.api}/builds/nope")
+    with farm.http() as c:
+        r = c.get("/builds/nope")
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
     assert farm.cli("builds", "cancel", "nope").returncode == 1
 
@@ -102,13 +106,14 @@ def test_token_is_required_on_every_route_when_set(tmp_path):
 
     app = create_app(Settings(data_root=tmp_path, api_token="s3cret"))
     c = TestClient(app)
-    assert c.get("/ping").status_code == 401
-    assert c.get("/ping", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    ok = c.get("/ping", headers={"Authorization": "Bearer s3cret"})
-    assert ok.status_code == 200 and ok.text == "Daemon is running"
-    assert c.get("/ping", headers={"X-API-Token": "s3cret"}).status_code == 200
+    assert c.get("/version").status_code == 401
+    assert c.get("/version", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = c.get("/version", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.json()["api"] == 1
+    assert c.get("/version", headers={"X-API-Token": "s3cret"}).status_code == 200
     body = c.get("/images").json()
     assert body["error"]["kind"] == "unauthorized"
+    assert c.get("/ping").text == "Daemon is running"      # open: a health check
 
 
 def _flower(farm, *args, env=None):
@@ -236,7 +241,8 @@ def test_jobs_of_a_dead_daemon_are_failed_at_restart(external_farm, external_red
                     "status", "running", "daemon", "gone"], check=True, capture_output=True)
     farm.stop()
     farm.start()
-    rec = httpx.get(f"{farm.api}/builds/{job}").json()
+    with farm.http() as c:
+        rec = c.get(f"/builds/{job}").json()
     assert rec["status"] == "failed" and "restarted" in rec["error"]
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 
-import httpx
 
 from tests.farmkit import write_ctx
 
@@ -112,7 +111,8 @@ def wait_for_event(farm, job: str, kind: str, timeout: float = 30) -> dict:
 def wait_for_status(farm, job: str, status: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rec = httpx.get(f"{farm.api}/builds/{job}").json()
+        with farm.http() as c:
+            rec = c.get(f"/builds/{job}").json()
         if rec["status"] == status:
             return
         time.sleep(0.05)

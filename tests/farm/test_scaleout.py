@@ -20,7 +20,7 @@ from tests.farmkit import Farm, busybox_tarball, write_ctx
 
 def _worker(farm, root: Path, name: str, concurrency: int) -> subprocess.Popen:
     """A build worker on its own data root (as on another machine), on the farm's Redis."""
-    env = dict(farm.env, MINIBOX_DATA_ROOT=str(root),
+    env = dict(farm.env, MINIBOX_DATA_ROOT=str(root), MINIBOX_API_TOKEN=farm.token(),
                MINIBOX_BROKER_URL=f"redis+socket://{farm.root}/run/redis.sock")
     return subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "build",
                              "-c", str(concurrency), "-n", name], env=env,

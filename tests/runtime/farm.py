@@ -5,6 +5,9 @@ test can kill and restart it).
 Everything lives under one short data root; ``Farm.cleanup()`` kills every container
 process of that root (by the pids recorded in its state files, checked against /proc),
 removes their cgroups and the processes it started, also after a failed test.
+
+The API needs its token: ``farm.cli`` finds it in the data root as a user's CLI does, and
+``farm.http()`` sends it.  Tests reach the API only through those two.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.farmkit import CLIENT_VARS
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +48,8 @@ class Farm:
                         MINIBOX_API=self.api, MINIBOX_HTTP_ADDR=f"127.0.0.1:{self.port}",
                         PYTHONPATH=str(REPO), NO_COLOR="1",
                         MINIBOX_CGROUP_PARENT=f"minibox-test-{self.root.name}")
-        self.env.pop("MINIBOX_API_TOKEN", None)
+        for var in CLIENT_VARS:
+            self.env.pop(var, None)
 
     # --- processes ---------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -85,10 +91,12 @@ class Farm:
         except OSError:
             return False
 
-    def http(self):
-        """An HTTP client of the farm's API (for what the CLI does not send)."""
+    def http(self, timeout: float = 60):
+        """An httpx client of the API with the daemon's token."""
         import httpx
-        return httpx.Client(base_url=self.api, timeout=60)
+        token = (self.run_dir / "api-token").read_text().strip()
+        return httpx.Client(base_url=self.api, timeout=timeout,
+                            headers={"Authorization": f"Bearer {token}"})
 
     def cli(self, *args, timeout: float = 60, input: bytes | None = None):
         return subprocess.run([PY, "-m", "minibox.cli.main", *args], env=self.env,

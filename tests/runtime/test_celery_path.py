@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 
-import httpx
 import pytest
 import redis
 from celery import states
@@ -64,7 +63,7 @@ class _Monitor:
 
 def test_the_worker_logs_no_line_per_task_but_its_ready_line(farm):
     body = {"image": "busybox", "command": ["true"], "network": "none"}
-    with httpx.Client(base_url=farm.api, timeout=60) as c:
+    with farm.http(60) as c:
         r = c.post("/containers", json=body)
         assert r.status_code == 200, r.text
         bad = c.post("/containers", json={"image": "no-such-image-here"})

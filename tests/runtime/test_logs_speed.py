@@ -140,8 +140,8 @@ def _random_log(rnd) -> bytes:
 
 
 def _wait(farm, cid: str) -> None:
-    import httpx
-    r = httpx.post(f"{farm.api}/containers/{cid}/wait", params={"timeout": 60}, timeout=70)
+    with farm.http(70) as c:
+        r = c.post(f"/containers/{cid}/wait", params={"timeout": 60})
     assert r.status_code == 200, r.text
 
 

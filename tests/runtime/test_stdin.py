@@ -89,10 +89,9 @@ def test_exec_i(farm):
 
 
 def test_stdin_endpoint_refuses_a_container_without_i(farm):
-    import httpx
     cid = run_ok(farm, "run", "-d", "busybox", "sleep", "60").strip()
     try:
-        with httpx.Client(base_url=farm.api, timeout=30) as c:
+        with farm.http(30) as c:
             r = c.post(f"/containers/{cid}/attach/stdin", content=b"x")
             assert r.status_code == 409
     finally:

@@ -14,7 +14,6 @@ import sys
 import termios
 import time
 
-import httpx
 
 from tests.runtime.conftest import run_ok
 
@@ -27,7 +26,7 @@ def frames(data: bytes):
 
 
 def test_container_tty_input_and_exit(farm):
-    with httpx.Client(base_url=farm.api, timeout=30) as c:
+    with farm.http(30) as c:
         cid = c.post("/containers", json={"image": "busybox", "command": ["sh"], "tty": True,
                                           "interactive": True}).json()["id"]
         c.post(f"/containers/{cid}/resize", params={"h": 33, "w": 101}).raise_for_status()
@@ -51,7 +50,7 @@ def test_container_tty_input_and_exit(farm):
 def test_container_tty_large_output_does_not_stall(farm):
     """The daemon's input connection to attach.sock never reads the PTY output it is sent:
     megabytes of output must still flow to the log, and the container end."""
-    with httpx.Client(base_url=farm.api, timeout=30) as c:
+    with farm.http(30) as c:
         cid = c.post("/containers", json={"image": "busybox", "command": ["sh"], "tty": True,
                                           "interactive": True}).json()["id"]
         try:
@@ -67,7 +66,7 @@ def test_container_tty_large_output_does_not_stall(farm):
 
 
 def test_exec_tty(farm):
-    with httpx.Client(base_url=farm.api, timeout=30) as c:
+    with farm.http(30) as c:
         cid = c.post("/containers", json={"image": "busybox", "command": ["sleep", "30"]}).json()["id"]
         eid = c.post(f"/containers/{cid}/exec", json={"cmd": ["sh"], "tty": True}).json()["exec_id"]
         c.post(f"/containers/exec/{eid}/input", content=b"tty; exit 4\n").raise_for_status()
