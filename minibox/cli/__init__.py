@@ -2,6 +2,6 @@
 fast paths), ``commands`` the lazily loaded verbs; nothing heavy is imported at start."""
 
 __all__ = ["archive", "build", "client", "commands", "completion", "containers",
-           "daemon_errors", "db", "fasthttp", "fastjson", "fastrun", "foreground", "images",
+           "daemon_errors", "db", "endpoint", "fasthttp", "fastjson", "fastrun", "foreground", "images",
            "main", "output", "progress", "registry", "run_flags", "run_options", "session",
            "stats_view", "streams", "system", "tables", "transfer_view", "volumes"]

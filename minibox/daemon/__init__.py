@@ -2,4 +2,4 @@
 redis-server and workers), ``procs`` (what a killed daemon left, for the next to adopt),
 ``services`` (the live state the routers share)."""
 
-__all__ = ["main", "procs", "services", "supervisor"]
+__all__ = ["credentials", "listen", "main", "procs", "services", "supervisor"]
