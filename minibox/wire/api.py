@@ -54,7 +54,8 @@ PathText = Text(4096, pattern=_NO_CTRL)   # a path on the daemon's machine or in
 
 # path parameters: what names and ids may look like (a NUL byte, a slash or an overlong one
 # is a 422, never a lookup)
-ContainerRef = Text(128, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# (a ref that could never name a container is still looked up: "no such container")
+ContainerRef = Text(128, min_length=1, pattern=r"^[^\x00-\x1f\x7f/]+$")
 VolumeName = Text(64, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 JobId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
 ExecId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9]+$")

@@ -38,7 +38,8 @@ def create_build(request: Request,
                                           pattern=r"^[^\x00-\x1f\x7f]*$")],
                  file: FormText = "MiniBox",
                  minibox: Annotated[str | None, Form(max_length=MAX_MINIBOX_BYTES)] = None,
-                 target: FormText | None = None,
+                 target: Annotated[str | None, Form(max_length=4096,
+                                                    pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
                  no_cache: Annotated[bool, Form()] = False) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
     MiniBox file's text (else ``file`` is read from the context)."""
