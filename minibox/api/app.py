@@ -11,6 +11,7 @@ from minibox.api import errors
 from minibox.api.deps import require_token
 from minibox.api.limits import BodyLimit
 from minibox.config import Settings
+from minibox.wire.api import ERROR_RESPONSES
 
 # (module, attribute) of every router; each module owns one resource.
 ROUTERS = [
@@ -25,7 +26,7 @@ ROUTERS = [
 def create_app(settings: Settings | None = None, *, services=None) -> FastAPI:
     """Build the app.  ``services`` is the daemon's live state (build jobs, Celery client)."""
     app = FastAPI(title="miniboxd", version=__version__,
-                  dependencies=[Depends(require_token)])
+                  dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
     app.state.settings = settings or Settings.from_env()
     app.state.services = services
     errors.install(app)

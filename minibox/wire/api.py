@@ -16,25 +16,37 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
-    "ARG_MAX", "MAX_TIMESTAMP", "BuildEventsCursor", "ContainerRef", "ExecId", "ExecRequest", "HealthRequest",
+    "ARG_MAX", "BuildEventsCursor", "FEW", "ContainerRef", "ERROR_RESPONSES", "ErrorResponse",
+    "ExecId", "ExecRequest", "HealthRequest", "MAX_TIMESTAMP",
     "ImageRef", "JobId", "LIST_MAX", "PathBuild", "RunRequest", "StopRequest", "Text",
     "VolumeCreate", "VolumeName",
 ]
 
-LIST_MAX = 4096            # items in a list (argv, env, volumes ...)
+LIST_MAX = 4096            # items in an argv or an environment
+FEW = 256                  # items in the other lists and maps (volumes, labels, ids ...)
 ARG_MAX = 128 << 10        # bytes of one argument or variable (the kernel's MAX_ARG_STRLEN)
 _NO_CTRL = r"^[^\x00-\x1f\x7f]*$"
 MAX_TIMESTAMP = 253402300799          # 9999-12-31T23:59:59Z, the last moment RFC 3339 has
-_NO_NUL = r"^[^\x00]*$"
 
 
-def Text(max_length: int, *, min_length: int = 0, pattern: str = _NO_NUL):
-    """A string type: at most ``max_length`` characters, never a NUL byte (``pattern``)."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,
-                                            pattern=pattern)]
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("a NUL byte is not allowed")
+    return value
+
+
+def Text(max_length: int, *, min_length: int = 0, pattern: str | None = None):
+    """A string type: at most ``max_length`` characters, never a NUL byte.  ``pattern``
+    (published in the schema) says more; without one, NUL is refused by a validator (a
+    regular expression on 128 KiB strings makes schema-driven test generators crawl)."""
+    constraints = StringConstraints(min_length=min_length, max_length=max_length,
+                                    pattern=pattern)
+    if pattern is None:
+        return Annotated[str, constraints, AfterValidator(_no_nul)]
+    return Annotated[str, constraints]
 
 
 Arg = Text(ARG_MAX)                       # an argv item, an env entry (may hold newlines)
@@ -43,7 +55,8 @@ PathText = Text(4096, pattern=_NO_CTRL)   # a path on the daemon's machine or in
 
 # path parameters: what names and ids may look like (a NUL byte, a slash or an overlong one
 # is a 422, never a lookup)
-ContainerRef = Text(128, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# (a ref that could never name a container is still looked up: "no such container")
+ContainerRef = Text(128, min_length=1, pattern=r"^[^\x00-\x1f\x7f/]+$")
 VolumeName = Text(64, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 JobId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
 ExecId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9]+$")
@@ -52,6 +65,7 @@ BuildEventsCursor = Text(64, min_length=1, pattern=r"^(\d+(-\d+)?|\$)$")
 SizeOrNumber = Annotated[int, Field(ge=0, le=1 << 50)] | Short
 CpuCount = Annotated[float, Field(ge=0, le=1024)] | Short
 Duration = Annotated[float, Field(ge=0, le=10 ** 9)] | Short
+Labels = Annotated[dict[Text(256, pattern=_NO_CTRL), Text(4096)], Field(max_length=FEW)]
 
 
 class _Body(BaseModel):
@@ -79,8 +93,8 @@ class RunRequest(_Body):
     entrypoint: Annotated[list[Arg], Field(max_length=LIST_MAX)] | None = None
     name: Text(128, pattern=_NO_CTRL) | None = None
     env: Annotated[list[Arg], Field(max_length=LIST_MAX)] = []
-    volumes: Annotated[list[PathText], Field(max_length=LIST_MAX)] = []
-    tmpfs: Annotated[list[PathText], Field(max_length=LIST_MAX)] = []
+    volumes: Annotated[list[PathText], Field(max_length=FEW)] = []
+    tmpfs: Annotated[list[PathText], Field(max_length=FEW)] = []
     workdir: PathText | None = None
     user: Short | None = None
     hostname: Text(64, pattern=_NO_CTRL) | None = None
@@ -93,18 +107,18 @@ class RunRequest(_Body):
     pids_limit: Annotated[int, Field(ge=-1, le=4194304)] | None = None
     oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] | None = None
     shm_size: SizeOrNumber | None = None
-    sysctls: Annotated[dict[Short, Short], Field(max_length=LIST_MAX)] = {}
+    sysctls: Annotated[dict[Short, Short], Field(max_length=FEW)] = {}
     tty: bool | None = None
     interactive: bool | None = None
     autoremove: bool | None = None
     privileged: bool | None = None
-    cap_add: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=LIST_MAX)] = []
-    cap_drop: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=LIST_MAX)] = []
-    security_opt: Annotated[list[Short], Field(max_length=64)] = []
-    labels: Annotated[dict[Text(1024, pattern=_NO_CTRL), Arg], Field(max_length=LIST_MAX)] = {}
+    cap_add: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=64)] = []
+    cap_drop: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=64)] = []
+    security_opt: Annotated[list[Short], Field(max_length=16)] = []
+    labels: Labels = {}
     health: HealthRequest | None = None
     no_healthcheck: bool | None = None
-    log_opts: Annotated[list[Short], Field(max_length=64)] | None = None
+    log_opts: Annotated[list[Short], Field(max_length=16)] | None = None
     db_mode: bool | None = None
 
 
@@ -122,7 +136,7 @@ class ExecRequest(_Body):
 class StopRequest(_Body):
     """POST /containers/stop: SIGTERM to all, SIGKILL to what is left after ``t`` seconds."""
 
-    ids: Annotated[list[ContainerRef], Field(min_length=1, max_length=LIST_MAX)]
+    ids: Annotated[list[ContainerRef], Field(min_length=1, max_length=FEW)]
     t: Annotated[float, Field(ge=0, le=86400)] = 10.0
 
 
@@ -130,7 +144,7 @@ class VolumeCreate(_Body):
     """POST /volumes."""
 
     name: VolumeName
-    labels: Annotated[dict[Text(1024, pattern=_NO_CTRL), Arg], Field(max_length=LIST_MAX)] = {}
+    labels: Labels = {}
 
 
 class PathBuild(_Body):
@@ -143,3 +157,21 @@ class PathBuild(_Body):
     no_cache: bool = False
     timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None
     pull: Literal["missing", "always", "never"] = "missing"
+
+
+class ErrorDetail(BaseModel):
+    kind: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer: ``{"error": {kind, message, hint}}``."""
+
+    error: ErrorDetail
+
+
+# for the app: documents the error shape (and replaces FastAPI's own 422 body)
+ERROR_RESPONSES = {"4XX": {"model": ErrorResponse, "description": "bad input: what, where, "
+                                                                   "what to do"},
+                   "5XX": {"model": ErrorResponse, "description": "a failure of the daemon"}}

@@ -37,6 +37,7 @@ def field_error(r, status: int, *names: str) -> str:
     ({"image": "busybox", "cpu_shares": -1}, ["cpu_shares"]),
     ({"image": "busybox", "oom_score_adj": 1001}, ["oom_score_adj"]),
     ({"image": "busybox", "env": ["A=1"] * 5000}, ["env"]),
+    ({"image": "busybox", "volumes": ["/v"] * 300}, ["volumes"]),
     ({"image": "busybox", "health": {"cmd": "true", "retries": 0}}, ["health.retries"]),
     ({"image": "busybox", "labels": {"a": 1}}, ["labels"]),
     ({"image": "busybox", "tty": "maybe"}, ["tty"]),

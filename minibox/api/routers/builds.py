@@ -37,8 +37,7 @@ def create_build(request: Request,
                  tag: Annotated[str, Form(min_length=1, max_length=256,
                                           pattern=r"^[^\x00-\x1f\x7f]*$")],
                  file: FormText = "MiniBox",
-                 minibox: Annotated[str | None, Form(max_length=MAX_MINIBOX_BYTES,
-                                                     pattern=r"^[^\x00]*$")] = None,
+                 minibox: Annotated[str | None, Form(max_length=MAX_MINIBOX_BYTES)] = None,
                  # Annotated outside the Optional: `FormText | None` would lose Form() and
                  # make the target a query parameter, silently ignored
                  target: Annotated[str | None, Form(max_length=4096,
@@ -98,8 +97,12 @@ def _new_context_dir(s) -> Path:
 
 
 def _allowed_context(path: str, prefixes: list[str]) -> Path:
-    real = Path(os.path.realpath(path))
-    if not real.is_dir():
+    try:
+        real = Path(os.path.realpath(path))
+        is_dir = real.is_dir()
+    except OSError as e:        # a name too long, a loop of links
+        raise UserError(f"build context '{path[:200]}': {e.strerror}") from None
+    if not is_dir:
         raise UserError(f"build context '{path}' is not a directory on the daemon's machine")
     for p in prefixes:
         pr = os.path.realpath(p)

@@ -113,7 +113,9 @@ def get_blob(request: Request, digest: Digest) -> FileResponse:
 @router.head("/blobs/{digest}")
 def head_blob(request: Request, digest: Digest) -> Response:
     found = _store(request).has_blob(_digest(digest))
-    return Response(status_code=200 if found else 404)
+    # the headers a GET would have: the blob's type, or the JSON of the 404
+    return Response(status_code=200 if found else 404,
+                    media_type="application/octet-stream" if found else "application/json")
 
 
 @router.put("/blobs/{digest}", status_code=201)

@@ -75,7 +75,13 @@ def _get(eid: str):
 
 
 def exec_output(eid: str):
+    """The exec's output; NotFound now (before any of the answer is sent) when there is no
+    such session."""
     master, proc = _get(eid)
+    return _exec_output(eid, master, proc)
+
+
+def _exec_output(eid: str, master: int, proc):
     try:
         yield from streams.pty_stream(master, proc)
     finally:
