@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_build.py            # both
     .venv/bin/python bench/bench_build.py dag        # 4 parallel `sleep 2` blocks + a final one
     .venv/bin/python bench/bench_build.py rebuild    # unchanged rebuild of the Node example
+    .venv/bin/python bench/bench_build.py waves      # 200 `RUN echo` blocks in 10 waves, and
+                                                     # their unchanged rebuild (scheduling cost)
 
 Starts its own miniboxd (embedded default, temporary data root) and, for the DAG, runs
 `buildah bud --jobs 4` on the equivalent multi-stage Containerfile with its own storage
@@ -90,6 +92,33 @@ def dag_buildah(work: Path) -> list[float] | None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def waves_file(run: int, width: int = 20, depth: int = 10) -> str:
+    """``depth`` waves of ``width`` one-line blocks (block j of a wave NEEDs block j of the
+    wave before), and a last block that BNEEDs the last wave, so every block is built."""
+    out = ["BASE busybox"]
+    for w in range(depth):
+        for j in range(width):
+            out.append(f"BLOCK w{w}b{j}")
+            if w:
+                out.append(f"    NEED w{w - 1}b{j}")
+            out.append(f"    RUN echo {run} {w} {j} > /w{w}b{j}")
+    out.append("BLOCK all")
+    out += [f"    BNEED w{depth - 1}b{j}" for j in range(width)]
+    out.append("    RUN true")
+    return "\n".join(out) + "\n"
+
+
+def waves(farm: Farm, work: Path) -> tuple[list[float], list[float]]:
+    cli = minibox_cli(farm)
+    fresh, again = [], []
+    for i in range(RUNS):
+        ctx = write_ctx(work / f"waves{i}", {"MiniBox": waves_file(i)})
+        argv = cli + ["build", "--progress", "plain", "-t", f"waves{i}", str(ctx)]
+        fresh.append(timed(argv, env=farm.env))
+        again.append(timed(argv, env=farm.env))
+    return fresh, again
+
+
 def rebuild(farm: Farm, work: Path) -> list[float]:
     examples = REPO / "docker-free-dev/examples"
     app = work / "node-app"
@@ -128,6 +157,10 @@ def main(argv: list[str]) -> None:
             peer = dag_buildah(work)
             report("DAG: 4 x sleep 2 in parallel + final block", mb,
                    "<= 2.4 s, <= 0.9 x buildah", peer, "buildah bud --jobs 4")
+        if "waves" in which:
+            fresh, again = waves(farm, work)
+            report("200 RUN echo blocks in 10 waves (+1), fresh", fresh, "<= 3 s")
+            report("the same, unchanged rebuild", again, "<= 0.2 s")
         if "rebuild" in which:
             report("unchanged rebuild, Node example, CLI incl.", rebuild(farm, work),
                    "<= 0.3 s")

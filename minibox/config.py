@@ -21,6 +21,25 @@ def _default_concurrency() -> int:
     return max(4, 2 * (os.cpu_count() or 1))
 
 
+def _context_limits(env) -> "ContextLimits":
+    """MINIBOX_CONTEXT_MAX_SIZE (bytes, or 512m, 8g), _MAX_FILES, _MAX_DEPTH, _MAX_RATIO."""
+    from minibox.builder.context import ContextLimits
+
+    base = ContextLimits()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+    def number(name: str, default: int, sized: bool = False) -> int:
+        text = (env.get(name) or "").strip().lower().removesuffix("b")
+        mult = units.get(text[-1:], 1) if sized and text else 1
+        digits = text[:-1] if mult > 1 else text
+        return int(digits) * mult if digits.isdigit() and int(digits) > 0 else default
+
+    return ContextLimits(max_bytes=number("MINIBOX_CONTEXT_MAX_SIZE", base.max_bytes, True),
+                         max_files=number("MINIBOX_CONTEXT_MAX_FILES", base.max_files),
+                         max_depth=number("MINIBOX_CONTEXT_MAX_DEPTH", base.max_depth),
+                         max_ratio=number("MINIBOX_CONTEXT_MAX_RATIO", base.max_ratio))
+
+
 @dataclass
 class Settings:
     data_root: Path = field(default_factory=lambda: Path(DEFAULT_DATA_ROOT))
@@ -31,6 +50,7 @@ class Settings:
     build_concurrency: int = field(default_factory=_default_concurrency)
     layer_compression: str = "none"
     public_url: str | None = None
+    context_limits: "ContextLimits" = field(default_factory=lambda: _context_limits({}))
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -49,6 +69,7 @@ class Settings:
             else _default_concurrency(),
             layer_compression=(env.get("MINIBOX_LAYER_COMPRESSION") or "none").strip(),
             public_url=(env.get("MINIBOX_PUBLIC_URL") or "").strip().rstrip("/") or None,
+            context_limits=_context_limits(env),
         )
 
     # --- derived paths -----------------------------------------------------------

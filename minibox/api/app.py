@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from minibox import __version__
 from minibox.api import errors
 from minibox.api.deps import require_token
+from minibox.api.limits import BodyLimit
 from minibox.config import Settings
 
 # (module, attribute) of every router; each module owns one resource.
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, services=None) -> FastAPI:
     app.state.settings = settings or Settings.from_env()
     app.state.services = services
     errors.install(app)
+    app.add_middleware(BodyLimit, settings=app.state.settings)
     for name in ROUTERS:
         module = importlib.import_module(name)
         app.include_router(module.router)

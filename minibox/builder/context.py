@@ -6,10 +6,12 @@ because the CLI imports this on every build; ``blake3`` is imported where it is 
 
 Trust: the unpacked context comes from a client.  ``unpack_context`` refuses absolute names,
 ``..``, writing through a symlink, hard links to anything but an earlier file of the
-archive, relative symlinks that climb out of the context, and device/FIFO nodes.  Symlinks
-with an absolute target are kept: they are paths inside the image, never followed on the
-host (``resolve_sources`` refuses any source whose host resolution leaves the context, and
-``walk_source`` never follows a link below a source).
+archive, relative symlinks that climb out of the context, and device/FIFO nodes, and keeps
+to ``ContextLimits`` (size, file count, depth, compression ratio).  Symlinks with an
+absolute target are kept: they are paths inside the image, never followed on the host
+(``resolve_sources`` and ``read_context_file`` refuse anything whose host resolution leaves
+the context, and ``walk_source`` never follows a link below a source).  No message echoes
+anything read from outside the context (not even where a symlink leads).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import BinaryIO
 
+from minibox.builder.contextfile import printable as _printable
+from minibox.builder.contextfile import size_text as _size
 from minibox.builder.ignore import IGNORE_FILE, IgnoreMatcher
 from minibox.errors import BuildFailed, ParseError, UserError
 
@@ -42,6 +46,58 @@ class ContextSource:
     path: str          # absolute host path to read, symlinks resolved (inside the context)
     is_dir: bool
     context_dir: str   # the context root (realpath)
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    """What a build context may hold (MINIBOX_CONTEXT_MAX_*; see minibox/config.py)."""
+    max_bytes: int = 8 << 30        # file content, uncompressed
+    max_files: int = 1_000_000      # entries of every kind
+    max_depth: int = 256            # path components of an entry
+    max_ratio: int = 100            # expanded bytes per byte received (gzip/xz/bz2 bombs)
+
+    RATIO_FLOOR = 1 << 20           # the ratio is checked once this much has been expanded
+
+
+def _too_big(what: str, limit: str, env: str) -> UserError:
+    return UserError(f"the build context is too large: {what}",
+                     hint=f"the daemon's limit is {limit} ({env}); leave files out with "
+                          f"{IGNORE_FILE}, or raise the limit")
+
+
+class _Budget:
+    """Counts a context against its limits while it is packed or unpacked."""
+
+    def __init__(self, limits: ContextLimits):
+        self.limits = limits
+        self.files = 0
+        self.bytes = 0
+
+    def entry(self, name: str) -> None:
+        self.files += 1
+        lim = self.limits
+        if self.files > lim.max_files:
+            raise _too_big(f"more than {lim.max_files} files and directories",
+                           f"{lim.max_files} entries", "MINIBOX_CONTEXT_MAX_FILES")
+        depth = name.count("/") + 1
+        if depth > lim.max_depth:
+            raise UserError(f"the build context is too deep: {_printable(name[:80])}... is "
+                            f"{depth} levels down",
+                            hint=f"the daemon's limit is {lim.max_depth} levels "
+                                 f"(MINIBOX_CONTEXT_MAX_DEPTH); leave it out with {IGNORE_FILE}")
+
+    def content(self, n: int, received: int = 0) -> None:
+        """``n`` more bytes of file content; ``received``: bytes of the upload read so far
+        (0 when it is not compressed)."""
+        self.bytes += n
+        lim = self.limits
+        if self.bytes > lim.max_bytes:
+            raise _too_big(f"more than {_size(lim.max_bytes)} of files",
+                           _size(lim.max_bytes), "MINIBOX_CONTEXT_MAX_SIZE")
+        if received and self.bytes > lim.RATIO_FLOOR and self.bytes > lim.max_ratio * received:
+            raise UserError("the build context expands more than "
+                            f"{lim.max_ratio} times (a compression bomb?)",
+                            hint="send it uncompressed, or raise MINIBOX_CONTEXT_MAX_RATIO")
 
 
 @dataclass(frozen=True)
@@ -106,16 +162,23 @@ def _listdir(path: str) -> Iterator[os.DirEntry]:
 
 # ---- packing (CLI) ---------------------------------------------------------------------
 
-def pack_context(context_dir: str, fileobj: BinaryIO) -> PackStats:
+def pack_context(context_dir: str, fileobj: BinaryIO,
+                 limits: ContextLimits | None = None) -> PackStats:
     """Write the context as an uncompressed tar stream to ``fileobj``, honouring
     .miniboxignore.  Deterministic order; modes, owners and symlinks kept; hard links are
-    sent as regular files; sockets, FIFOs and devices are skipped."""
+    sent as regular files; sockets, FIFOs and devices are skipped.  With ``limits`` (the
+    daemon packing a directory of its own machine), stops with a UserError past them."""
     if not os.path.isdir(context_dir):
         raise UserError(f"build context {context_dir} is not a directory")
     matcher = IgnoreMatcher.from_file(context_dir)
     out = _TarWriter(fileobj)
+    budget = _Budget(limits) if limits else None
     entries = 0
     for rel, path, st in iter_tree(context_dir, "", matcher):
+        if budget:
+            budget.entry(rel)
+            if stat.S_ISREG(st.st_mode):
+                budget.content(st.st_size)
         try:
             out.add(rel, path, st)
         except OSError as exc:
@@ -184,24 +247,33 @@ class _TarWriter:
 
 # ---- unpacking (daemon) ----------------------------------------------------------------
 
-def unpack_context(fileobj: BinaryIO, dest_dir: str) -> None:
-    """Extract a context tar (as made by ``pack_context``) into ``dest_dir``, refusing
-    anything that could write or point outside it.  Raises UserError saying what."""
+def unpack_context(fileobj: BinaryIO, dest_dir: str,
+                   limits: ContextLimits | None = None) -> None:
+    """Extract a context tar (as made by ``pack_context``; gzip, bzip2 or xz compressed or
+    not) into ``dest_dir``, refusing anything that could write or point outside it, and
+    anything past ``limits``.  Raises UserError saying what; the caller removes
+    ``dest_dir``."""
     os.makedirs(dest_dir, exist_ok=True)
-    state = _Unpack(os.path.realpath(dest_dir))
+    counted = _Counted(fileobj)
+    state = _Unpack(os.path.realpath(dest_dir), _Budget(limits or ContextLimits()), counted)
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        with tarfile.open(fileobj=counted, mode="r|*") as tar:
+            counted.compressed = getattr(tar.fileobj, "comptype", "tar") != "tar"
             for member in tar:
                 state.member(tar, member)
         state.finish()
     except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
         raise UserError(f"the build context is not a valid tar archive: {exc}") from None
     except OSError as exc:
-        raise UserError(f"cannot unpack the build context: {exc}") from None
+        where = os.path.relpath(exc.filename, dest_dir) if isinstance(exc.filename, str) \
+            else ""
+        raise UserError(f"cannot unpack the build context: {exc.strerror or exc}"
+                        + (f": {_printable(where[:200])}" if where else "")) from None
 
 
 def _refuse(name: str, why: str) -> UserError:
-    return UserError(f"unsafe build context: {name!r} {why}",
+    shown = repr(name[:200]) + ("..." if len(name) > 200 else "")
+    return UserError(f"unsafe build context: {shown} {why}",
                      hint="the build context must only contain files inside it")
 
 
@@ -216,9 +288,29 @@ def safe_name(name: str) -> str | None:
     return "/".join(parts) or None
 
 
+class _Counted:
+    """A reader that counts the bytes read through it (the upload as received)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.read_bytes = 0
+        self.compressed = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.read_bytes += len(data)
+        return data
+
+    def received(self) -> int:
+        """Bytes received so far when the stream is compressed, else 0 (no ratio)."""
+        return self.read_bytes if self.compressed else 0
+
+
 class _Unpack:
-    def __init__(self, dest: str):
+    def __init__(self, dest: str, budget: _Budget, counted: _Counted):
         self.dest = dest
+        self.budget = budget
+        self.counted = counted
         self.dirs_ok: set[str] = {""}        # relative dirs known to be real directories
         self.files: set[str] = set()         # regular files extracted (hard-link targets)
         self.dir_attrs: list[tuple[str, tarfile.TarInfo]] = []
@@ -227,6 +319,7 @@ class _Unpack:
         name = safe_name(m.name)
         if name is None:
             return
+        self.budget.entry(name)
         if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
             raise _refuse(name, "is a device, FIFO or other special file")
         self._parents(name)
@@ -276,6 +369,7 @@ class _Unpack:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with open(os.open(path, flags, 0o600), "wb") as out:
             while chunk := src.read(CHUNK):
+                self.budget.content(len(chunk), self.counted.received())
                 out.write(chunk)
             out.flush()
             _chown(out.fileno(), m)
@@ -370,9 +464,9 @@ def _resolve_path(root: str, matcher: IgnoreMatcher, rel: str, source: str,
                    hint=_ignore_hint(matcher, rel, bool(is_dir)))
     real = os.path.realpath(full)
     if real != root and not real.startswith(root.rstrip("/") + "/"):
-        raise fail(f"COPY source '{source}' leads through a symlink to {real}, outside the "
-                   "build context", hint="copy the file into the context, or copy the link's "
-                                         "target path instead")
+        raise fail(f"COPY source '{source}' leads through a symlink outside the build "
+                   "context", hint="copy the file into the context, or copy the link's target "
+                                   "path instead")
     try:
         st = os.stat(real)
     except OSError:
@@ -385,10 +479,6 @@ def _resolve_path(root: str, matcher: IgnoreMatcher, rel: str, source: str,
         raise fail(f"COPY source '{source}' not found in the build context",
                    hint=_ignore_hint(matcher, real_rel, is_dir))
     return ContextSource(source=source, rel=rel, path=real, is_dir=is_dir, context_dir=root)
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _ignore_hint(matcher: IgnoreMatcher, rel: str, is_dir: bool) -> str | None:

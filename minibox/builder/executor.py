@@ -10,7 +10,6 @@ as plain JSON.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
+from minibox.rmtree import remove_tree
 
 LOCK_TTL = 6.0          # seconds; the holder refreshes it every LOCK_TTL / 3
 
@@ -30,6 +30,11 @@ def lock_key(key: str) -> str:
 
 def cancel_key(job: str) -> str:
     return f"minibox:build:{job}:cancel"
+
+
+def hosts_key(job: str) -> str:
+    """The hosts that ran blocks of a job (a set; `minibox builds ls` shows them)."""
+    return f"minibox:build:{job}:hosts"
 
 
 @contextmanager
@@ -84,13 +89,17 @@ def _execute(payload: dict, store, redis, settings, events: EventLog) -> dict:
         lock = redis.lock(lock_key(key), timeout=LOCK_TTL, thread_local=False)
         _acquire(lock, should_cancel)
         with _held(lock):
-            cache = BlockCache(store, settings.cache_dir)
+            cache = BlockCache(store, settings.cache_dir, redis)
             if not payload.get("no_cache"):
-                entry = cache.get(key)
+                # built meanwhile, here or on another host of the farm (the daemon has it)
+                entry = cache.get(key, local_blob=False)
                 if entry:
-                    _share(payload, store, settings, entry["layer"])
+                    if store.has_blob(entry["layer"]["digest"]):
+                        _share(payload, store, settings, entry["layer"])
                     events.emit("block_cached", block=block, key=key, shared=True)
                     return {"ok": True, "layer": entry["layer"], "cached": True}
+            redis.sadd(hosts_key(job), socket.gethostname())
+            redis.expire(hosts_key(job), 7 * 86400)
             return _build(payload, store, cache, events, should_cancel, settings)
     except MiniBoxError as e:
         tail = getattr(e, "tail", None) or []
@@ -120,7 +129,7 @@ def _sweep_dead(store) -> None:
     for d in tmp.glob("block-p*-*"):
         pid = d.name[len("block-p"):].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d, ignore_errors=True)
 
 
 def _build(payload, store, cache, events, should_cancel, settings) -> dict:
@@ -166,4 +175,4 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
         e.tail = getattr(e, "tail", None) or lines.tail
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)

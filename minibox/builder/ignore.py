@@ -24,9 +24,11 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from minibox.builder.contextfile import read_context_file
 from minibox.errors import ParseError, UserError
 
 IGNORE_FILE = ".miniboxignore"
+MAX_IGNORE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -142,17 +144,13 @@ class IgnoreMatcher:
     def from_file(cls, context_dir: str) -> "IgnoreMatcher":
         """The matcher for ``context_dir``'s .miniboxignore (matches nothing if there is none)."""
         path = os.path.join(context_dir, IGNORE_FILE)
-        real = os.path.realpath(path)
-        if not real.startswith(os.path.realpath(context_dir).rstrip("/") + "/"):
-            raise UserError(f"{path} is a symlink to {real}, outside the build context",
-                            hint=f"make {IGNORE_FILE} a regular file")
         try:
-            with open(real, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            data = read_context_file(context_dir, IGNORE_FILE, IGNORE_FILE, MAX_IGNORE_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
             return cls()
         except OSError as exc:
             raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = data.decode("utf-8", "surrogateescape")
         return cls.from_lines(text.splitlines(), source=path)
 
     def __bool__(self) -> bool:

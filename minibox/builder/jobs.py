@@ -8,18 +8,21 @@ not a queued job that fails later.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import secrets
-import shutil
 import threading
 import time
+from pathlib import Path
 
 from minibox import refs
 from minibox.builder.events import EventLog
-from minibox.builder.executor import cancel_key
+from minibox.builder.executor import cancel_key, hosts_key
 from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
 from minibox.errors import Cancelled, MiniBoxError, NotFound
+from minibox.rmtree import remove_tree
 
 log = logging.getLogger("minibox.builds")
 INDEX = "minibox:builds"
@@ -38,20 +41,49 @@ class BuildManager:
         self.instance = secrets.token_hex(8)   # this daemon's life; jobs remember it
 
     def recover(self) -> int:
-        """Fail the jobs a previous daemon left queued or running (its threads are gone).
-        Only matters with an external broker: the embedded Redis starts empty."""
+        """Take over the jobs a previous daemon left queued or running (it was killed: its
+        threads are gone, its Redis and workers were adopted).  A job whose request and
+        context are still there is resumed -- blocks already built are cache hits, blocks
+        still running on a worker are waited for through their key's lock -- and any other
+        is failed with the reason.  Returns how many jobs were taken over."""
         n = 0
-        for job_id in self.redis.zrange(INDEX, 0, -1):
-            key = record_key(job_id.decode())
+        for raw in self.redis.zrange(INDEX, 0, -1):
+            job_id = raw.decode()
+            key = record_key(job_id)
             status, owner = self.redis.hmget(key, "status", "daemon")
-            if status in (b"queued", b"running") and owner != self.instance.encode():
-                self.redis.hset(key, mapping={"status": "failed", "finished": str(time.time()),
-                                              "error": "the daemon restarted during the build"})
-                EventLog(self.redis, job_id.decode()).emit("job_failed", error={
-                    "kind": "build", "message": "the daemon restarted during the build",
-                    "hint": "build again"})
-                n += 1
+            if status not in (b"queued", b"running") or owner == self.instance.encode():
+                continue
+            n += 1
+            events = EventLog(self.redis, job_id)
+            req = _request_from(self.redis.hget(key, "request"))
+            mb = self._reparse(req)
+            if mb is None:
+                if req is not None and req.owns_context:
+                    shutil.rmtree(req.context_dir, ignore_errors=True)
+                self._update(job_id, status="failed", finished=time.time(),
+                             error="the daemon restarted during the build and its context "
+                                   "is gone")
+                events.emit("job_failed", error={
+                    "kind": "build", "hint": "build again",
+                    "message": "the daemon restarted during the build and its context is gone"})
+                continue
+            log.warning("resuming build %s after a daemon restart", job_id)
+            self._update(job_id, daemon=self.instance)
+            events.emit("job_resumed", id=job_id, reason="the daemon restarted")
+            threading.Thread(target=self._run, args=(job_id, req, mb), daemon=True,
+                             name=f"build-{job_id}").start()
         return n
+
+    @staticmethod
+    def _reparse(req):
+        from minibox.mbfile.parser import parse
+
+        if req is None or not req.context_dir.is_dir():
+            return None
+        try:
+            return parse(req.text, req.filename)
+        except MiniBoxError:
+            return None
 
     # --- submit ---------------------------------------------------------------
     def submit(self, req: BuildRequest) -> dict:
@@ -69,7 +101,8 @@ class BuildManager:
         job_id = secrets.token_hex(6)
         rec = {"id": job_id, "tag": req.tag, "status": "queued", "created": time.time(),
                "file": req.filename, "target": req.target or "", "error": "",
-               "daemon": self.instance, "context": str(req.context_dir)}
+               "daemon": self.instance, "context": str(req.context_dir),
+               "request": _request_to(req)}
         self._save(job_id, rec)
         self.redis.zadd(INDEX, {job_id: rec["created"]})
         EventLog(self.redis, job_id).emit("job_queued", id=job_id, tag=req.tag)
@@ -80,7 +113,7 @@ class BuildManager:
 
     def _run(self, job_id: str, req: BuildRequest, mb) -> None:
         events = EventLog(self.redis, job_id)
-        self._update(job_id, status="running", started=time.time())
+        self._update(job_id, status="running", started=time.time(), blocks=len(mb.blocks))
         events.emit("job_start", id=job_id, tag=req.tag, blocks=len(mb.blocks))
         try:
             result = Build(self.s, job_id, req, mb).run()
@@ -104,7 +137,7 @@ class BuildManager:
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:
         if req.owns_context:
-            shutil.rmtree(req.context_dir, ignore_errors=True)
+            remove_tree(req.context_dir, ignore_errors=True)
 
     # --- records ----------------------------------------------------------------
     def _save(self, job_id: str, rec: dict) -> None:
@@ -120,6 +153,8 @@ class BuildManager:
         if not raw:
             raise NotFound(f"no build job '{job_id}'", hint="`minibox builds ls` lists them")
         rec = {k.decode(): v.decode() for k, v in raw.items()}
+        rec.pop("request", None)      # for resuming only (it holds the whole MiniBox text)
+        rec["hosts"] = sorted(h.decode() for h in self.redis.smembers(hosts_key(job_id)))
         for f in ("created", "started", "finished"):
             if rec.get(f):
                 rec[f] = float(rec[f])
@@ -144,3 +179,22 @@ class BuildManager:
             self.s.celery.control.revoke(tid.decode())
         EventLog(self.redis, job_id).emit("cancel_requested")
         return self.get(job_id)
+
+
+def _request_to(req: BuildRequest) -> str:
+    """The request as JSON, so that a daemon started after this one died can resume it."""
+    return json.dumps({k: str(v) if isinstance(v, Path) else v
+                       for k, v in dataclasses.asdict(req).items()})
+
+
+def _request_from(raw: bytes | None) -> BuildRequest | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        names = {f.name for f in dataclasses.fields(BuildRequest)}
+        req = BuildRequest(**{k: v for k, v in data.items() if k in names})
+    except (ValueError, TypeError):
+        return None
+    req.context_dir = Path(req.context_dir)
+    return req

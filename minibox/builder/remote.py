@@ -11,11 +11,11 @@ daemon can stack it into the image and later blocks anywhere can fetch it.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 from minibox.errors import DaemonUnavailable, MiniBoxError, StoreError
+from minibox.rmtree import remove_tree
 
 CHUNK = 1 << 20
 
@@ -143,7 +143,7 @@ def _context(job: str, daemon: Daemon, settings) -> Path:
     for old in root.glob("remote-*"):       # contexts of jobs long finished
         try:
             if time.time() - old.stat().st_mtime > 86400:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_tree(old, ignore_errors=True)
         except OSError:
             pass
     work = root / f".remote-{job}-{os.getpid()}-{time.monotonic_ns()}"
@@ -155,5 +155,5 @@ def _context(job: str, daemon: Daemon, settings) -> Path:
         if not dest.is_dir():
             raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work, ignore_errors=True)
     return dest

@@ -27,7 +27,6 @@ from minibox.workers.celery_app import BUILD_QUEUE
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
-MAX_TIMESTAMP = 253402300799          # 9999-12-31T23:59:59Z, the last moment RFC 3339 has
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Build:
         self.s, self.job, self.req, self.mb = services, job_id, req, mb
         self.store, self.redis, self.celery = services.store, services.redis, services.celery
         self.events = EventLog(self.redis, job_id)
-        self.cache = BlockCache(self.store, services.settings.cache_dir)
+        self.cache = BlockCache(self.store, services.settings.cache_dir, services.redis)
         self.last = cachekey.LastBuilds(services.settings.cache_dir)
         self.done: dict[str, Done] = {}
         self.stats = {"cached": 0, "built": 0}
@@ -202,7 +201,9 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
-        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE)
+        # argsrepr: what Flower and the workers' logs show for the task (not the payload)
+        res = self.celery.send_task("minibox.builder.block", args=[p.payload], queue=BUILD_QUEUE,
+                                    argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
     def _remember_tasks(self, misses: list[Pending]) -> None:

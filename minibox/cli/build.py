@@ -7,6 +7,9 @@ import sys
 
 import click
 
+from minibox.cli import completion as comp
+from minibox.cli.commands import Group
+
 from minibox.errors import UserError
 
 
@@ -122,6 +125,10 @@ def follow(job_id: str, progress: str = "auto") -> int:
                 if not line.strip():
                     continue
                 ev = json.loads(line)
+                if ev.get("type") == "stream_error":     # the daemon failed mid-stream
+                    renderer.close()
+                    from minibox.errors import MiniBoxError
+                    raise MiniBoxError.from_dict(ev.get("error") or {})
                 renderer.event(ev)
                 if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
                     status = ev["type"]
@@ -139,7 +146,7 @@ def follow(job_id: str, progress: str = "auto") -> int:
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
-@click.group()
+@click.group(cls=Group)
 def builds() -> None:
     """List, follow and cancel build jobs."""
 
@@ -158,16 +165,17 @@ def builds_ls(as_json) -> None:
         click.echo(json.dumps(jobs, indent=2))
         return
     from minibox.cli.tables import print_table
-    rows = [[j["id"], j["tag"], j["status"],
+    rows = [[j["id"], j["tag"], j["status"], j.get("blocks", ""),
+             ",".join(j.get("hosts") or []) or "-",
              time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
              (j.get("error") or "")[:60]] for j in jobs]
-    print_table(["JOB ID", "IMAGE", "STATUS", "CREATED", "ERROR"], rows)
+    print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
 
 
 @builds.command("logs")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following until it ends.")
 @click.option("--progress", type=click.Choice(["plain", "json"]), default="plain")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=comp.build_jobs)
 def builds_logs(follow_, progress, job_id) -> int:
     """Show a build job's events and output."""
     if follow_:
@@ -189,7 +197,7 @@ def builds_logs(follow_, progress, job_id) -> int:
 
 
 @builds.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1, required=True, shell_complete=comp.build_jobs)
 def builds_cancel(job_ids) -> None:
     """Cancel build jobs."""
     from minibox.cli.client import Client

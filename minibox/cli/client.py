@@ -6,7 +6,6 @@ MINIBOX_API_TOKEN, when set, is sent as a bearer token on every request.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import types
@@ -17,7 +16,7 @@ import types
 sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
 import httpx  # noqa: E402
 
-from minibox.errors import DaemonUnavailable, MiniBoxError
+from minibox.errors import DaemonUnavailable
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -89,15 +88,8 @@ class _Stream:
 
 
 def check(resp: httpx.Response) -> None:
-    """Raise the daemon's error (``{"error": {kind, message, hint}}``) as a MiniBoxError."""
+    """Raise the daemon's error answer as a MiniBoxError (cli/daemon_errors.py)."""
     if resp.status_code < 400:
         return
-    try:
-        data = resp.json()
-        err = data.get("error") if isinstance(data, dict) else None
-    except (json.JSONDecodeError, ValueError):
-        err = None
-    if isinstance(err, dict):
-        raise MiniBoxError.from_dict(err)
-    text = resp.text.strip() or resp.reason_phrase
-    raise MiniBoxError(f"daemon answered {resp.status_code}: {text}")
+    from minibox.cli.daemon_errors import daemon_error
+    raise daemon_error(resp.status_code, resp.content, resp.reason_phrase)

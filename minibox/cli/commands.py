@@ -29,6 +29,7 @@ COMMANDS = {
     "stats": "minibox.cli.containers:stats",
     "volume": "minibox.cli.volumes:volume",
     "db": "minibox.cli.containers:db",
+    "completion": "minibox.cli.completion:completion",
 }
 
 HELP_SUMMARIES = {
@@ -50,10 +51,31 @@ HELP_SUMMARIES = {
     "stats": "Show containers' resource usage.",
     "volume": "Manage named volumes.",
     "db": "Run database containers.",
+    "completion": "Print the shell completion script (bash, zsh, fish).",
 }
 
 
-class LazyGroup(click.Group):
+class UnknownCommand(click.UsageError):
+    def __init__(self, name: str, known: list[str], ctx: click.Context):
+        import difflib
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        super().__init__(f"unknown command {name!r}", ctx)
+        self.hint = (f"did you mean `{ctx.command_path} {close[0]}`?" if close
+                     else f"`{ctx.command_path} --help` lists the commands")
+
+
+class Group(click.Group):
+    """A group whose unknown command gets the closest known one suggested."""
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if (name and not name.startswith("-") and not ctx.resilient_parsing
+                and name not in self.list_commands(ctx)):
+            raise UnknownCommand(name, self.list_commands(ctx), ctx)
+        return super().resolve_command(ctx, args)
+
+
+class LazyGroup(Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 

@@ -11,6 +11,9 @@ import sys
 
 import click
 
+from minibox.cli import completion as comp
+from minibox.cli.commands import Group
+
 from minibox.cli.run_options import run_options, request_from_options
 
 
@@ -28,7 +31,7 @@ def _q(ref: str) -> str:
 @click.command(context_settings={"ignore_unknown_options": False,
                                  "allow_interspersed_args": False})
 @run_options
-@click.argument("image")
+@click.argument("image", shell_complete=comp.images)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(image, command, **opts) -> int:
     """Run COMMAND in a new container from IMAGE.
@@ -105,14 +108,15 @@ def _created(ts) -> str:
 @click.option("-n", "--tail", default="all", help="Lines from the end (default all).")
 @click.option("-t", "--timestamps", is_flag=True, help="Prefix RFC 3339 timestamps.")
 @click.option("--since", default=None, help="Only after this: a duration (10m) or a unix time.")
-@click.argument("container")
+@click.argument("container", shell_complete=comp.containers)
 def logs(follow, tail, timestamps, since, container) -> int:
     """Show a container's output (stdout to stdout, stderr to stderr)."""
     from minibox.cli.streams import copy_out
     params = {"follow": follow, "timestamps": timestamps, "mux": True}
     if tail != "all":
         if not str(tail).isdigit():
-            raise click.BadParameter("--tail takes a number or 'all'")
+            from minibox.errors import UserError
+            raise UserError(f"invalid --tail {tail!r}", hint="a number of lines, or all")
         params["tail"] = int(tail)
     if since:
         params["since"] = _since(since)
@@ -153,7 +157,7 @@ def _since(text: str) -> float:
 @click.option("-e", "--env", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="USER[:GROUP] (name or id).")
-@click.argument("container")
+@click.argument("container", shell_complete=comp.running_containers)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(interactive, tty, env, workdir, user, container, command) -> int:
     """Run COMMAND inside a running container: its namespaces, cgroup, root, environment,
@@ -168,7 +172,7 @@ def exec_(interactive, tty, env, workdir, user, container, command) -> int:
 @click.command()
 @click.option("-t", "--time", "timeout", default=10, type=int, show_default=True,
               help="Seconds to wait after SIGTERM before SIGKILL.")
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("containers", nargs=-1, required=True, shell_complete=comp.running_containers)
 def stop(timeout, containers) -> int:
     """Stop containers: SIGTERM, then SIGKILL after -t seconds."""
     c = _client(timeout + 60)
@@ -181,7 +185,7 @@ def stop(timeout, containers) -> int:
 @click.command()
 @click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True,
               help="Signal name or number.")
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("containers", nargs=-1, required=True, shell_complete=comp.running_containers)
 def kill(sig, containers) -> int:
     """Send a signal to containers' init (it forwards it to the workload)."""
     c = _client()
@@ -195,7 +199,7 @@ def kill(sig, containers) -> int:
 @click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
 @click.option("-v", "--volumes", is_flag=True,
               help="Remove the containers' anonymous volumes too (named volumes stay).")
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("containers", nargs=-1, required=True, shell_complete=comp.containers)
 def rm(force, volumes, containers) -> int:
     """Remove containers (their upper dir, cgroup and record).  Their anonymous volumes
     stay (dangling, listed by `minibox volume ls`) unless -v is given."""
@@ -214,7 +218,7 @@ def rm(force, volumes, containers) -> int:
 
 
 @click.command()
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("containers", nargs=-1, required=True, shell_complete=comp.containers)
 def start(containers) -> int:
     """Start stopped containers (detached; their filesystem changes are kept)."""
     c = _client()
@@ -226,7 +230,7 @@ def start(containers) -> int:
 
 @click.command()
 @click.option("-t", "--time", "timeout", default=10, type=int, show_default=True)
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("containers", nargs=-1, required=True, shell_complete=comp.containers)
 def restart(timeout, containers) -> int:
     """Stop (SIGTERM, SIGKILL after -t) and start containers again."""
     c = _client(timeout + 60)
@@ -240,7 +244,7 @@ def restart(timeout, containers) -> int:
 @click.command()
 @click.option("--type", "kind", type=click.Choice(["container", "image"]), default=None,
               help="Only look for a container, or only for an image.")
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, shell_complete=comp.containers_or_images)
 def inspect(kind, refs) -> int:
     """Show low-level information about containers or images (a JSON array).  A name
     that is both is taken as the container unless --type image says otherwise."""
@@ -274,7 +278,7 @@ def _inspect_one(c, kind: str | None, ref: str) -> dict:
 @click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Include stopped containers.")
-@click.argument("containers", nargs=-1)
+@click.argument("containers", nargs=-1, shell_complete=comp.running_containers)
 def stats(no_stream, as_json, all_, containers) -> int:
     """Live resource usage: CPU %, memory, network, block IO, pids."""
     from minibox.cli import stats_view
@@ -282,7 +286,7 @@ def stats(no_stream, as_json, all_, containers) -> int:
 
 
 # --- db ---------------------------------------------------------------------------------------
-@click.group()
+@click.group(cls=Group)
 def db() -> None:
     """Database containers: a named data volume, shared memory, OOM protection."""
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from minibox.cli import completion as comp
+
 from minibox.errors import UserError
 
 
@@ -23,8 +25,9 @@ from minibox.errors import UserError
 @click.option("-d", "--detach", is_flag=True, default=True, help="Detached (the default).")
 @click.option("-it", "interactive", is_flag=True, help="Interactive terminal instead.")
 @click.option("-p", "--publish", multiple=True, help="Not supported yet (bridge networking).")
-@click.option("--network", default="none", show_default=True, help="none or host.")
-@click.argument("image")
+@click.option("--network", default="none", show_default=True, help="none or host.",
+              shell_complete=comp.networks)
+@click.argument("image", shell_complete=comp.images)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def db_run(name, data, cmd, shm_size, env, user, memory, detach, interactive, publish,
            network, image, command) -> int:
@@ -49,7 +52,7 @@ def db_run(name, data, cmd, shm_size, env, user, memory, detach, interactive, pu
 
 
 @click.command()
-@click.argument("container")
+@click.argument("container", shell_complete=comp.running_containers)
 def db_shell(container) -> int:
     """Open the database's console (redis-cli, psql, mongosh, mysql, else sh)."""
     from urllib.parse import quote

@@ -171,7 +171,12 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
                                 hint="start it with `miniboxd` (as root), or set MINIBOX_API") from None
     head_raw, _, rest = buf.partition(b"\r\n\r\n")
     lines = head_raw.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise DaemonUnavailable(f"{api} does not answer as miniboxd does (it said "
+                                f"{lines[0][:60]!r})", hint="set MINIBOX_API to where miniboxd "
+                                "listens") from None
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
     resp = Response(sock, status, headers, rest)
     if status >= 400:
@@ -204,14 +209,5 @@ def multipart(fields: dict[str, str], file_field: str, fileobj, size: int,
 
 
 def _error(resp: Response) -> MiniBoxError:
-    raw = resp.read()
-    try:
-        err = json.loads(raw).get("error") or {}
-    except (ValueError, AttributeError):
-        err = {}
-    if not err:
-        return MiniBoxError(f"daemon answered {resp.status}: {raw.decode(errors='replace')}")
-    e = MiniBoxError.from_dict(err)
-    if err.get("exit_code"):
-        e.exit_code = err["exit_code"]
-    return e
+    from minibox.cli.daemon_errors import daemon_error
+    return daemon_error(resp.status, resp.read())

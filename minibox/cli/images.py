@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from minibox.cli import completion as comp
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -46,7 +48,7 @@ def _when(created) -> str:
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.images)
 def rmi(names) -> None:
     """Remove image tags."""
     from minibox.cli.client import Client

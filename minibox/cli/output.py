@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from minibox.errors import MiniBoxError
+from minibox.errors import MiniBoxError, UserError
 
 
 def colour_enabled(stream=None) -> bool:
@@ -39,10 +39,24 @@ def run_command(cli, argv: list[str]) -> int:
         return 130
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:       # a bad flag or argument: one line and where to look
+        if isinstance(e, click.exceptions.NoArgsIsHelpError):     # a bare group: its help
+            e.show()
+            return 2
+        where = e.ctx.command_path if e.ctx is not None else "minibox"
+        hint = getattr(e, "hint", None) or f"`{where} --help` shows the usage"
+        error(UserError(_sentence(e.format_message()), hint=hint).render())
+        return 2
     except click.ClickException as e:
-        e.show()
-        return 2 if isinstance(e, click.UsageError) else e.exit_code
+        error(_sentence(e.format_message()))
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _sentence(text: str) -> str:
+    """click's 'No such option ...'. as our errors read: lower case, no full stop."""
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text

@@ -103,7 +103,8 @@ class PlainRenderer:
 
 
 class TtyRenderer(PlainRenderer):
-    """A live table of blocks (state, time, last output line) while the build runs."""
+    """A live table of blocks (state, time, last output line) while the build runs; a
+    running block's elapsed time ticks between events."""
 
     def __init__(self):
         super().__init__()
@@ -113,8 +114,9 @@ class TtyRenderer(PlainRenderer):
         self.console = Console(stderr=True)
         self.blocks: dict[str, dict] = {}
         self.header = "starting"
-        self.live = Live(self._render(), console=self.console, refresh_per_second=10,
-                         transient=True)
+        # get_renderable: drawn anew at each refresh, so a running block's time ticks
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._render)
         self.live.start()
         self.final: list[str] = []
         self.failed_tail: dict[str, list[str]] = {}
@@ -143,7 +145,7 @@ class TtyRenderer(PlainRenderer):
                     self.console.print("  " + line, markup=False, highlight=False)
             self._final(ev)
             return
-        self.live.update(self._render())
+        self.live.refresh()
 
     def _block_event(self, t: str, b: str, ev: dict) -> None:
         row = self._row(b)
@@ -170,7 +172,7 @@ class TtyRenderer(PlainRenderer):
         colours = {"cached": "blue", "done": "green", "failed": "red", "running": "yellow"}
         table = Table.grid(padding=(0, 2))
         table.add_row(f"[bold]{self.header}[/bold]")
-        for name, row in self.blocks.items():
+        for name, row in list(self.blocks.items()):     # (events come in on another thread)
             dur = row["dur"]
             if dur is None and row["t0"]:
                 dur = time.monotonic() - row["t0"]

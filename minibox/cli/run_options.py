@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import click
 
+from minibox.cli import completion as comp
 from minibox.cli.run_flags import FLAGS, Flag, request_from_options  # noqa: F401 (re-export)
+
+COMPLETE = {"network": comp.networks, "volumes": comp.volumes}
 
 
 def _option(f: Flag):
@@ -22,6 +25,8 @@ def _option(f: Flag):
         kw["default"] = f.default
     if f.show_default:
         kw["show_default"] = True
+    if f.dest in COMPLETE:
+        kw["shell_complete"] = COMPLETE[f.dest]
     return click.option(*f.decls, f.dest, **kw)
 
 

@@ -10,55 +10,33 @@ import threading
 import click
 
 from minibox.cli.foreground import exit_code, exit_now_if_program, run_foreground  # noqa: F401 (re-export)
-from minibox.errors import MiniBoxError
-
-
-def _raise_for(client, resp) -> None:
-    """Raise the daemon's error; one that carries an exit code (127: command not found)
-    keeps it, so `run` can exit with it."""
-    from minibox.cli.client import check
-    if resp.status_code < 400:
-        return
-    try:
-        resp.read()
-        err = resp.json().get("error") or {}
-    except ValueError:
-        err = {}
-    if err.get("exit_code"):
-        e = MiniBoxError.from_dict(err)
-        e.exit_code = err["exit_code"]
-        raise e
-    check(resp)
-
-
-def _create(client, body: dict) -> dict:
-    import httpx
-    try:
-        resp = client.http.post("/containers", json=body)
-    except httpx.TransportError as e:
-        raise client._unavailable(e) from None
-    _raise_for(client, resp)
-    return resp.json()
+from minibox.errors import MiniBoxError, UserError
 
 
 def run_container(client, body: dict, *, detach: bool, tty: bool, interactive: bool) -> int:
     if tty and not detach and not sys.stdin.isatty():
-        raise MiniBoxError("the input device is not a TTY", hint="drop -t, or run from a terminal")
+        raise UserError("the input device is not a TTY", hint="drop -t, or run from a terminal")
     if tty and detach is False and not interactive:
         body["interactive"] = False
     if not detach and not tty:
         return run_foreground(body, interactive=interactive)
-    info = _create(client, body)
+    if not detach:
+        return _run_tty(client, body, interactive)
+    info = client.post("/containers", json=body).json()
     for w in info.get("warnings") or []:
         click.echo(f"WARNING: {w}", err=True)
-    cid = info["id"]
-    if detach:
-        click.echo(cid)
-        return 0
-    return _interactive(client, cid, f"/containers/{cid}/logs",          # -t
-                        {"follow": True, "mux": True, "exit": True},
-                        f"/containers/{cid}/attach/input", f"/containers/{cid}/resize",
-                        interactive)
+    click.echo(info["id"])
+    return 0
+
+
+def _run_tty(client, body: dict, interactive: bool) -> int:
+    """-t in the foreground: one request creates, starts and streams the container's output
+    from its first byte to its exit record (a fast command with --rm is gone, record and
+    all, before a second request could ask for its output); keys and resizes go to it by id."""
+    with client.stream("POST", "/containers", params={"attach": True}, json=body) as r:
+        cid = r.headers.get("x-container-id", "")
+        return _interactive(client, r, f"/containers/{cid}/attach/input",
+                            f"/containers/{cid}/resize", interactive)
 
 
 def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool) -> int:
@@ -66,11 +44,11 @@ def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool)
     ref = quote(container, safe="")
     if tty:
         if not sys.stdin.isatty():
-            raise MiniBoxError("the input device is not a TTY", hint="drop -t")
+            raise UserError("the input device is not a TTY", hint="drop -t")
         eid = client.post(f"/containers/{ref}/exec", json=body).json()["exec_id"]
-        return _interactive(client, eid, f"/containers/exec/{eid}/output", {},
-                            f"/containers/exec/{eid}/input", f"/containers/exec/{eid}/resize",
-                            interactive)
+        with client.stream("GET", f"/containers/exec/{eid}/output") as r:
+            return _interactive(client, r, f"/containers/exec/{eid}/input",
+                                f"/containers/exec/{eid}/resize", interactive)
     from minibox.cli.streams import copy_out, feed_stdin
     body["interactive"] = interactive
     with client.stream("POST", f"/containers/{ref}/exec", json=body) as r:
@@ -80,9 +58,9 @@ def exec_in(client, container: str, body: dict, *, tty: bool, interactive: bool)
         return exit_code(copy_out(r))
 
 
-def _interactive(client, key: str, out_path: str, out_params: dict, in_path: str,
-                 resize_path: str, interactive: bool) -> int:
-    """Raw terminal: output from a stream, keys POSTed as they come, SIGWINCH -> resize."""
+def _interactive(client, resp, in_path: str, resize_path: str, interactive: bool) -> int:
+    """Raw terminal: the output from ``resp`` (an open stream), keys POSTed as they come,
+    SIGWINCH -> resize.  An error while streaming is raised once the terminal is restored."""
     import termios
     import tty as ttymod
     from minibox.cli.streams import copy_out
@@ -94,14 +72,17 @@ def _interactive(client, key: str, out_path: str, out_params: dict, in_path: str
         try:
             client.post(resize_path, params={"h": rows, "w": cols})
         except MiniBoxError:
-            pass
+            pass      # the container has exited already: nothing to resize
     result: dict = {}
     done = threading.Event()
 
     def pump():
         try:
-            with client.stream("GET", out_path, params=out_params) as r:
-                result["exit"] = copy_out(r)
+            result["exit"] = copy_out(resp)
+        except MiniBoxError as e:
+            result["error"] = e
+        except Exception as e:  # noqa: BLE001 - the connection broke mid-stream
+            result["error"] = MiniBoxError(f"lost the connection to miniboxd: {e}")
         finally:
             done.set()
     ttymod.setraw(fd)
@@ -115,6 +96,8 @@ def _interactive(client, key: str, out_path: str, out_params: dict, in_path: str
     finally:
         signal.signal(signal.SIGWINCH, old)
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    if "error" in result:
+        raise result["error"]
     return exit_code(result.get("exit"))
 
 

@@ -37,6 +37,9 @@ def copy_out(resp) -> dict | None:
     for stream, data in frames(resp):
         if stream == EXIT:
             result = json.loads(data)
+            if isinstance(result, dict) and isinstance(result.get("error"), dict):
+                from minibox.errors import MiniBoxError     # the daemon failed mid-stream
+                raise MiniBoxError.from_dict(result["error"])
             continue
         target = err if stream == STDERR else out
         target.write(data)

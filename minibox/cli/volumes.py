@@ -6,13 +6,16 @@ import json
 
 import click
 
+from minibox.cli import completion as comp
+from minibox.cli.commands import Group
+
 
 def _client():
     from minibox.cli.client import Client
     return Client()
 
 
-@click.group()
+@click.group(cls=Group)
 def volume() -> None:
     """Manage volumes (DataRoot/volumes/NAME/_data): named ones, and the anonymous ones
     (64-hex names) that `run -v /path` and an image's VOLUMEs make."""
@@ -46,7 +49,7 @@ def ls(quiet, as_json) -> int:
 
 
 @volume.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.volumes)
 def inspect(names) -> int:
     """Show volumes (JSON)."""
     c = _client()
@@ -57,7 +60,7 @@ def inspect(names) -> int:
 @volume.command()
 @click.option("-f", "--force", is_flag=True,
               help="No error for a missing volume (one in use is never removed).")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=comp.volumes)
 def rm(force, names) -> int:
     """Remove volumes (refused while a container, running or not, uses them)."""
     c = _client()

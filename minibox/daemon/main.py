@@ -76,14 +76,16 @@ def serve(settings: Settings, workers: bool = True) -> None:
     listen = _listen_config(settings.http_addr)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     sup = Supervisor(settings)
+    sup.lock()
     try:
         if not settings.broker_url:
             sup.start_redis()
+        if workers:
+            sup.start_workers()
+        sup.end_leftovers()
         services = build_services(settings)
         services.store.clean_tmp()
         services.builds.recover()
-        if workers:
-            sup.start_workers()
         sup.watch()
         app = create_app(settings, services=services)
         where = f"unix://{listen['uds']}" if "uds" in listen else \

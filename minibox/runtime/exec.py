@@ -52,7 +52,7 @@ def exec_spec(rec: Record, cmd: list[str], env=(), workdir: str | None = None,
     bpf = seccomp.compile_filter(relax) if spec.seccomp and not spec.privileged else b""
     return {"pid": st["pid"], "cgroup_dirs": (st.get("cgroup") or {}).get("dirs", []),
             "own_net": spec.network != "host", "process": proc, "caps_mask": mask,
-            "privileged": spec.privileged, "tty": tty,
+            "privileged": spec.privileged, "tty": tty, "pids_limit": spec.pids_limit,
             "no_new_privs": spec.no_new_privileges and not spec.privileged,
             "seccomp_hex": bpf.hex()}
 

@@ -94,19 +94,38 @@ class ContainerSpec:
 
 
 # --- parsing the pieces a person types -------------------------------------------------
-def parse_memory(value) -> int:
+SIZE_UNITS = {"b": 1, "k": 1 << 10, "": 1 << 20, "m": 1 << 20, "g": 1 << 30}
+# the most a cgroup limit can hold (the kernel's page counter; above it means no limit)
+MAX_SIZE = (2 ** 63 - 1) // 4096 * 4096
+
+
+def parse_memory(value, what: str = "memory limit", flag: str = "-m") -> int:
     """``-m``: MB as a number, or a size with a unit (512m, 1g, 65536k, 1048576b)."""
     if value in (None, "", 0, "0"):
         return 0
-    text = str(value).strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmg]?)i?b?", text)
-    if not m:
-        raise UserError(f"invalid memory limit {value!r}",
-                        hint="give megabytes (-m 256) or a size with a unit (512m, 1g)")
-    mult = {"b": 1, "k": 1 << 10, "": 1 << 20, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
-    n = int(float(m.group(1)) * mult)
+    n = parse_size(value, what, "", f"give megabytes ({flag} 256) or a size with a unit (512m, 1g)")
     if n < (6 << 20):
-        raise UserError(f"memory limit {value!r} is too small", hint="the minimum is 6 MB")
+        raise UserError(f"{what} {value!r} is too small", hint="the minimum is 6 MB")
+    return n
+
+
+def parse_size(value, what: str, default_unit: str, hint: str) -> int:
+    """Bytes from a number and an optional unit (b, k, m, g; ``default_unit`` without one),
+    computed exactly (a float would turn 400 digits into infinity); at most MAX_SIZE."""
+    text = str(value).strip().lower()
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?\s*([bkmg]?)i?b?", text)
+    if not m:
+        raise UserError(f"invalid {what} {value!r}", hint=hint)
+    whole, frac = m.group(1).lstrip("0"), (m.group(2) or "")[:30]
+    if len(whole) > 30:
+        n = MAX_SIZE + 1
+    else:
+        n = (int(whole or 0) * 10 ** len(frac) + int(frac or 0)) \
+            * SIZE_UNITS[m.group(3) or default_unit] // 10 ** len(frac)
+    if n > MAX_SIZE:
+        shown = text if len(text) <= 40 else text[:20] + "..." + text[-8:]
+        raise UserError(f"{what} {shown!r} is too large",
+                        hint="the kernel's maximum is 8 EiB (8589934591g); leave it out for no limit")
     return n
 
 
@@ -190,11 +209,7 @@ def parse_log_opts(items) -> tuple[int, int]:
 
 
 def _log_size(value: str) -> int:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmg]?)b?", value.strip().lower())
-    if not m:
-        raise UserError(f"invalid --log-opt max-size {value!r}",
-                        hint="a size with a unit: 512k, 10m, 1g")
-    n = int(float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)])
+    n = parse_size(value, "--log-opt max-size", "b", "a size with a unit: 512k, 10m, 1g")
     if n < 1024:
         raise UserError(f"--log-opt max-size {value!r} is too small", hint="at least 1k")
     return n
@@ -304,7 +319,8 @@ def from_request(data: dict) -> ContainerSpec:
         pids_limit=_int(data.get("pids_limit", DEFAULT_PIDS_LIMIT) if data.get("pids_limit")
                         is not None else DEFAULT_PIDS_LIMIT, "--pids-limit", -1, 4194304),
         oom_score_adj=_int(data.get("oom_score_adj") or 0, "--oom-score-adj", -1000, 1000),
-        shm_size=parse_memory(data["shm_size"]) if data.get("shm_size") else 64 << 20,
+        shm_size=(parse_memory(data["shm_size"], "--shm-size", "--shm-size")
+                  if data.get("shm_size") else 64 << 20),
         sysctls=parse_sysctls(data.get("sysctls") or {}, network),
         tty=bool(data.get("tty")), interactive=bool(data.get("interactive")),
         autoremove=bool(data.get("autoremove")), privileged=bool(data.get("privileged")),

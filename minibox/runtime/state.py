@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from minibox import kernel
 from minibox.errors import Conflict, NotFound, UserError
+from minibox.rmtree import remove_tree
 
 HEX = set("0123456789abcdef")
 
@@ -256,7 +256,7 @@ class StateStore:
                        hint="`minibox ps -a` lists containers")
 
     def remove_dir(self, cid: str) -> None:
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        remove_tree(self.dir(cid), ignore_errors=True)
 
     # --- tombstones: exit codes of auto-removed containers, kept a while for `run --rm` --
     def write_tomb(self, cid: str, data: dict) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
 import stat
 import time
 from pathlib import Path
 
 from minibox.errors import Conflict, NotFound, UserError
+from minibox.rmtree import remove_tree
 from minibox.runtime import ids
 from minibox.runtime.spec import VOLUME_NAME_RE
 from minibox.runtime.state import StateStore, read_json, write_json
@@ -102,7 +102,7 @@ class VolumeStore:
         self.discard(name)
 
     def discard(self, name: str) -> None:
-        shutil.rmtree(self.root / self._check(name), ignore_errors=True)
+        remove_tree(self.root / self._check(name), ignore_errors=True)
 
     def release(self, names: list[str], remove: bool, store: StateStore) -> None:
         """The anonymous volumes of a removed container: removed (``rm -v``, unless another
@@ -203,6 +203,6 @@ def remove_anonymous(data_root, cid: str, paths: list) -> list[str]:
             continue
         if users(store, name, exclude=cid):
             continue
-        shutil.rmtree(path, ignore_errors=True)   # fd-based: never follows a symlink
+        remove_tree(path, ignore_errors=True)   # fd-based: never follows a symlink
         gone.append(name)
     return gone

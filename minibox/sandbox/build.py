@@ -12,13 +12,13 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import threading
 import time
 from typing import Callable
 
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
+from minibox.rmtree import remove_tree
 from minibox.sandbox import process, supervisor
 from minibox.sandbox.spec import BlockOutcome, SandboxSpec, StepTiming
 
@@ -246,4 +246,4 @@ def _cleanup_scratch(spec: SandboxSpec) -> None:
         pass
     except OSError:
         if not os.path.ismount(base):
-            shutil.rmtree(base, ignore_errors=True)
+            remove_tree(base, ignore_errors=True)

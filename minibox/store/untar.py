@@ -195,6 +195,11 @@ class LayerExtractor:
             except OSError as e:
                 # user.* xattrs are refused on symlinks (EPERM); some filesystems lack a
                 # namespace (ENOTSUP).  Neither is worth failing a layer for.
+                if e.errno in (errno.EINVAL, errno.ERANGE, errno.E2BIG):
+                    raise UserError(  # a malformed value (a bad security.capability ...)
+                        f"layer entry {m.name!r} has a {name} xattr the kernel refuses "
+                        f"({e.strerror})", hint="the image was made with a malformed value; "
+                        "fix or remove it where the image is made (e.g. setcap -r)") from None
                 if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) and (
                         follow or e.errno != errno.EPERM):
                     raise

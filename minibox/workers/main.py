@@ -74,10 +74,23 @@ def _quiet_task_log(app) -> None:
 @cli.command()
 @click.option("--port", default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-def flower(port, address) -> None:
-    """Run Flower on the farm's broker to watch the build workers."""
+@click.option("--basic-auth-file", default=None, metavar="FILE",
+              help="user:password lines [env MINIBOX_FLOWER_AUTH_FILE; default: "
+                   "$MINIBOX_DATA_ROOT/run/flower-credentials, made on first start]")
+@click.option("--unauthenticated", is_flag=True,
+              help="No authentication at all (refused unless --address is loopback).")
+def flower(port, address, basic_auth_file, unauthenticated) -> None:
+    """Run Flower on the farm's broker to watch the build workers (basic auth by default).
+
+    Credentials: MINIBOX_FLOWER_BASIC_AUTH=user:pass[,user2:pass2], else the file."""
+    from minibox.workers import flower_auth
+
     settings = Settings.from_env()
-    os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    try:
+        env = flower_auth.environment(settings, address, basic_auth_file, unauthenticated)
+    except flower_auth.FlowerAuthError as e:
+        raise click.UsageError(str(e)) from None
+    os.environ.update(env)
     from minibox.workers.celery_app import app
 
     app.start(["--broker", settings.effective_broker_url(), "flower", f"--port={port}",

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,34 +111,70 @@ def test_token_is_required_on_every_route_when_set(tmp_path):
     assert body["error"]["kind"] == "unauthorized"
 
 
-def test_flower_sees_the_build_workers_and_block_tasks(farm, ctx):
+def _flower(farm, *args, env=None):
     port = free_port()
-    env = dict(farm.env, FLOWER_UNAUTHENTICATED_API="true")
     proc = subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "flower",
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                             "--port", str(port), *args], env=dict(farm.env, **(env or {})),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(15)
+
+
+def test_flower_needs_credentials_and_shows_builds_and_blocks(farm, ctx):
+    proc, base = _flower(farm, env={"MINIBOX_FLOWER_BASIC_AUTH": "ops:s3cret-pass"})
     try:
-        base = f"http://127.0.0.1:{port}"
+        auth = ("ops", "s3cret-pass")
         workers = _wait_json(f"{base}/api/workers?refresh=1",
-                             lambda w: any(k.startswith("build@") for k in w))
+                             lambda w: any(k.startswith("build@") for k in w), auth=auth)
         assert any(k.startswith("build@") for k in workers)
+        for bad in (None, ("ops", "wrong")):
+            assert httpx.get(f"{base}/api/workers", auth=bad, timeout=5).status_code == 401
+        assert b"s3cret-pass" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         write_ctx(ctx, {"MiniBox": f"BASE busybox\nBLOCK flower\n    RUN echo {time.time()}\n"})
         farm.build(ctx, "flowered")
+        job = farm.last_job()["id"]
         tasks = _wait_json(f"{base}/api/tasks",
                            lambda t: any(v.get("name") == "minibox.builder.block"
-                                         for v in t.values()))
-        assert any(v.get("name") == "minibox.builder.block" and v.get("state") == "SUCCESS"
-                   for v in tasks.values())
+                                         and v.get("state") == "SUCCESS"
+                                         for v in t.values()), auth=auth)
+        blocks = [v for v in tasks.values() if v.get("name") == "minibox.builder.block"]
+        assert any(f"build={job}" in v["args"] and "block=flower" in v["args"] for v in blocks)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
+        _stop(proc)
 
 
-def _wait_json(url: str, ok, timeout: float = 30.0):
+def test_flower_makes_its_own_credentials_and_refuses_open_on_other_addresses(farm):
+    proc, base = _flower(farm)
+    try:
+        creds = (farm.root / "run" / "flower-credentials")
+        deadline = time.monotonic() + 30
+        while not creds.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _wait_json(f"{base}/api/workers", lambda w: True,
+                   auth=tuple(creds.read_text().strip().split(":", 1)))
+        assert creds.stat().st_mode & 0o077 == 0
+        assert httpx.get(f"{base}/api/workers", timeout=5).status_code == 401
+    finally:
+        _stop(proc)
+    proc, _ = _flower(farm, "--unauthenticated", "--address", "0.0.0.0")
+    try:
+        assert proc.wait(30) != 0
+        assert b"only allowed on a loopback address" in proc.stderr.read()
+    finally:
+        _stop(proc)
+
+
+def _wait_json(url: str, ok, timeout: float = 30.0, auth=None):
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(url, timeout=5)
+            r = httpx.get(url, timeout=5, auth=auth)
             if r.status_code == 200:
                 last = r.json()
                 if ok(last):

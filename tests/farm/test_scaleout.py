@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,28 +18,44 @@ from tests.farm.test_build import unpack_file
 from tests.farmkit import Farm, busybox_tarball, write_ctx
 
 
-@pytest.fixture
-def split_farm(tmp_path):
-    """A daemon with no local workers, and one build worker on a separate data root."""
-    farm = Farm().start(args=("--no-workers",))
-    other = Path(tempfile.mkdtemp(prefix="minibox-test-remote-", dir="/var/tmp"))
-    env = dict(farm.env, MINIBOX_DATA_ROOT=str(other),
+def _worker(farm, root: Path, name: str, concurrency: int) -> subprocess.Popen:
+    """A build worker on its own data root (as on another machine), on the farm's Redis."""
+    env = dict(farm.env, MINIBOX_DATA_ROOT=str(root),
                MINIBOX_BROKER_URL=f"redis+socket://{farm.root}/run/redis.sock")
-    worker = subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "build",
-                               "-c", "2", "-n", "remote@test"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "build",
+                             "-c", str(concurrency), "-n", name], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _end(worker: subprocess.Popen) -> None:
+    os.killpg(worker.pid, signal.SIGTERM)
     try:
-        yield farm, other, worker
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.fixture
+def split_farm(request):
+    """A daemon with no local workers, and build workers each on a separate data root:
+    one with two processes, or (parametrized with 2) two with one process each."""
+    farm = Farm().start(args=("--no-workers",))
+    hosts = getattr(request, "param", 1)
+    roots = [Path(tempfile.mkdtemp(prefix="minibox-test-remote-", dir="/var/tmp"))
+             for _ in range(hosts)]
+    workers = []
+    try:
+        for n, root in enumerate(roots):
+            workers.append(_worker(farm, root, f"remote{n}@test", 2 if hosts == 1 else 1))
+        yield farm, roots[0], workers[0]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        for w in workers:
+            _end(w)
         farm.destroy()
-        shutil.rmtree(other, ignore_errors=True)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_worker_on_another_data_root_builds_the_blocks(split_farm, tmp_path):
@@ -52,7 +69,10 @@ def test_a_worker_on_another_data_root_builds_the_blocks(split_farm, tmp_path):
         "msg": "from the context\n"})
     r = farm.build(ctx, "remote-built")
     assert r.returncode == 0
-    events = farm.events(farm.last_job()["id"])
+    job = farm.last_job()
+    assert job["blocks"] == "2" and job["hosts"] == [socket.gethostname()]
+    assert socket.gethostname() in farm.cli("builds", "ls").stdout
+    events = farm.events(job["id"])
     workers = {e["worker"] for e in events if e["type"] == "block_start"}
     assert workers and all(w.split(":")[1] != str(farm.proc.pid) for w in workers)
     # the image on the daemon holds the layers the remote worker made
@@ -65,3 +85,31 @@ def test_a_worker_on_another_data_root_builds_the_blocks(split_farm, tmp_path):
     farm.build(ctx, "remote-built")
     events = farm.events(farm.last_job()["id"])
     assert [e for e in events if e["type"] == "block_start"] == []
+
+
+@pytest.mark.parametrize("split_farm", [2], indirect=True)
+def test_the_cache_index_is_shared_by_every_host(split_farm, tmp_path):
+    """Two builds need the same block at once; each goes to a worker on its own data root
+    (two hosts, one process each).  The block runs once: the other worker waits on the key's
+    lock and then finds the first host's entry in the farm-wide index, though it has not the
+    layer itself."""
+    farm, _, _ = split_farm
+    base = write_ctx(tmp_path / "base", {"MiniBox": "BASE busybox.tar.gz\n"})
+    shutil.copy(busybox_tarball(), base / "busybox.tar.gz")
+    farm.build(base, "busybox")
+    ctx = write_ctx(tmp_path / "app", {"MiniBox": (
+        "BASE busybox\nBLOCK once\n    RUN sleep 2 && cat /proc/sys/kernel/random/uuid > /t\n")})
+    jobs = []
+    for tag in ("one", "two"):
+        r = farm.cli("build", "-d", "-t", tag, ctx)
+        assert r.returncode == 0, r.stderr
+        jobs.append(r.stdout.strip().split()[-1])
+    for job in jobs:
+        farm.cli("builds", "logs", "-f", job, timeout=120)
+    with farm.http() as c:
+        assert [c.get(f"/builds/{j}").json()["status"] for j in jobs] == ["done", "done"]
+    events = [e for j in jobs for e in farm.events(j)]
+    assert len([e for e in events if e["type"] == "block_start"]) == 1
+    shared = [e for e in events if e["type"] == "block_cached" and e.get("shared")]
+    assert len(shared) == 1, events
+    assert unpack_file(farm, "one", "t") == unpack_file(farm, "two", "t")

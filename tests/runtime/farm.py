@@ -79,6 +79,11 @@ class Farm:
         except OSError:
             return False
 
+    def http(self):
+        """An HTTP client of the farm's API (for what the CLI does not send)."""
+        import httpx
+        return httpx.Client(base_url=self.api, timeout=60)
+
     def cli(self, *args, timeout: float = 60, input: bytes | None = None):
         return subprocess.run([PY, "-m", "minibox.cli.main", *args], env=self.env,
                               capture_output=True, timeout=timeout, input=input)

@@ -14,17 +14,37 @@ import pytest
 from tests.runtime.conftest import run_ok
 
 
+def _farm_comms(farm) -> list[str]:
+    """The comm of every process of this farm: its cgroups, its data root (the compiled
+    monitor lives there) or its environment say so.  Other farms may run on the host at the
+    same time (CI, parallel runs): their processes must not count."""
+    parent = farm.env["MINIBOX_CGROUP_PARENT"]
+    root = str(farm.root)
+    mark = f"MINIBOX_DATA_ROOT={root}".encode()
+    comms = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            comm = open(f"/proc/{p}/comm").read().strip()
+            if comm not in ("minibox-mon", "tini-static"):
+                continue
+            mine = f"/{parent}/" in open(f"/proc/{p}/cgroup").read()
+            if not mine:
+                mine = os.readlink(f"/proc/{p}/exe").startswith(root) or \
+                    mark in open(f"/proc/{p}/environ", "rb").read()
+        except OSError:
+            continue
+        if mine:
+            comms.append(comm)
+    return comms
+
+
 def host_snapshot(farm) -> dict:
     parent = farm.env["MINIBOX_CGROUP_PARENT"]
     cg = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{parent}/*") if p.is_dir())
     mounts = open("/proc/self/mountinfo").read()
-    procs = [p for p in os.listdir("/proc") if p.isdigit()]
-    comms = []
-    for p in procs:
-        try:
-            comms.append(open(f"/proc/{p}/comm").read().strip())
-        except OSError:
-            pass
+    comms = _farm_comms(farm)
     return {"containers": sorted(farm.container_ids()), "cgroups": cg,
             "mounts": mounts.count(str(farm.root)),
             "monitors": comms.count("minibox-mon"), "tinis": comms.count("tini-static")}

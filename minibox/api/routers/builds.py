@@ -8,14 +8,19 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 
+from minibox.api.streaming import ndjson_guard
 from minibox.builder.events import EventLog
 from minibox.builder.jobs import FINAL
-from minibox.builder.scheduler import MAX_TIMESTAMP, BuildRequest
+from minibox.builder.scheduler import BuildRequest
 from minibox.errors import NotFound, UserError
+from minibox.wire.api import MAX_TIMESTAMP, BuildEventsCursor, JobId, PathBuild
+
+MAX_MINIBOX_BYTES = 16 << 20
+JobIdParam = Annotated[JobId, PathParam(description="a build job's id")]
+FormText = Annotated[str, Form(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 TERMINAL_EVENTS = {"job_done", "job_failed", "job_cancelled"}
@@ -25,25 +30,20 @@ def _services(request: Request):
     return request.app.state.services
 
 
-class PathBuild(BaseModel):
-    tag: str
-    context: str
-    file: str = "MiniBox"
-    target: str | None = None
-    no_cache: bool = False
-    timestamp: int | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)
-
-
 @router.post("", status_code=202)
 def create_build(request: Request,
-                 context: Annotated[UploadFile, File(description="the build context, a tar")],
-                 tag: Annotated[str, Form()],
-                 file: Annotated[str, Form()] = "MiniBox",
-                 minibox: Annotated[str | None, Form()] = None,
-                 target: Annotated[str | None, Form()] = None,
+                 context: Annotated[UploadFile, File(description="the build context: a tar, "
+                                                     "plain or gzip/bzip2/xz compressed")],
+                 tag: Annotated[str, Form(min_length=1, max_length=256,
+                                          pattern=r"^[^\x00-\x1f\x7f]*$")],
+                 file: FormText = "MiniBox",
+                 minibox: Annotated[str | None, Form(max_length=MAX_MINIBOX_BYTES,
+                                                     pattern=r"^[^\x00]*$")] = None,
+                 target: FormText | None = None,
                  no_cache: Annotated[bool, Form()] = False,
                  timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None) -> dict:
-    """Build from an uploaded context tar (what `minibox build` sends)."""
+    """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
+    MiniBox file's text (else ``file`` is read from the context)."""
     from minibox.builder.context import unpack_context
 
     s = _services(request)
@@ -51,7 +51,7 @@ def create_build(request: Request,
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
                        no_cache=no_cache, timestamp=timestamp, owns_context=True)
     try:
-        unpack_context(context.file, ctx)
+        unpack_context(context.file, ctx, s.settings.context_limits)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
     except BaseException:
         s.builds._drop_context(req)
@@ -66,18 +66,20 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
 
     s = _services(request)
     src = _allowed_context(body.context, s.settings.build_prefixes)
-    text = _read_minibox(src, body.file)
     # Snapshot the context the same way an upload is made (.miniboxignore applied), so the
-    # keys and the copies see exactly the same files even if the directory changes later.
+    # keys and the copies see exactly the same files even if the directory changes later;
+    # the MiniBox file is read from the snapshot, inside it, like any file of a context.
     ctx = _new_context_dir(s)
-    req = BuildRequest(tag=body.tag, text=text, filename=body.file, context_dir=ctx,
+    req = BuildRequest(tag=body.tag, text="", filename=body.file, context_dir=ctx,
                        target=body.target, no_cache=body.no_cache, timestamp=body.timestamp,
                        owns_context=True)
+    limits = s.settings.context_limits
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:
-            pack_context(str(src), tar)
+            pack_context(str(src), tar, limits)
             tar.seek(0)
-            unpack_context(tar, ctx)
+            unpack_context(tar, ctx, limits)
+        req.text = _read_minibox(ctx, body.file)
     except BaseException:
         s.builds._drop_context(req)
         raise
@@ -103,31 +105,34 @@ def _allowed_context(path: str, prefixes: list[str]) -> Path:
 
 
 def _read_minibox(ctx: Path, name: str) -> str:
-    path = (ctx / name)
-    if ".." in Path(name).parts or Path(name).is_absolute():
-        raise UserError(f"the MiniBox file '{name}' must be inside the build context")
+    """The MiniBox file ``name`` of the (daemon-owned snapshot of the) context, resolved
+    inside it: see ``read_context_file``."""
+    from minibox.builder.contextfile import printable, read_context_file
+
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"no MiniBox file '{name}' in the build context",
+        data = read_context_file(str(ctx), name, "the MiniBox file", MAX_MINIBOX_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"no MiniBox file '{printable(name)}' in the build context",
                         hint="create one, or name another with -f") from None
     except OSError as e:
-        raise UserError(f"cannot read the MiniBox file '{name}': {e.strerror}") from None
+        raise UserError(f"cannot read the MiniBox file '{printable(name)}': "
+                        f"{e.strerror}") from None
     return data.decode("utf-8", "replace")
 
 
 @router.get("")
-def list_builds(request: Request, limit: int = 50) -> list[dict]:
+def list_builds(request: Request,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
     return _services(request).builds.list(limit)
 
 
 @router.get("/{job_id}")
-def get_build(request: Request, job_id: str) -> dict:
+def get_build(request: Request, job_id: JobIdParam) -> dict:
     return _services(request).builds.get(job_id)
 
 
 @router.get("/{job_id}/context")
-def build_context(request: Request, job_id: str) -> StreamingResponse:
+def build_context(request: Request, job_id: JobIdParam) -> StreamingResponse:
     """The job's build context as a tar, for build workers on other machines."""
     from minibox.builder.context import pack_context
 
@@ -148,12 +153,13 @@ def build_context(request: Request, job_id: str) -> StreamingResponse:
 
 
 @router.post("/{job_id}/cancel")
-def cancel_build(request: Request, job_id: str) -> dict:
+def cancel_build(request: Request, job_id: JobIdParam) -> dict:
     return _services(request).builds.cancel(job_id)
 
 
 @router.get("/{job_id}/events")
-def build_events(request: Request, job_id: str, since: str = "0",
+def build_events(request: Request, job_id: JobIdParam,
+                 since: Annotated[BuildEventsCursor, Query()] = "0",
                  follow: bool = True) -> StreamingResponse:
     """The job's events as NDJSON, from ``since`` (a stream id); with follow, until it ends."""
     s = _services(request)
@@ -175,4 +181,5 @@ def build_events(request: Request, job_id: str, since: str = "0",
             if not entries and s.builds.get(job_id)["status"] in FINAL:
                 finished = True
 
-    return StreamingResponse(gen(), media_type="application/x-ndjson")
+    return StreamingResponse(ndjson_guard(gen(), f"the events of build job {job_id}"),
+                             media_type="application/x-ndjson")

@@ -10,20 +10,27 @@ from __future__ import annotations
 import os
 import signal as _signal
 from functools import lru_cache
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from minibox.api.routers import tty_sessions
+from minibox.api.streaming import mux_guard
 from minibox.errors import Conflict, UserError
 from minibox.runtime import query, streams
 from minibox.runtime.remote import call
 from minibox.runtime.state import StateStore
 from minibox.runtime.stats import Sampler
-from minibox.api.routers import tty_sessions
+from minibox.wire.api import ContainerRef, ExecId, ExecRequest, RunRequest, StopRequest
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 _sampler = Sampler()
 OCTET = "application/octet-stream"
+Ref = Annotated[ContainerRef, Path(description="a container's name, id or id prefix")]
+Eid = Annotated[ExecId, Path(description="an exec session's id")]
+Seconds = Annotated[float, Query(ge=0, le=86400)]
+TermSize = Annotated[int, Query(ge=1, le=65535)]
 
 
 def _settings(request: Request):
@@ -54,11 +61,15 @@ def _ids(request: Request, refs: list[str]) -> list[str]:
 
 # --- create and run --------------------------------------------------------------------
 @router.post("")
-def run(request: Request, body: dict = Body(...), start: bool = True, attach: bool = False):
+def run(request: Request, req: RunRequest, start: bool = True, attach: bool = False):
     """Create a container from a RunRequest (image, command, env, volumes, memory, cpus,
     ...); with ``start`` (default) start it too.  Returns its id, name and warnings.
     ``attach``: stream its output (multiplexed) until it exits, ending with an exit frame;
     the id is in the X-Container-Id header."""
+    from minibox.runtime.spec import from_request
+
+    body = req.to_wire()
+    from_request(body)          # what the values mean: checked here, before it is queued
     if attach:
         return _run_attached(request, body)
     if start:
@@ -78,12 +89,15 @@ def _run_attached(request: Request, body: dict) -> StreamingResponse:
     watch = streams._ExitWatch(store, cid)
     gen = streams.log_stream(store, cid, follow=True, mux=True, exit_trailer=True, f=f,
                              watch=watch)
+    gen = mux_guard(gen, f"the output of container {cid[:12]}")
     headers = {"X-Container-Id": cid, "X-Container-Name": st.get("name", "")}
     return StreamingResponse(gen, media_type=OCTET, headers=headers)
 
 
 @router.get("")
-def list_(request: Request, all: bool = False, filter: list[str] = Query(default=[])) -> list:
+def list_(request: Request, all: bool = False,
+          filter: Annotated[list[Annotated[str, Query(max_length=256)]],
+                            Query(max_length=64)] = []) -> list:
     filters: dict[str, list[str]] = {}
     for f in filter:
         key, sep, value = f.partition("=")
@@ -106,12 +120,12 @@ def stats_all(request: Request, all: bool = False) -> list:
 
 
 @router.get("/{ref}")
-def inspect(request: Request, ref: str) -> dict:
+def inspect(request: Request, ref: Ref) -> dict:
     return query.inspect(_store(request), ref)
 
 
 @router.get("/{ref}/stats")
-def stats(request: Request, ref: str) -> dict:
+def stats(request: Request, ref: Ref) -> dict:
     store = _store(request)
     rec = store.load(store.resolve(ref))
     return _sampler.sample(rec.effective())
@@ -119,14 +133,14 @@ def stats(request: Request, ref: str) -> dict:
 
 # --- lifecycle -------------------------------------------------------------------------
 @router.post("/{ref}/start")
-def start(request: Request, ref: str) -> dict:
+def start(request: Request, ref: Ref) -> dict:
     cid = _store(request).resolve(ref)
     st = call(_celery(request), "start", cid)
     return {"id": cid, "status": st["status"]}
 
 
 @router.post("/{ref}/wait")
-def wait(request: Request, ref: str, timeout: float | None = None) -> dict:
+def wait(request: Request, ref: Ref, timeout: Seconds | None = None) -> dict:
     store = _store(request)
     cid = store.resolve(ref)
     st = query.wait_exited(store, [cid], timeout)[cid]
@@ -147,18 +161,18 @@ def _stop(request: Request, cids: list[str], t: float) -> dict:
 
 
 @router.post("/stop")
-def stop_many(request: Request, body: dict = Body(...)) -> dict:
+def stop_many(request: Request, body: StopRequest) -> dict:
     """Stop several containers at once: SIGTERM to all, SIGKILL to the ones left after t."""
-    return _stop(request, _ids(request, list(body.get("ids") or [])), float(body.get("t", 10)))
+    return _stop(request, _ids(request, body.ids), body.t)
 
 
 @router.post("/{ref}/stop")
-def stop(request: Request, ref: str, t: float = 10.0) -> dict:
+def stop(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
     return _stop(request, _ids(request, [ref]), t)
 
 
 @router.post("/{ref}/restart")
-def restart(request: Request, ref: str, t: float = 10.0) -> dict:
+def restart(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
     cids = _ids(request, [ref])
     _stop(request, cids, t)
     st = call(_celery(request), "start", cids[0])
@@ -166,7 +180,8 @@ def restart(request: Request, ref: str, t: float = 10.0) -> dict:
 
 
 @router.post("/{ref}/kill")
-def kill(request: Request, ref: str, signal: str = "SIGKILL") -> dict:
+def kill(request: Request, ref: Ref,
+         signal: Annotated[str, Query(max_length=32)] = "SIGKILL") -> dict:
     cid = _store(request).resolve(ref)
     sig = _parse_signal(signal)
     done = call(_celery(request), "kill", [cid], sig)
@@ -187,7 +202,7 @@ def _parse_signal(text: str) -> int:
 
 
 @router.delete("/{ref}")
-def remove(request: Request, ref: str, force: bool = False, volumes: bool = False) -> dict:
+def remove(request: Request, ref: Ref, force: bool = False, volumes: bool = False) -> dict:
     """Remove a container; ``volumes``: its anonymous volumes too (never named ones)."""
     cid = _store(request).resolve(ref)
     call(_celery(request), "remove", [cid], force, volumes)
@@ -196,20 +211,23 @@ def remove(request: Request, ref: str, force: bool = False, volumes: bool = Fals
 
 # --- output ----------------------------------------------------------------------------
 @router.get("/{ref}/logs")
-def logs(request: Request, ref: str, follow: bool = False, tail: int | None = None,
-         since: float = 0.0, timestamps: bool = False, mux: bool = False,
-         exit: bool = False):
+def logs(request: Request, ref: Ref, follow: bool = False,
+         tail: Annotated[int, Query(ge=-1, le=1 << 40)] | None = None,
+         since: Annotated[float, Query(ge=0, le=1 << 40)] = 0.0, timestamps: bool = False,
+         mux: bool = False, exit: bool = False):
     """The container's output.  ``follow``: until it exits; ``exit`` (with follow and mux):
     end with an exit frame; ``since``: unix seconds."""
     store = _store(request)
     cid = store.resolve(ref)
     gen = streams.log_stream(store, cid, follow=follow, tail=tail, since_ns=int(since * 1e9),
                              timestamps=timestamps, mux=mux, exit_trailer=exit and follow and mux)
+    if mux:
+        gen = mux_guard(gen, f"the logs of container {cid[:12]}")
     return StreamingResponse(gen, media_type=OCTET if mux else "text/plain; charset=utf-8")
 
 
 @router.post("/{ref}/exec")
-def exec_(request: Request, ref: str, body: dict = Body(...)):
+def exec_(request: Request, ref: Ref, body: ExecRequest):
     """Run a command in the container: ``{cmd, env, workdir, user, tty, interactive}``.
     Without tty the answer streams multiplexed output; with ``interactive`` its stdin is a
     pipe fed by POST /containers/exec/{X-Exec-Id}/stdin (else /dev/null).  With tty it
@@ -217,20 +235,20 @@ def exec_(request: Request, ref: str, body: dict = Body(...)):
     from minibox.runtime.exec import exec_spec
     store = _store(request)
     rec = store.load(store.resolve(ref), with_config=True)
-    spec = exec_spec(rec, list(body.get("cmd") or []), body.get("env") or [],
-                     body.get("workdir"), body.get("user"), bool(body.get("tty")))
+    spec = exec_spec(rec, body.cmd, body.env, body.workdir, body.user, body.tty)
     if spec["tty"]:
         return {"exec_id": tty_sessions.start_exec(spec)}
     import subprocess
     from minibox.runtime.exec import spawn_exec
-    stdin = bool(body.get("interactive"))
+    stdin = body.interactive
     proc = spawn_exec(spec, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    what = f"exec in container {rec.name}"
     if not stdin:
-        return StreamingResponse(streams.exec_stream(proc), media_type=OCTET)
+        return StreamingResponse(mux_guard(streams.exec_stream(proc), what), media_type=OCTET)
     eid = os.urandom(8).hex()
     tty_sessions.register_exec_stdin(eid, proc.stdin)
-    gen = _then(streams.exec_stream(proc), tty_sessions.drop_exec_stdin, eid)
+    gen = mux_guard(_then(streams.exec_stream(proc), tty_sessions.drop_exec_stdin, eid), what)
     return StreamingResponse(gen, media_type=OCTET, headers={"X-Exec-Id": eid})
 
 
@@ -243,24 +261,24 @@ def _then(gen, cleanup, *args):
 
 # --- interactive sessions (container -t, exec -t) -----------------------------------------
 @router.get("/exec/{eid}/output")
-def exec_output(eid: str):
+def exec_output(eid: Eid):
     return StreamingResponse(tty_sessions.exec_output(eid), media_type=OCTET)
 
 
 @router.post("/exec/{eid}/input")
-async def exec_input(eid: str, request: Request) -> dict:
+async def exec_input(eid: Eid, request: Request) -> dict:
     tty_sessions.exec_input(eid, await request.body())
     return {}
 
 
 @router.post("/exec/{eid}/resize")
-def exec_resize(eid: str, h: int, w: int) -> dict:
+def exec_resize(eid: Eid, h: TermSize, w: TermSize) -> dict:
     tty_sessions.exec_resize(eid, h, w)
     return {}
 
 
 @router.post("/exec/{eid}/stdin")
-async def exec_stdin(eid: str, request: Request) -> dict:
+async def exec_stdin(eid: Eid, request: Request) -> dict:
     """Stream the body into an exec's stdin (started with ``interactive``); its end (or
     the client going away) is the command's EOF."""
     await tty_sessions.relay_exec_stdin(eid, request.stream())
@@ -268,7 +286,7 @@ async def exec_stdin(eid: str, request: Request) -> dict:
 
 
 @router.post("/{ref}/attach/stdin")
-async def attach_stdin(request: Request, ref: str) -> dict:
+async def attach_stdin(request: Request, ref: Ref) -> dict:
     """Stream the body into the stdin of a container started with -i (no -t); its end (or
     the client going away) closes the container's stdin, as docker's run -i does."""
     store = _store(request)
@@ -283,17 +301,14 @@ async def attach_stdin(request: Request, ref: str) -> dict:
 
 
 @router.post("/{ref}/attach/input")
-async def attach_input(request: Request, ref: str) -> dict:
+async def attach_input(request: Request, ref: Ref) -> dict:
     store = _store(request)
     tty_sessions.container_input(store, store.resolve(ref), await request.body())
     return {}
 
 
 @router.post("/{ref}/resize")
-def resize(request: Request, ref: str, h: int, w: int) -> dict:
+def resize(request: Request, ref: Ref, h: TermSize, w: TermSize) -> dict:
     store = _store(request)
     tty_sessions.container_resize(store, store.resolve(ref), h, w)
     return {}
-
-
-

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
 from minibox import refs
 from minibox.errors import NotFound, UserError
+from minibox.wire.api import ImageRef
 
 router = APIRouter(tags=["images"])
+Name = Annotated[ImageRef, Path(description="NAME[:TAG], NAME@DIGEST, a digest or an id")]
+Digest = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex>")]
 
 
 def _store(request: Request):
@@ -26,7 +31,7 @@ def list_images(request: Request) -> list[dict]:
 
 
 @router.get("/images/{name:path}/json")
-def inspect_image(request: Request, name: str) -> dict:
+def inspect_image(request: Request, name: Name) -> dict:
     """An image's record: id (config digest), digest (manifest), repo tags, created,
     platform, config, rootfs, layers, size, history; ``manifest`` and the whole OCI
     ``config`` too.  ``name``: NAME[:TAG], NAME@DIGEST, a digest or an id (prefix)."""
@@ -65,7 +70,7 @@ def _find(store, name: str):
 
 
 @router.delete("/images/{name:path}")
-def remove_image(request: Request, name: str) -> dict:
+def remove_image(request: Request, name: Name) -> dict:
     ref = refs.normalize(name)
     _store(request).untag(ref)
     return {"removed": ref}
@@ -80,7 +85,7 @@ def _digest(digest: str) -> str:
 
 
 @router.get("/blobs/{digest}")
-def get_blob(request: Request, digest: str) -> FileResponse:
+def get_blob(request: Request, digest: Digest) -> FileResponse:
     """A blob by digest (build workers on other machines fetch layers this way)."""
     store = _store(request)
     if not store.has_blob(_digest(digest)):
@@ -89,24 +94,31 @@ def get_blob(request: Request, digest: str) -> FileResponse:
 
 
 @router.head("/blobs/{digest}")
-def head_blob(request: Request, digest: str) -> Response:
+def head_blob(request: Request, digest: Digest) -> Response:
     found = _store(request).has_blob(_digest(digest))
     return Response(status_code=200 if found else 404)
 
 
 @router.put("/blobs/{digest}", status_code=201)
-async def put_blob(request: Request, digest: str) -> dict:
+async def put_blob(request: Request, digest: Digest) -> dict:
     """Store a blob a build worker made elsewhere; its content must hash to ``digest``."""
     from starlette.concurrency import run_in_threadpool
 
     store = _store(request)
     if store.has_blob(_digest(digest)):
         return {"digest": digest, "stored": False}
+    import hashlib
+
     writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
     await run_in_threadpool(writer.__enter__)
+    sent = hashlib.sha256()         # a body that is not the blob is bad input, not a 5xx
     try:
         async for chunk in request.stream():
+            sent.update(chunk)
             await run_in_threadpool(writer.write, chunk)
+        if "sha256:" + sent.hexdigest() != digest:
+            raise UserError(f"the body does not hash to {digest}",
+                            hint="PUT /blobs/DIGEST takes the blob's exact bytes")
     except BaseException as e:
         await run_in_threadpool(writer.__exit__, type(e), e, None)
         raise

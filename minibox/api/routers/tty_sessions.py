@@ -21,7 +21,7 @@ import struct
 import termios
 import threading
 
-from minibox.errors import Conflict, MiniBoxError, NotFound
+from minibox.errors import Conflict, MiniBoxError, NotFound, UserError
 from minibox.runtime import streams
 from minibox.runtime.state import StateStore
 
@@ -86,12 +86,25 @@ def exec_output(eid: str):
 
 def exec_input(eid: str, data: bytes) -> None:
     master, _ = _get(eid)
-    os.write(master, data)
+    try:
+        os.write(master, data)
+    except OSError:     # the command ended (EIO) or its session closed (EBADF)
+        raise Conflict(f"the exec session {eid} has ended") from None
 
 
 def exec_resize(eid: str, rows: int, cols: int) -> None:
     master, _ = _get(eid)
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    try:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", _dim(rows), _dim(cols), 0, 0))
+    except OSError:
+        raise Conflict(f"the exec session {eid} has ended") from None
+
+
+def _dim(n: int) -> int:
+    """A terminal dimension as the kernel's winsize holds it (0-65535)."""
+    if not 0 <= n <= 0xFFFF:
+        raise UserError(f"invalid terminal size {n}", hint="rows and columns are 0-65535")
+    return n
 
 
 def _connect(store: StateStore, cid: str) -> socket.socket:
@@ -145,7 +158,7 @@ def container_input(store: StateStore, cid: str, data: bytes) -> None:
 
 
 def container_resize(store: StateStore, cid: str, rows: int, cols: int) -> None:
-    _send(store, cid, b"r", f"{rows} {cols}".encode())
+    _send(store, cid, b"r", f"{_dim(rows)} {_dim(cols)}".encode())
 
 
 # --- stdin (-i without -t) ---------------------------------------------------------------

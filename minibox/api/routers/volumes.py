@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from minibox.errors import NotFound
 from minibox.runtime import volumes as volume_store
 from minibox.runtime.state import StateStore
 from minibox.runtime.volumes import VolumeStore
+from minibox.wire.api import VolumeCreate, VolumeName
 
 router = APIRouter(prefix="/volumes", tags=["volumes"])
+Name = Annotated[VolumeName, Path(description="a volume's name")]
 
 
 def _vols(request: Request) -> VolumeStore:
@@ -29,17 +33,17 @@ def list_(request: Request) -> list:
 
 
 @router.post("")
-def create(request: Request, body: dict = Body(...)) -> dict:
-    return _vols(request).create(str(body.get("name") or ""), body.get("labels") or {})
+def create(request: Request, body: VolumeCreate) -> dict:
+    return _vols(request).create(body.name, body.labels)
 
 
 @router.get("/{name}")
-def inspect(request: Request, name: str) -> dict:
+def inspect(request: Request, name: Name) -> dict:
     return _vols(request).inspect(name)
 
 
 @router.delete("/{name}")
-def remove(request: Request, name: str, force: bool = False) -> dict:
+def remove(request: Request, name: Name, force: bool = False) -> dict:
     """Remove a volume; refused while a container (running or not) uses it, with or
     without ``force`` (as Docker); ``force`` only makes a missing volume no error."""
     vols = _vols(request)

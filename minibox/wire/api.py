@@ -1,0 +1,144 @@
+"""The HTTP API's request models: the shape of every JSON body, form field, path and query
+parameter the daemon accepts, defined once.
+
+The API validates each request against these before it does anything (a wrong type, a NUL
+byte, an overlong string, a number out of range is a 422 that names the field), and
+/openapi.json publishes them.  Meaning (is this a memory size, a known capability, a free
+name) is checked by the code that owns it (``minibox.runtime.spec`` for a run), still at the
+API edge, before anything is queued.  Clients that build these bodies (the CLI's run flags,
+compose) send plain dicts with these keys: importing pydantic would cost the CLI's fast
+paths more than a whole request.
+
+Pydantic only; nothing else of MiniBox is imported here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "ARG_MAX", "MAX_TIMESTAMP", "BuildEventsCursor", "ContainerRef", "ExecId", "ExecRequest", "HealthRequest",
+    "ImageRef", "JobId", "LIST_MAX", "PathBuild", "RunRequest", "StopRequest", "Text",
+    "VolumeCreate", "VolumeName",
+]
+
+LIST_MAX = 4096            # items in a list (argv, env, volumes ...)
+ARG_MAX = 128 << 10        # bytes of one argument or variable (the kernel's MAX_ARG_STRLEN)
+_NO_CTRL = r"^[^\x00-\x1f\x7f]*$"
+MAX_TIMESTAMP = 253402300799          # 9999-12-31T23:59:59Z, the last moment RFC 3339 has
+_NO_NUL = r"^[^\x00]*$"
+
+
+def Text(max_length: int, *, min_length: int = 0, pattern: str = _NO_NUL):
+    """A string type: at most ``max_length`` characters, never a NUL byte (``pattern``)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,
+                                            pattern=pattern)]
+
+
+Arg = Text(ARG_MAX)                       # an argv item, an env entry (may hold newlines)
+Short = Text(256, pattern=_NO_CTRL)       # a flag's value: a size, a path spec, a user
+PathText = Text(4096, pattern=_NO_CTRL)   # a path on the daemon's machine or in a container
+
+# path parameters: what names and ids may look like (a NUL byte, a slash or an overlong one
+# is a 422, never a lookup)
+ContainerRef = Text(128, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VolumeName = Text(64, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+JobId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+ExecId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9]+$")
+ImageRef = Text(512, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+BuildEventsCursor = Text(64, min_length=1, pattern=r"^(\d+(-\d+)?|\$)$")
+SizeOrNumber = Annotated[int, Field(ge=0, le=1 << 50)] | Short
+CpuCount = Annotated[float, Field(ge=0, le=1024)] | Short
+Duration = Annotated[float, Field(ge=0, le=10 ** 9)] | Short
+
+
+class _Body(BaseModel):
+    # An unknown key is a 422 naming it (a typo is never silently dropped).
+    model_config = ConfigDict(extra="forbid")
+
+    def to_wire(self) -> dict:
+        """The body as the runtime worker takes it: a plain dict without unset fields."""
+        return self.model_dump(exclude_none=True)
+
+
+class HealthRequest(_Body):
+    cmd: Arg | Annotated[list[Arg], Field(min_length=1, max_length=LIST_MAX)]
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: Annotated[int, Field(ge=1, le=1000)] | None = None
+    start_period: Duration | None = None
+
+
+class RunRequest(_Body):
+    """POST /containers: what ``minibox run``'s flags say (see minibox/cli/run_flags.py)."""
+
+    image: Text(512, min_length=1, pattern=_NO_CTRL)
+    command: Annotated[list[Arg], Field(max_length=LIST_MAX)] | None = None
+    entrypoint: Annotated[list[Arg], Field(max_length=LIST_MAX)] | None = None
+    name: Text(128, pattern=_NO_CTRL) | None = None
+    env: Annotated[list[Arg], Field(max_length=LIST_MAX)] = []
+    volumes: Annotated[list[PathText], Field(max_length=LIST_MAX)] = []
+    tmpfs: Annotated[list[PathText], Field(max_length=LIST_MAX)] = []
+    workdir: PathText | None = None
+    user: Short | None = None
+    hostname: Text(64, pattern=_NO_CTRL) | None = None
+    network: Text(64, pattern=_NO_CTRL) | None = None
+    memory: SizeOrNumber | None = None
+    cpus: CpuCount | None = None
+    cpu_shares: Annotated[int, Field(ge=0, le=262144)] | None = None
+    cpuset_cpus: Short | None = None
+    io_weight: Annotated[int, Field(ge=0, le=1000)] | None = None
+    pids_limit: Annotated[int, Field(ge=-1, le=4194304)] | None = None
+    oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    shm_size: SizeOrNumber | None = None
+    sysctls: Annotated[dict[Short, Short], Field(max_length=LIST_MAX)] = {}
+    tty: bool | None = None
+    interactive: bool | None = None
+    autoremove: bool | None = None
+    privileged: bool | None = None
+    cap_add: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=LIST_MAX)] = []
+    cap_drop: Annotated[list[Text(64, pattern=_NO_CTRL)], Field(max_length=LIST_MAX)] = []
+    security_opt: Annotated[list[Short], Field(max_length=64)] = []
+    labels: Annotated[dict[Text(1024, pattern=_NO_CTRL), Arg], Field(max_length=LIST_MAX)] = {}
+    health: HealthRequest | None = None
+    no_healthcheck: bool | None = None
+    log_opts: Annotated[list[Short], Field(max_length=64)] | None = None
+    db_mode: bool | None = None
+
+
+class ExecRequest(_Body):
+    """POST /containers/{ref}/exec."""
+
+    cmd: Annotated[list[Arg], Field(min_length=1, max_length=LIST_MAX)]
+    env: Annotated[list[Arg], Field(max_length=LIST_MAX)] = []
+    workdir: PathText | None = None
+    user: Short | None = None
+    tty: bool = False
+    interactive: bool = False
+
+
+class StopRequest(_Body):
+    """POST /containers/stop: SIGTERM to all, SIGKILL to what is left after ``t`` seconds."""
+
+    ids: Annotated[list[ContainerRef], Field(min_length=1, max_length=LIST_MAX)]
+    t: Annotated[float, Field(ge=0, le=86400)] = 10.0
+
+
+class VolumeCreate(_Body):
+    """POST /volumes."""
+
+    name: VolumeName
+    labels: Annotated[dict[Text(1024, pattern=_NO_CTRL), Arg], Field(max_length=LIST_MAX)] = {}
+
+
+class PathBuild(_Body):
+    """POST /builds/path: a build of a directory on the daemon's machine."""
+
+    tag: Text(256, min_length=1, pattern=_NO_CTRL)
+    context: PathText
+    file: Text(4096, min_length=1, pattern=_NO_CTRL) = "MiniBox"
+    target: Text(128, pattern=_NO_CTRL) | None = None
+    no_cache: bool = False
+    timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None

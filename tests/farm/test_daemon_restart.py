@@ -1,0 +1,109 @@
+"""miniboxd killed with SIGKILL and started again: it adopts the Redis and workers the dead
+daemon left (never a second Redis, never orphans), resumes the build that was running, and
+a stop afterwards leaves no process of the farm behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.farmkit import Farm, write_ctx
+from tests.runtime.images import import_busybox
+
+
+def _procs(root) -> tuple[list[int], list[int]]:
+    """PIDs of the farm's redis-server and of its worker processes."""
+    redis, workers = [], []
+    sock, mark = f"{root}/run/redis.sock".encode(), f"MINIBOX_DATA_ROOT={root}\0".encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read()
+            env = open(f"/proc/{d}/environ", "rb").read() if b"minibox.workers" in cmd else b""
+        except OSError:
+            continue
+        if cmd.startswith(b"/usr/bin/redis-server") and sock in cmd:
+            redis.append(int(d))
+        elif mark in env:
+            workers.append(int(d))
+    return sorted(redis), sorted(workers)
+
+
+def _tops(pids: list[int]) -> list[int]:
+    """The worker processes whose parent is not one of them (the pool masters)."""
+    def ppid(p):
+        try:
+            return int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            return 0
+    return sorted(p for p in pids if ppid(p) not in pids)
+
+
+@pytest.fixture
+def farm():
+    f = Farm(concurrency=2)
+    try:
+        import_busybox(f.root, "busybox")
+        yield f.start()
+    finally:
+        f.destroy()
+
+
+def _wait_status(farm, job: str, want, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    rec = {}
+    while time.monotonic() < deadline:
+        with farm.http() as c:
+            rec = c.get(f"/builds/{job}").json()
+        if rec.get("status") in want:
+            return rec
+        time.sleep(0.1)
+    raise AssertionError(f"build {job} never reached {want}: {rec}")
+
+
+def test_sigkilled_daemon_is_adopted_and_its_build_resumed(farm, tmp_path):
+    ctx = write_ctx(tmp_path / "ctx", {"MiniBox": (
+        "BASE busybox\n"
+        f"BLOCK slow\n    RUN sleep 3 && echo {time.time()} > /slow\n"
+        "BLOCK after\n    NEED slow\n    RUN cat /slow > /after\n")})
+    r = farm.cli("build", "-d", "-t", "resumed", str(ctx))
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split()[-1]
+    _wait_status(farm, job, ("running",))
+    time.sleep(1.0)                              # the slow block is on a worker now
+
+    redis_before, workers_before = _procs(farm.root)
+    assert len(redis_before) == 1 and workers_before
+    first = farm.proc
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    farm.start()
+    rec = _wait_status(farm, job, ("done", "failed", "cancelled"))
+    assert rec["status"] == "done", rec
+    types = [e["type"] for e in farm.events(job)]
+    assert "job_resumed" in types
+    redis_after, workers_after = _procs(farm.root)
+    assert redis_after == redis_before                                # adopted, not doubled
+    assert _tops(workers_after) == _tops(workers_before)              # adopted, none beside
+    assert len(_tops(workers_after)) == 2                             # build pool + runtime
+    r = farm.cli("run", "--rm", "--network", "none", "resumed", "cat", "/after")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+
+    # a second daemon on the same data root is refused, and says which one runs
+    other = subprocess.run([sys.executable, "-m", "minibox.daemon.main"], env=farm.env,
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0
+    assert f"another miniboxd (pid {farm.proc.pid})" in other.stderr
+
+    farm.stop()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_procs(farm.root)):
+        time.sleep(0.1)
+    assert _procs(farm.root) == ([], [])
