@@ -42,8 +42,9 @@ FLAGS = (
          "KEY=VALUE, namespaced only: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, "
          "net.* (not with --network host)."),
     Flag(("--network",), "network", "str",
-         "none (own namespace, loopback only) or host; bridge is not supported yet.",
-         default="none", show_default=True),
+         "bridge (the default network: own namespace, an address on the minibox0 bridge, "
+         "outbound NAT), none (loopback only), host, or a network's name.",
+         default="bridge", show_default=True),
     Flag(("--hostname",), "hostname", "str", "Container host name (default: short id)."),
     Flag(("-i", "--interactive"), "interactive", "flag",
          "Keep stdin open: forward yours to the container."),

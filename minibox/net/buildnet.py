@@ -3,9 +3,11 @@ the build bridge (outbound NAT, so PKG and AUTO-DEPS reach package registries; n
 the host's loopback is reachable: it is the namespace's own ``lo``).
 
 Creating and plugging a namespace costs 15-25 ms here, so each worker process keeps a small
-pool of prepared ones (as BuildKit does): ``take`` hands one over at once (and asks the
-pool's thread for a replacement); ``give_back`` queues its teardown (veth delete, lease
-release) to that thread.  A namespace is never reused.  Leases are owned by
+pool of prepared ones (as BuildKit does): ``take`` hands one over at once (made on the spot
+only if the pool is empty); ``give_back`` asks the pool's thread for a replacement (after
+the block, not competing with it) and closes the used one's fd: the namespace dies and the
+kernel deletes its veth; its address is released once that veth is gone (checked before each
+preparation), never while it could still answer for it.  A namespace is never reused.  Leases are owned by
 ``build:<pid>:<start time>:<n>``; a new pool prunes the leases of dead worker processes
 (their namespaces died with their fds, and the kernel deleted their veths).
 """
@@ -58,6 +60,7 @@ class BuildNet:
         self.ipam = Ipam(settings.net_dir, self.net)
         self._n = 0
         self._ready: list[Slot] = []
+        self._dying: list[Slot] = []
         self._lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
         self.net.ensure(settings)
@@ -70,20 +73,24 @@ class BuildNet:
         """A prepared namespace (made now if the pool is empty)."""
         with self._lock:
             slot = self._ready.pop() if self._ready else None
-        self._jobs.put(("fill", None))
         return slot if slot is not None else self._make()
 
     def give_back(self, slot: Slot) -> None:
-        self._jobs.put(("drop", slot))
+        with contextlib.suppress(OSError):
+            os.close(slot.fd)
+        with self._lock:
+            self._dying.append(slot)
+        self._jobs.put("fill")
 
     def warm(self) -> None:
-        self._jobs.put(("fill", None))
+        self._jobs.put("fill")
 
     def close(self) -> None:
         """Tear down the prepared namespaces (a test session's end; workers just exit)."""
         with self._lock:
             ready, self._ready = self._ready, []
-        for slot in ready:
+            dying, self._dying = self._dying, []
+        for slot in ready + dying:
             self._destroy(slot)
 
     # --- the pool's thread ---------------------------------------------------------------
@@ -93,24 +100,32 @@ class BuildNet:
 
     def _work(self) -> None:
         while True:
-            job, slot = self._jobs.get()
+            self._jobs.get()
             try:
-                if job == "drop":
-                    self._destroy(slot)
-                else:
-                    while len(self._ready) < self.size:
-                        made = self._make()
-                        with self._lock:
-                            self._ready.append(made)
+                while len(self._ready) < self.size:
+                    made = self._make()
+                    with self._lock:
+                        self._ready.append(made)
             except Exception:                       # noqa: BLE001 - the next take retries
                 pass
             finally:
                 self._jobs.task_done()
 
+    def _release_dead(self) -> None:
+        """Release the addresses of given-back namespaces whose veth the kernel deleted."""
+        with self._lock:
+            dying = list(self._dying)
+        gone = [s for s in dying if links.index_of(s.host_if) is None]
+        with self._lock:
+            self._dying = [s for s in self._dying if s not in gone]
+        for s in gone:
+            self.ipam.release(s.owner)
+
     def _make(self) -> Slot:
         with self._lock:
             self._n += 1
             n = self._n
+        self._release_dead()
         owner = f"{self.me}:{n}"
         host_if = f"mbb{self.pid % 100000:05d}{n % 10000000:07d}"[:15]
         lease = self.ipam.allocate(owner)
@@ -127,6 +142,7 @@ class BuildNet:
         return Slot(fd, host_if, owner, lease.address)
 
     def _destroy(self, slot: Slot) -> None:
+        """Delete the veth at once (the pool's end), close the namespace, release."""
         try:
             links.remove_link(slot.host_if)
         finally:

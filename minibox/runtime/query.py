@@ -157,6 +157,7 @@ def inspect(store: StateStore, ref: str) -> dict:
                 "labels": cfg.get("labels"), "healthcheck": cfg.get("health")},
             "host_config": cfg.get("spec"), "Mounts": mounts_view(cfg.get("mounts")),
             "cgroup": st.get("cgroup"), "warnings": st.get("warnings") or [],
+            "network": st.get("net") if st["status"] == "running" else None,
             "monitor_pid": st.get("monitor_pid"), "dir": str(rec.dir)}
 
 

@@ -20,6 +20,7 @@ VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
 NETWORKS = ("none", "host", "bridge")
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_PIDS_LIMIT = 4096
 SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
 SYSCTL_EXACT = ("kernel.sem",)
@@ -54,7 +55,7 @@ class ContainerSpec:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "bridge"         # bridge (the default network), none, host, or a name
     memory: int = 0                 # bytes; 0 = no limit
     cpus: float = 0.0               # CPUs of quota; 0 = no quota
     cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
@@ -272,12 +273,11 @@ def from_request(data: dict) -> ContainerSpec:
     image = str(data.get("image") or "").strip()
     if not image:
         raise UserError("an image is required", hint="minibox run IMAGE [COMMAND...]")
-    network = str(data.get("network") or "none")
-    if network not in NETWORKS:
-        raise UserError(f"unknown network {network!r}", hint="use --network none or host")
-    if network == "bridge":
-        raise UserError("bridge networking is not supported yet",
-                        hint="use --network none (isolated, loopback only) or --network host")
+    network = str(data.get("network") or "bridge")
+    if network not in NETWORKS and not NETWORK_NAME_RE.match(network):
+        raise UserError(f"invalid network {network!r}",
+                        hint="use --network bridge (the default), none, host or a network's "
+                             "name (minibox network ls)")
     name = data.get("name") or None
     if name is not None and not NAME_RE.match(str(name)):
         raise UserError(f"invalid container name {name!r}",

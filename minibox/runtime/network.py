@@ -1,0 +1,203 @@
+"""A container's network, kept by the runtime worker (the hooks of minibox/net for containers).
+
+``--network bridge`` (the default) or a network's name: before the container's init is
+cloned, the worker makes a network namespace, plugs it into the network's bridge (a veth whose
+inner end is created directly in it as eth0, an address leased from the network's IPAM, the
+default route, lo up) and hands it over as a path the init setns'es into
+(``plan["netns"]``, see mbinit.c / init.py).  Once the container runs, the worker lets go of
+the namespace: the container holds it, and when its last process exits the kernel deletes
+the veth.  ``release`` (on the container's exit, seen by ``ExitWatcher``, and on ``rm``)
+drops its address and its port rules; ``resync`` (the runtime worker's start) re-applies
+every rule from state and drops what no running container owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+from dataclasses import dataclass
+
+from minibox.errors import MiniBoxError
+
+log = logging.getLogger(__name__)
+OWN_NETWORKS = ("none", "host")
+
+
+@dataclass
+class Plugged:
+    """A namespace made for a container, not yet handed over."""
+
+    fd: int
+    network: dict            # Network.to_dict()
+    address: str
+    gateway: str
+    prefixlen: int
+    host_if: str
+
+    @property
+    def path(self) -> str:
+        """What the container's init opens (a magic link: any root process can open it
+        while this worker holds the fd)."""
+        return f"/proc/{os.getpid()}/fd/{self.fd}"
+
+    def info(self) -> dict:
+        return {"name": self.network["name"], "bridge": self.network["bridge"],
+                "ip": self.address, "prefixlen": self.prefixlen, "gateway": self.gateway,
+                "host_if": self.host_if}
+
+
+def host_if_of(cid: str) -> str:
+    return "mb" + cid[:13]
+
+
+class ContainerNetworks:
+    def __init__(self, settings):
+        self.settings = settings
+        self._ensured: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- which network ----------------------------------------------------------------------
+    def lookup(self, name: str):
+        from minibox.net.network import default_network
+        from minibox.net.registry import Registry
+
+        if name == "bridge":
+            return default_network(self.settings)
+        return Registry(self.settings).get(name)
+
+    def _ensure(self, net) -> None:
+        with self._lock:
+            if net.name in self._ensured:
+                return
+            net.ensure(self.settings)
+            self._ensured.add(net.name)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._ensured.discard(name)
+
+    # --- a container's start --------------------------------------------------------------
+    def plug(self, cid: str, network: str) -> Plugged | None:
+        """A namespace on ``network`` for container ``cid`` (None: --network none/host)."""
+        if network in OWN_NETWORKS:
+            return None
+        from minibox.net import links, netns
+        from minibox.net.ipam import Ipam
+
+        net = self.lookup(network)
+        self._ensure(net)
+        lease = Ipam(self.settings.net_dir, net).allocate(cid)
+        host_if = host_if_of(cid)
+        fd = -1
+        try:
+            links.remove_link(host_if)       # a previous run's, if its namespace is still dying
+            fd = netns.create()
+            links.attach(fd, net.bridge, host_if, lease.address, lease.prefixlen, lease.gateway)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            Ipam(self.settings.net_dir, net).release(cid)
+            raise
+        return Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen, host_if)
+
+    def handed_over(self, plugged: Plugged | None) -> None:
+        """The container runs in it now: let go of our fd."""
+        if plugged is not None:
+            with contextlib.suppress(OSError):
+                os.close(plugged.fd)
+
+    def unplug(self, cid: str, plugged: Plugged | None) -> None:
+        """The start failed: remove what ``plug`` made."""
+        if plugged is None:
+            return
+        self.handed_over(plugged)
+        self.release(cid, plugged.info())
+
+    # --- a container's end --------------------------------------------------------------------
+    def release(self, cid: str, info: dict | None) -> None:
+        """Its veth (if the kernel has not deleted it yet), address and port rules."""
+        from minibox.net import iptables, links
+        from minibox.net.ipam import Ipam
+        from minibox.net.network import Network
+
+        iptables.Rules(self.settings).drop(f"ports:{cid}")
+        if not info:
+            return
+        with contextlib.suppress(MiniBoxError):
+            links.remove_link(info.get("host_if") or host_if_of(cid))
+        net = Network(info["name"], info["bridge"], _subnet(info), "bridge")
+        Ipam(self.settings.net_dir, net).release(cid)
+
+    def resync(self, running: dict[str, dict]) -> None:
+        """The runtime worker's start: ``running`` maps the running containers' ids to their
+        network info.  Drop every lease and rule section another container owns; re-apply."""
+        from minibox.net import iptables
+        from minibox.net.ipam import Ipam
+
+        rules = iptables.Rules(self.settings)
+        rules.drop_where(lambda sec: sec.startswith("ports:") and sec[6:] not in running)
+        for net in self._known_networks():
+            Ipam(self.settings.net_dir, net).prune(
+                lambda owner: owner in running or owner.startswith("build:"))
+        rules.resync()
+
+    def _known_networks(self) -> list:
+        from minibox.net.network import default_network
+        from minibox.net.registry import Registry
+
+        return [default_network(self.settings), *Registry(self.settings).all()]
+
+
+def _subnet(info: dict) -> str:
+    import ipaddress
+
+    return str(ipaddress.IPv4Network(f"{info['gateway']}/{info['prefixlen']}", strict=False))
+
+
+class ExitWatcher:
+    """A thread that calls ``on_exit(cid, info)`` when a watched container's init exits."""
+
+    def __init__(self, on_exit):
+        self.on_exit = on_exit
+        self._poll = select.poll()
+        self._fds: dict[int, tuple[str, dict]] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._poll.register(self._wake_r, select.POLLIN)
+        self._thread = threading.Thread(target=self._run, name="minibox-exits", daemon=True)
+        self._thread.start()
+
+    def watch(self, cid: str, pid: int, info: dict) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:                      # already gone
+            self._fire(cid, info)
+            return
+        with self._lock:
+            self._fds[fd] = (cid, info)
+            self._poll.register(fd, select.POLLIN)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"w")
+
+    def _fire(self, cid: str, info: dict) -> None:
+        try:
+            self.on_exit(cid, info)
+        except Exception:                    # noqa: BLE001 - keep watching the others
+            log.exception("cleaning up after container %s", cid)
+
+    def _run(self) -> None:
+        while True:
+            for fd, _ev in self._poll.poll():
+                if fd == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                with self._lock:
+                    item = self._fds.pop(fd, None)
+                    self._poll.unregister(fd)
+                os.close(fd)
+                if item is not None:
+                    self._fire(*item)
