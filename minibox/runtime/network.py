@@ -36,6 +36,7 @@ class Plugged:
     gateway: str
     prefixlen: int
     host_if: str
+    ports: list = None       # PortMap, with the host ports picked
 
     @property
     def path(self) -> str:
@@ -46,7 +47,7 @@ class Plugged:
     def info(self) -> dict:
         return {"name": self.network["name"], "bridge": self.network["bridge"],
                 "ip": self.address, "prefixlen": self.prefixlen, "gateway": self.gateway,
-                "host_if": self.host_if}
+                "host_if": self.host_if, "ports": [p.to_dict() for p in self.ports or []]}
 
 
 def host_if_of(cid: str) -> str:
@@ -58,6 +59,7 @@ class ContainerNetworks:
         self.settings = settings
         self._ensured: set[str] = set()
         self._lock = threading.Lock()
+        self._held: dict = {}                # cid -> ports.Held (its host ports)
 
     # --- which network ----------------------------------------------------------------------
     def lookup(self, name: str):
@@ -80,28 +82,42 @@ class ContainerNetworks:
             self._ensured.discard(name)
 
     # --- a container's start --------------------------------------------------------------
-    def plug(self, cid: str, network: str) -> Plugged | None:
-        """A namespace on ``network`` for container ``cid`` (None: --network none/host)."""
+    def plug(self, cid: str, network: str, maps: list | None = None) -> Plugged | None:
+        """A namespace on ``network`` for container ``cid`` with its port maps (None:
+        --network none/host).  A host port in use fails here, before anything is made."""
         if network in OWN_NETWORKS:
             return None
-        from minibox.net import links, netns
+        from minibox.net import iptables, links, netns, ports
         from minibox.net.ipam import Ipam
 
         net = self.lookup(network)
         self._ensure(net)
-        lease = Ipam(self.settings.net_dir, net).allocate(cid)
-        host_if = host_if_of(cid)
+        maps, held = ports.hold(maps or [], f"container {cid[:12]}")
+        ipam = Ipam(self.settings.net_dir, net)
         fd = -1
+        host_if = host_if_of(cid)
         try:
+            lease = ipam.allocate(cid)
             links.remove_link(host_if)       # a previous run's, if its namespace is still dying
             fd = netns.create()
             links.attach(fd, net.bridge, host_if, lease.address, lease.prefixlen, lease.gateway)
+            if maps:
+                iptables.Rules(self.settings).set(f"ports:{cid}",
+                                                  ports.rules(maps, lease.address))
         except BaseException:
+            held.close()
             if fd >= 0:
                 os.close(fd)
-            Ipam(self.settings.net_dir, net).release(cid)
+                with contextlib.suppress(Exception):
+                    links.remove_link(host_if)
+            ipam.release(cid)
+            with contextlib.suppress(Exception):
+                iptables.Rules(self.settings).drop(f"ports:{cid}")
             raise
-        return Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen, host_if)
+        with self._lock:
+            self._held[cid] = held
+        return Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen, host_if,
+                       maps)
 
     def handed_over(self, plugged: Plugged | None) -> None:
         """The container runs in it now: let go of our fd."""
@@ -123,6 +139,10 @@ class ContainerNetworks:
         from minibox.net.ipam import Ipam
         from minibox.net.network import Network
 
+        with self._lock:
+            held = self._held.pop(cid, None)
+        if held is not None:
+            held.close()
         iptables.Rules(self.settings).drop(f"ports:{cid}")
         if not info:
             return
@@ -137,8 +157,17 @@ class ContainerNetworks:
         from minibox.net import iptables
         from minibox.net.ipam import Ipam
 
+        from minibox.net import ports
+
         rules = iptables.Rules(self.settings)
         rules.drop_where(lambda sec: sec.startswith("ports:") and sec[6:] not in running)
+        for cid, info in running.items():             # hold their host ports again
+            maps = [ports.PortMap.from_dict(d) for d in info.get("ports") or []]
+            if maps and cid not in self._held:
+                try:
+                    self._held[cid] = ports.hold(maps, f"container {cid[:12]}")[1]
+                except MiniBoxError as e:
+                    log.warning("%s", e.message)
         for net in self._known_networks():
             Ipam(self.settings.net_dir, net).prune(
                 lambda owner: owner in running or owner.startswith("build:"))
@@ -158,12 +187,13 @@ def _subnet(info: dict) -> str:
 
 
 class ExitWatcher:
-    """A thread that calls ``on_exit(cid, info)`` when a watched container's init exits."""
+    """A thread that calls ``on_exit(cid, info, pid)`` when a watched container's init
+    ``pid`` exits."""
 
     def __init__(self, on_exit):
         self.on_exit = on_exit
         self._poll = select.poll()
-        self._fds: dict[int, tuple[str, dict]] = {}
+        self._fds: dict[int, tuple[str, dict, int]] = {}
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._poll.register(self._wake_r, select.POLLIN)
@@ -174,17 +204,17 @@ class ExitWatcher:
         try:
             fd = os.pidfd_open(pid)
         except OSError:                      # already gone
-            self._fire(cid, info)
+            self._fire(cid, info, pid)
             return
         with self._lock:
-            self._fds[fd] = (cid, info)
+            self._fds[fd] = (cid, info, pid)
             self._poll.register(fd, select.POLLIN)
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"w")
 
-    def _fire(self, cid: str, info: dict) -> None:
+    def _fire(self, cid: str, info: dict, pid: int) -> None:
         try:
-            self.on_exit(cid, info)
+            self.on_exit(cid, info, pid)
         except Exception:                    # noqa: BLE001 - keep watching the others
             log.exception("cleaning up after container %s", cid)
 

@@ -97,6 +97,7 @@ class Runtime:
                 "hostname": hostname, "mounts": mounts, "labels": labels,
                 "health": _health(spec, labels),
                 "etc_files": _etc_files(hostname, spec.network),
+                "exposed_ports": sorted(image.config.get("ExposedPorts") or {}),
             }
             # not fsync'd here: start() has config + state + dirs fsync'd (in the background)
             self.store.save_config(cid, config, sync=False)
@@ -178,7 +179,7 @@ class Runtime:
         run = _next_run(rec, st)
         plugged = None
         try:
-            plugged = self.net.plug(cid, spec.network)
+            plugged = self.net.plug(cid, spec.network, _port_maps(spec, rec.config))
             plan = self._plan(rec, spec, cg, run)
             if plugged is not None:
                 plan["netns"] = plugged.path
@@ -210,12 +211,13 @@ class Runtime:
                 self._exits = ExitWatcher(self._on_exit)
         self._exits.watch(cid, pid, info)
 
-    def _on_exit(self, cid: str, info: dict) -> None:
-        """A container on a network exited: release its address and rules (unless it has
-        been started again meanwhile)."""
+    def _on_exit(self, cid: str, info: dict, pid: int) -> None:
+        """A container on a network exited (its init ``pid``): release its address and
+        rules, unless it has been started again meanwhile (another pid)."""
         with self._cid_lock(cid):
             rec = self.store.load(cid)
-            if rec is not None and rec.effective()["status"] == "running":
+            if rec is not None and rec.state.get("pid") not in (pid, 0, None) \
+                    and rec.effective()["status"] == "running":
                 return
             self.net.release(cid, info)
 
@@ -375,6 +377,16 @@ class Runtime:
         self.store.prune_tombs()
         self.net.resync(running)
         return {"reconciled": fixed}
+
+
+def _port_maps(spec: ContainerSpec, config: dict) -> list:
+    from minibox.net import ports
+    maps = [ports.PortMap.from_dict(d) for d in spec.ports]
+    if spec.publish_all:
+        mapped = {(m.ctr_port, m.proto) for m in maps}
+        maps += [m for m in ports.exposed(config.get("exposed_ports") or [])
+                 if (m.ctr_port, m.proto) not in mapped]
+    return maps
 
 
 def _next_run(rec: Record, st: dict) -> int:

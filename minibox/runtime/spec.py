@@ -56,6 +56,8 @@ class ContainerSpec:
     user: str | None = None
     hostname: str | None = None
     network: str = "bridge"         # bridge (the default network), none, host, or a name
+    ports: list[dict] = field(default_factory=list)     # minibox.net.ports.PortMap dicts
+    publish_all: bool = False       # -P: the image's PORTs to free host ports
     memory: int = 0                 # bytes; 0 = no limit
     cpus: float = 0.0               # CPUs of quota; 0 = no quota
     cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
@@ -278,6 +280,7 @@ def from_request(data: dict) -> ContainerSpec:
         raise UserError(f"invalid network {network!r}",
                         hint="use --network bridge (the default), none, host or a network's "
                              "name (minibox network ls)")
+    ports = _ports(data, network)
     name = data.get("name") or None
     if name is not None and not NAME_RE.match(str(name)):
         raise UserError(f"invalid container name {name!r}",
@@ -292,7 +295,8 @@ def from_request(data: dict) -> ContainerSpec:
         mounts.append(Mount(source="tmpfs", target=path, kind="tmpfs", options=opts))
     _no_duplicate_targets(mounts)
     spec = ContainerSpec(
-        image=image, name=name, hostname=hostname, network=network,
+        image=image, name=name, hostname=hostname, network=network, ports=ports,
+        publish_all=bool(data.get("publish_all")),
         command=_str_list(data.get("command"), "command") or None,
         entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),
         env=parse_env(data.get("env")), mounts=mounts,
@@ -319,6 +323,17 @@ def from_request(data: dict) -> ContainerSpec:
     if spec.workdir is not None and not spec.workdir.startswith("/"):
         raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
     return spec
+
+
+def _ports(data: dict, network: str) -> list[dict]:
+    from minibox.net import ports as net_ports
+
+    maps = net_ports.parse_all(_str_list(data.get("ports"), "-p/--publish") or [])
+    if (maps or data.get("publish_all")) and network in ("none", "host"):
+        raise UserError(f"-p/-P need a bridge network, not --network {network}",
+                        hint="leave --network out (bridge is the default)" if network == "none"
+                        else "with --network host the container uses the host's ports directly")
+    return [m.to_dict() for m in maps]
 
 
 def _no_duplicate_targets(mounts: list[Mount]) -> None:
