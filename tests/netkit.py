@@ -52,3 +52,14 @@ def cleanup(env: dict[str, str], data_root: str | None = None) -> None:
     iptables.Rules(s).remove_all()
     for br in (s.bridge, s.build_bridge):
         subprocess.run(["ip", "link", "del", br], capture_output=True)
+
+
+def wait_until(cond, what: str, timeout: float = 30) -> None:
+    """Poll ``cond`` until true (a generous deadline: the machine is shared and slow)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

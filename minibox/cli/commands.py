@@ -29,6 +29,7 @@ COMMANDS = {
     "start": "minibox.cli.containers:start",
     "stats": "minibox.cli.containers:stats",
     "volume": "minibox.cli.volumes:volume",
+    "network": "minibox.cli.networks:network",
     "db": "minibox.cli.containers:db",
 }
 
@@ -51,6 +52,7 @@ HELP_SUMMARIES = {
     "start": "Start a stopped container.",
     "stats": "Show containers' resource usage.",
     "volume": "Manage named volumes.",
+    "network": "Manage networks.",
     "db": "Run database containers.",
 }
 

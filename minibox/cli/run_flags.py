@@ -45,6 +45,8 @@ FLAGS = (
          "bridge (the default network: own namespace, an address on the minibox0 bridge, "
          "outbound NAT), none (loopback only), host, or a network's name.",
          default="bridge", show_default=True),
+    Flag(("--network-alias",), "network_aliases", "multi",
+         "Another name the container has on its (user-defined) network."),
     Flag(("-p", "--publish"), "ports", "multi",
          "[HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]: map a host port (or range) to the "
          "container's (without HOSTPORT: a free one)."),
@@ -127,6 +129,7 @@ def request_from_options(image: str, command: list[str], o: dict) -> dict:
             "oom_score_adj": o.get("oom_score_adj"), "shm_size": o.get("shm_size"),
             "sysctls": _kv(o.get("sysctls"), "--sysctl"), "network": o.get("network"),
             "ports": list(o.get("ports") or ()), "publish_all": o.get("publish_all"),
+            "network_aliases": list(o.get("network_aliases") or ()),
             "hostname": o.get("hostname"), "tty": o.get("tty"),
             "interactive": o.get("interactive"), "autoremove": o.get("autoremove"),
             "privileged": o.get("privileged"), "cap_add": list(o.get("cap_add") or ()),

@@ -37,6 +37,7 @@ class Plugged:
     prefixlen: int
     host_if: str
     ports: list = None       # PortMap, with the host ports picked
+    names: list = None       # what other containers on the network resolve to it
 
     @property
     def path(self) -> str:
@@ -47,7 +48,8 @@ class Plugged:
     def info(self) -> dict:
         return {"name": self.network["name"], "bridge": self.network["bridge"],
                 "ip": self.address, "prefixlen": self.prefixlen, "gateway": self.gateway,
-                "host_if": self.host_if, "ports": [p.to_dict() for p in self.ports or []]}
+                "host_if": self.host_if, "ports": [p.to_dict() for p in self.ports or []],
+                "names": list(self.names or [])}
 
 
 def host_if_of(cid: str) -> str:
@@ -60,6 +62,8 @@ class ContainerNetworks:
         self._ensured: set[str] = set()
         self._lock = threading.Lock()
         self._held: dict = {}                # cid -> ports.Held (its host ports)
+        self._members: dict[str, dict[str, tuple[list[str], str]]] = {}  # net -> cid -> ..
+        self._dns: dict = {}                 # net name -> dns.Resolver
 
     # --- which network ----------------------------------------------------------------------
     def lookup(self, name: str):
@@ -71,18 +75,17 @@ class ContainerNetworks:
         return Registry(self.settings).get(name)
 
     def _ensure(self, net) -> None:
+        from minibox.net import links
+
         with self._lock:
-            if net.name in self._ensured:
+            if net.name in self._ensured and links.index_of(net.bridge) is not None:
                 return
             net.ensure(self.settings)
             self._ensured.add(net.name)
 
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._ensured.discard(name)
-
     # --- a container's start --------------------------------------------------------------
-    def plug(self, cid: str, network: str, maps: list | None = None) -> Plugged | None:
+    def plug(self, cid: str, network: str, maps: list | None = None,
+             names: list[str] | None = None) -> Plugged | None:
         """A namespace on ``network`` for container ``cid`` with its port maps (None:
         --network none/host).  A host port in use fails here, before anything is made."""
         if network in OWN_NETWORKS:
@@ -116,8 +119,53 @@ class ContainerNetworks:
             raise
         with self._lock:
             self._held[cid] = held
-        return Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen, host_if,
-                       maps)
+        plugged = Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen,
+                          host_if, maps, [n for n in names or [] if n])
+        self._member(net.name, cid, plugged.info())
+        return plugged
+
+    # --- names (user-defined networks) ---------------------------------------------------
+    def _member(self, net_name: str, cid: str, info: dict | None) -> None:
+        """Add (``info``) or remove (None) a container from a network's name table and
+        give the network's resolver the new table at once."""
+        if net_name == "bridge":
+            return                           # the default network has no names (as Docker)
+        with self._lock:
+            members = self._members.setdefault(net_name, {})
+            if info is None:
+                members.pop(cid, None)
+            else:
+                members[cid] = (info.get("names") or [], info["ip"])
+            table: dict[str, list[str]] = {}
+            for names, ip in members.values():
+                for n in names:
+                    table.setdefault(n.lower(), []).append(ip)
+            resolver = self._dns.get(net_name)
+        if resolver is None and info is not None:
+            resolver = self._start_resolver(net_name, info["gateway"])
+        if resolver is not None:
+            resolver.set(table)
+
+    def _start_resolver(self, net_name: str, gateway: str):
+        from minibox.net import dns
+
+        with self._lock:
+            if net_name not in self._dns:
+                try:
+                    self._dns[net_name] = dns.Resolver(gateway, dns.host_upstream())
+                except OSError as e:
+                    log.warning("no name resolution on network %s (%s:53: %s)", net_name,
+                                gateway, e.strerror)
+                    return None
+            return self._dns[net_name]
+
+    def stop_resolver(self, net_name: str) -> None:
+        with self._lock:
+            r = self._dns.pop(net_name, None)
+            self._members.pop(net_name, None)
+            self._ensured.discard(net_name)
+        if r is not None:
+            r.close()
 
     def handed_over(self, plugged: Plugged | None) -> None:
         """The container runs in it now: let go of our fd."""
@@ -146,6 +194,7 @@ class ContainerNetworks:
         iptables.Rules(self.settings).drop(f"ports:{cid}")
         if not info:
             return
+        self._member(info["name"], cid, None)
         with contextlib.suppress(MiniBoxError):
             links.remove_link(info.get("host_if") or host_if_of(cid))
         net = Network(info["name"], info["bridge"], _subnet(info), "bridge")
@@ -161,7 +210,8 @@ class ContainerNetworks:
 
         rules = iptables.Rules(self.settings)
         rules.drop_where(lambda sec: sec.startswith("ports:") and sec[6:] not in running)
-        for cid, info in running.items():             # hold their host ports again
+        for cid, info in running.items():             # names; hold their host ports again
+            self._member(info["name"], cid, info)
             maps = [ports.PortMap.from_dict(d) for d in info.get("ports") or []]
             if maps and cid not in self._held:
                 try:
@@ -194,6 +244,7 @@ class ExitWatcher:
         self.on_exit = on_exit
         self._poll = select.poll()
         self._fds: dict[int, tuple[str, dict, int]] = {}
+        self._gone: list[tuple[str, dict, int]] = []
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._poll.register(self._wake_r, select.POLLIN)
@@ -201,14 +252,16 @@ class ExitWatcher:
         self._thread.start()
 
     def watch(self, cid: str, pid: int, info: dict) -> None:
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:                      # already gone
-            self._fire(cid, info, pid)
-            return
+        """Never calls ``on_exit`` itself (the caller may hold the locks it takes): an
+        init that is already gone is handed to the thread too."""
         with self._lock:
-            self._fds[fd] = (cid, info, pid)
-            self._poll.register(fd, select.POLLIN)
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:                  # already gone
+                self._gone.append((cid, info, pid))
+            else:
+                self._fds[fd] = (cid, info, pid)
+                self._poll.register(fd, select.POLLIN)
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"w")
 
@@ -224,6 +277,10 @@ class ExitWatcher:
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):
                         os.read(self._wake_r, 4096)
+                    with self._lock:
+                        gone, self._gone = self._gone, []
+                    for item in gone:
+                        self._fire(*item)
                     continue
                 with self._lock:
                     item = self._fds.pop(fd, None)

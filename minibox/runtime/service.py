@@ -68,8 +68,9 @@ class Runtime:
 
     def _create(self, request: dict) -> str:
         spec = from_request(request)
+        net = None
         if spec.network not in ("none", "host"):
-            self.net.lookup(spec.network)        # an unknown network: NotFound, nothing made
+            net = self.net.lookup(spec.network)  # an unknown network: NotFound, nothing made
         image = images.resolve(self.data_root, spec.image)
         argv = process.argv(spec, image)
         uid, gid, groups, home = process.user(spec, image)
@@ -96,7 +97,7 @@ class Runtime:
                             "uid": uid, "gid": gid, "groups": groups},
                 "hostname": hostname, "mounts": mounts, "labels": labels,
                 "health": _health(spec, labels),
-                "etc_files": _etc_files(hostname, spec.network),
+                "etc_files": _etc_files(hostname, spec.network, net),
                 "exposed_ports": sorted(image.config.get("ExposedPorts") or {}),
             }
             # not fsync'd here: start() has config + state + dirs fsync'd (in the background)
@@ -179,7 +180,8 @@ class Runtime:
         run = _next_run(rec, st)
         plugged = None
         try:
-            plugged = self.net.plug(cid, spec.network, _port_maps(spec, rec.config))
+            plugged = self.net.plug(cid, spec.network, _port_maps(spec, rec.config),
+                                    [rec.name, *spec.network_aliases, cid[:12]])
             plan = self._plan(rec, spec, cg, run)
             if plugged is not None:
                 plan["netns"] = plugged.path
@@ -403,7 +405,7 @@ def _with_init_layer(data_root: Path, layers: list[str]) -> list[str]:
     return [init, *layers] if init else list(layers)
 
 
-def _etc_files(hostname: str, network: str) -> dict:
+def _etc_files(hostname: str, network: str, net=None) -> dict:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of a container.  Its init writes them
     into its own /dev tmpfs at each start and bind-mounts them (rootfs.bind_etc_files): no
     files on disk per container."""
@@ -415,6 +417,10 @@ def _etc_files(hostname: str, network: str) -> dict:
                  f"127.0.1.1\t{hostname}\n")
         if network == "none":
             resolv = "# --network none: no DNS\n"
+        elif network != "bridge" and net is not None:
+            # a user-defined network: its resolver (names of the containers on it, others
+            # forwarded to the host's resolvers), on the gateway
+            resolv = f"nameserver {net.gateway}\noptions ndots:0\n"
         else:
             from minibox.net import resolv as net_resolv
             resolv = net_resolv.for_namespace()

@@ -58,6 +58,7 @@ class ContainerSpec:
     network: str = "bridge"         # bridge (the default network), none, host, or a name
     ports: list[dict] = field(default_factory=list)     # minibox.net.ports.PortMap dicts
     publish_all: bool = False       # -P: the image's PORTs to free host ports
+    network_aliases: list[str] = field(default_factory=list)   # more names on its network
     memory: int = 0                 # bytes; 0 = no limit
     cpus: float = 0.0               # CPUs of quota; 0 = no quota
     cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
@@ -296,6 +297,7 @@ def from_request(data: dict) -> ContainerSpec:
     _no_duplicate_targets(mounts)
     spec = ContainerSpec(
         image=image, name=name, hostname=hostname, network=network, ports=ports,
+        network_aliases=_aliases(data, network),
         publish_all=bool(data.get("publish_all")),
         command=_str_list(data.get("command"), "command") or None,
         entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),
@@ -323,6 +325,18 @@ def from_request(data: dict) -> ContainerSpec:
     if spec.workdir is not None and not spec.workdir.startswith("/"):
         raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
     return spec
+
+
+def _aliases(data: dict, network: str) -> list[str]:
+    aliases = _str_list(data.get("network_aliases"), "--network-alias") or []
+    for a in aliases:
+        if not HOSTNAME_RE.match(a):
+            raise UserError(f"invalid --network-alias {a!r}",
+                            hint="letters, digits, '.' and '-' (a host name)")
+    if aliases and network in NETWORKS:
+        raise UserError(f"--network-alias needs a user-defined network, not --network {network}",
+                        hint="minibox network create NAME, then --network NAME")
+    return aliases
 
 
 def _ports(data: dict, network: str) -> list[dict]:

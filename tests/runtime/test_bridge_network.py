@@ -9,11 +9,11 @@ import ipaddress
 import json
 import os
 import socket
-import time
 
 from minibox.config import Settings
 from minibox.net.ipam import Ipam
 from minibox.net.network import default_network
+from tests.netkit import wait_until
 from tests.runtime.conftest import run_ok
 
 
@@ -28,14 +28,6 @@ def _leases(farm) -> dict:
 def _inspect(farm, name) -> dict:
     out = json.loads(run_ok(farm, "inspect", name))
     return out[0] if isinstance(out, list) else out
-
-
-def _wait(cond, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_container_gets_eth0_address_route_and_resolv(farm):
@@ -69,7 +61,7 @@ def test_containers_and_host_reach_a_container_by_its_address(farm):
                     return True
             except OSError:
                 return False
-        _wait(up, "web1's httpd")
+        wait_until(up, "web1's httpd")
         out = run_ok(farm, "run", "--rm", "busybox", "wget", "-q", "-O", "-",
                      f"http://{ip}:8080/index.html")
         assert "hello-from-web1" in out
@@ -84,7 +76,7 @@ def test_rm_removes_the_veth_and_releases_the_address(farm):
     assert _leases(farm).get(info["ip"]) == cid
     run_ok(farm, "rm", "-f", cid)
     assert info["ip"] not in _leases(farm)
-    _wait(lambda: not os.path.exists(f"/sys/class/net/{info['host_if']}"), "the veth to go")
+    wait_until(lambda: not os.path.exists(f"/sys/class/net/{info['host_if']}"), "the veth to go")
     # the address is free again: the next container may get it
     cid2 = run_ok(farm, "run", "-d", "busybox", "sleep", "600").strip()
     try:
@@ -105,8 +97,8 @@ def _free_or(ip, farm, cid2) -> set:
 def test_exit_on_its_own_releases_veth_and_address(farm):
     cid = run_ok(farm, "run", "-d", "busybox", "sleep", "1").strip()
     info = json.loads((farm.root / "containers" / cid / "state.json").read_text())["net"]
-    _wait(lambda: info["ip"] not in _leases(farm), "the address to be released", 60)
-    _wait(lambda: not os.path.exists(f"/sys/class/net/{info['host_if']}"), "the veth to go")
+    wait_until(lambda: info["ip"] not in _leases(farm), "the address to be released", 60)
+    wait_until(lambda: not os.path.exists(f"/sys/class/net/{info['host_if']}"), "the veth to go")
     run_ok(farm, "rm", cid)
 
 

@@ -13,13 +13,13 @@ import secrets
 import socket
 import struct
 import subprocess
-import time
 
 import pytest
 
 from minibox.config import Settings
 from minibox.net import netns
 from minibox.net.network import default_network
+from tests.netkit import wait_until
 from tests.runtime.conftest import run_ok
 from tests.runtime.farm import free_port
 from tests.runtime.images import import_busybox
@@ -29,14 +29,6 @@ HTTPD = ("sh", "-c", "mkdir -p /www && echo $MSG > /www/index.html && httpd -f -
 
 def _net(farm):
     return default_network(Settings.from_env(farm.env))
-
-
-def _wait(cond, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _get(host: str, port: int, timeout: float = 3) -> str:
@@ -73,7 +65,7 @@ def web(farm, *args, msg="hello"):
     run_ok(farm, "run", "-d", "--name", name, "-e", f"MSG={msg}", *args, "busybox", *HTTPD)
     try:
         info = _info(farm, name)
-        _wait(lambda: _reachable(info["ip"], 80), "the container's httpd")
+        wait_until(lambda: _reachable(info["ip"], 80), "the container's httpd")
         yield name, info
     finally:
         run_ok(farm, "rm", "-f", name)
@@ -131,7 +123,7 @@ def test_outbound_to_another_address_on_the_same_port_is_not_redirected(farm):
                f"httpd -f -p {hp} -h /www")
         stack.callback(run_ok, farm, "rm", "-f", other)
         ip = _info(farm, other)["ip"]
-        _wait(lambda: _reachable(ip, hp), "the other httpd")
+        wait_until(lambda: _reachable(ip, hp), "the other httpd")
         out = run_ok(farm, "run", "--rm", "busybox", "wget", "-q", "-O", "-",
                      f"http://{ip}:{hp}/index.html")
         assert "the-other-one" in out and "the-mapped-one" not in out
@@ -244,7 +236,7 @@ def test_rules_are_gone_after_the_container_exits(farm):
     hp = free_port()
     cid = run_ok(farm, "run", "-d", "-p", f"{hp}:80", "busybox", "sleep", "1").strip()
     try:
-        _wait(lambda: not any(f"--dport {hp} " in r for r in _nat_rules(farm)),
+        wait_until(lambda: not any(f"--dport {hp} " in r for r in _nat_rules(farm)),
               "the rules to go", 60)
         with socket.socket() as s:               # and the host port is free again
             s.bind(("0.0.0.0", hp))
