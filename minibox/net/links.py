@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import errno as E
+import os
 import threading
 
+from minibox import kernel
 from minibox.errors import KernelError
 from minibox.net import netns
 
@@ -16,12 +18,14 @@ _local = threading.local()
 
 
 def _ipr():
-    """This thread's netlink socket in the host's namespace (made once per thread)."""
+    """This thread's netlink socket in the host's namespace (made once per thread and
+    process: a forked child never shares its parent's socket)."""
     ipr = getattr(_local, "ipr", None)
-    if ipr is None:
+    if ipr is None or _local.pid != os.getpid():
         from pyroute2 import IPRoute
 
         ipr = _local.ipr = IPRoute()
+        _local.pid = os.getpid()
     return ipr
 
 
@@ -37,8 +41,12 @@ def _netlink(what: str):
 
 
 def index_of(name: str) -> int | None:
-    found = _ipr().link_lookup(ifname=name)
-    return found[0] if found else None
+    """The link's index (a read of /sys: no netlink dump of every link)."""
+    try:
+        with open(f"/sys/class/net/{name}/ifindex") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def set_sysctl(key: str, value: str) -> None:
@@ -113,29 +121,16 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
     if br is None:
         raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
     with _netlink(f"cannot create veth {host_if} on {bridge}"):
-        ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns_fd})
+        # one request: the pair, the peer made inside the namespace, enslaved and up
+        ipr.link("add", ifname=host_if, kind="veth", master=br, state="up",
+                 peer={"ifname": "eth0", "net_ns_fd": ns_fd})
     try:
-        with _netlink(f"cannot set up veth {host_if} on {bridge}"):
-            idx = index_of(host_if)
-            ipr.link("set", index=idx, master=br, state="up")
-        _configure_inside(ns_fd, address, prefixlen, gateway)
+        with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
+            kernel.set_link_up("lo")
+            kernel.set_ipv4_address("eth0", address, prefixlen)
+            kernel.set_link_up("eth0")
+            kernel.add_default_route(gateway)
     except BaseException:
         with contextlib.suppress(Exception):
             remove_link(host_if)
         raise
-
-
-def _configure_inside(ns_fd: int, address: str, prefixlen: int, gateway: str) -> None:
-    from pyroute2 import IPRoute
-
-    with netns.inside(ns_fd):
-        inner = IPRoute()                  # bound to the namespace it is opened in
-    try:
-        with _netlink(f"cannot configure eth0 ({address}) in the namespace"):
-            eth0 = inner.link_lookup(ifname="eth0")[0]
-            inner.addr("add", index=eth0, address=address, prefixlen=prefixlen)
-            inner.link("set", index=eth0, state="up")
-            inner.link("set", index=inner.link_lookup(ifname="lo")[0], state="up")
-            inner.route("add", dst="default", gateway=gateway)
-    finally:
-        inner.close()

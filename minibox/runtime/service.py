@@ -193,9 +193,9 @@ class Runtime:
         finally:
             warm.done()
         self.net.handed_over(plugged)
-        info = plugged.info() if plugged is not None else None
+        info = started.net = plugged.info() if plugged is not None else None
         try:
-            out = self._record_start(rec, started, cg, run, spec, info)
+            out = self._record_start(rec, started, cg, run, spec)
         except BaseException:
             started.abandon()    # not recorded: the monitor kills the container, notes why
             if info:
@@ -223,9 +223,9 @@ class Runtime:
                 return
             self.net.release(cid, info)
 
-    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec,
-                      net: dict | None) -> dict:
-        state = {**rec.state, "status": "running", "run": run, "pid": started.pid, "net": net,
+    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec) -> dict:
+        state = {**rec.state, "status": "running", "run": run, "pid": started.pid,
+                 "net": started.net,
                  "pid_start": started.pid_start, "monitor_pid": started.monitor_pid,
                  "monitor_start": started.monitor_start, "started_at": time.time(),
                  "exit_code": None, "oom_killed": False, "finished_at": None,

@@ -61,7 +61,7 @@ def direct_runtime(request, tmp_path_factory, monkeypatch):
     from tests.runtime.farm import remove_cgroups
     root = tmp_path_factory.mktemp("direct")
     monkeypatch.setattr(minimon, "_cache", {str(root): None} if request.param else {})
-    parent = f"minibox-test-{root.name}"
+    parent = f"minibox-test-{root.name}-{os.getpid()}"    # other sessions run at once
     monkeypatch.setattr(cgroups, "PARENT", parent)
     import_busybox(root, "busybox")
     env = netkit.net_env(root.name)          # its own bridge, subnet and chains

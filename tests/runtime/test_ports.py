@@ -166,7 +166,10 @@ def test_reachable_from_outside_the_host(farm):
 
 def test_ranges_udp_and_publish_all(farm):
     import_busybox(farm.root, "bb-ports", ExposedPorts={"80/tcp": {}, "53/udp": {}})
-    a, b = free_port(), free_port()
+    a = free_port()
+    while not _free(a + 1):
+        a = free_port()
+    b = free_port()
     while abs(a - b) < 2:
         b = free_port()
     name = f"multi-{secrets.token_hex(3)}"
@@ -244,6 +247,15 @@ def test_rules_are_gone_after_the_container_exits(farm):
         run_ok(farm, "rm", "-f", cid)
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
 def _frame(src_mac: bytes, dst_mac: bytes, src: str, dst: str, dport: int,
            payload: bytes) -> bytes:
     udp = struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0) + payload
@@ -294,3 +306,27 @@ def test_containers_cannot_reach_the_hosts_loopback_cve_2020_8558(farm):
         lo.close()
         gw.close()
         run_ok(farm, "rm", "-f", "cve")
+
+
+def test_worker_restart_resyncs_rules_without_duplicates_or_leftovers(farm):
+    keep_port, gone_port = free_port(), free_port()
+    keep = run_ok(farm, "run", "-d", "-p", f"{keep_port}:80", "busybox", "sleep", "600").strip()
+    gone = run_ok(farm, "run", "-d", "-p", f"{gone_port}:80", "busybox", "sleep", "600").strip()
+    gone_pid = json.loads(run_ok(farm, "inspect", gone))[0]["state"]["pid"]
+    try:
+        farm.kill_worker()                       # a crash: nothing cleaned up
+        os.kill(gone_pid, 9)                     # this one ends while no worker runs
+        farm.start_worker()
+        farm.kill_worker()                       # and once more: still no duplicates
+        farm.start_worker()
+        rules = _nat_rules(farm)
+        assert sum(f"--dport {keep_port} " in r for r in rules) == 1, rules
+        assert not any(f"--dport {gone_port} " in r for r in rules), rules
+        jumps = [r for r in rules if r.startswith(("-A PREROUTING", "-A OUTPUT",
+                                                   "-A POSTROUTING"))]
+        assert len(jumps) == 3, jumps
+        with pytest.raises(OSError):             # the kept one's port is held again
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", keep_port))
+    finally:
+        run_ok(farm, "rm", "-f", keep, gone)
