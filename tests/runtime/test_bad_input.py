@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -28,8 +29,8 @@ def host_snapshot(farm) -> dict:
     bridge = Path("/sys/class/net") / farm.env["MINIBOX_BRIDGE"] / "brif"
     leases = farm.root / "net" / "ipam" / "bridge.json"
     return {"containers": sorted(farm.container_ids()), "cgroups": cg,
-            "veths": sorted(os.listdir(bridge)) if bridge.is_dir() else [],
-            "leases": leases.read_text() if leases.exists() else "{}",
+            "veths": set(os.listdir(bridge)) if bridge.is_dir() else set(),
+            "leases": set(json.loads(leases.read_text())) if leases.exists() else set(),
             "mounts": mounts.count(str(farm.root)),
             "monitors": comms.count("minibox-mon"), "tinis": comms.count("tini-static")}
 
@@ -60,10 +61,10 @@ def settled(farm, want: dict, timeout: float = 2.0) -> dict:
     end = time.monotonic() + timeout
     while True:
         snap = host_snapshot(farm)
-        fewer = all(snap[k] <= want[k] for k in ("monitors", "tinis"))
+        fewer = all(snap[k] <= want[k] for k in ("monitors", "tinis", "veths", "leases"))
         if fewer or time.monotonic() > end:
-            if fewer:   # processes of earlier tests that were still exiting may be gone
-                snap.update(monitors=want["monitors"], tinis=want["tinis"])
+            if fewer:   # processes (and their addresses) of earlier tests may be gone
+                snap.update({k: want[k] for k in ("monitors", "tinis", "veths", "leases")})
             return snap
         time.sleep(0.05)
 
