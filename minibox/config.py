@@ -2,7 +2,9 @@
 
 The reference engine's variables keep their meaning: MINIBOX_DATA_ROOT, MINIBOX_HTTP_ADDR,
 MINIBOX_API_TOKEN, MINIBOX_BUILD_PREFIXES.  New ones: MINIBOX_BROKER_URL (use this Redis
-instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION.
+instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION, and
+the networks' names (MINIBOX_BUILD_BRIDGE/_SUBNET, MINIBOX_BRIDGE/_SUBNET,
+MINIBOX_NET_CHAIN_PREFIX; see minibox/net).
 
 The API always needs a credential (DESIGN.md, "Trust boundaries"): MINIBOX_API_TOKEN when
 set, else a token the daemon generates once into ``run/api-token`` (0640 root:minibox); a
@@ -22,11 +24,18 @@ DEFAULT_DATA_ROOT = "/var/lib/minibox"
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 API_GROUP = "minibox"            # who may use the local API (token file, unix socket)
 DEFAULT_BUILD_PREFIXES = "/home,/tmp,/var/tmp,/var/lib/minibox,/root,/srv,/opt,/usr/local/src"
+DEFAULT_BRIDGE, DEFAULT_BRIDGE_SUBNET = "minibox0", "172.19.0.0/24"
+DEFAULT_BUILD_BRIDGE, DEFAULT_BUILD_SUBNET = "mbbuild0", "172.19.1.0/24"
+DEFAULT_CHAIN_PREFIX = "MINIBOX"
 
 
 def _default_concurrency() -> int:
     # Build steps mostly wait on I/O: at least 4, at least twice the cores.
     return max(4, 2 * (os.cpu_count() or 1))
+
+
+def _env(env, name: str, default: str) -> str:
+    return (env.get(name) or "").strip() or default
 
 
 def _context_limits(env) -> "ContextLimits":
@@ -69,6 +78,11 @@ class Settings:
     tls_ca: str | None = None               # a worker: the CA that signed the daemon's cert
     tls_client_cert: str | None = None      # a worker: its own certificate for the daemon
     tls_client_key: str | None = None
+    bridge: str = DEFAULT_BRIDGE                   # containers' default network
+    bridge_subnet: str = DEFAULT_BRIDGE_SUBNET
+    build_bridge: str = DEFAULT_BUILD_BRIDGE       # build steps' network
+    build_subnet: str = DEFAULT_BUILD_SUBNET
+    chain_prefix: str = DEFAULT_CHAIN_PREFIX       # MiniBox's own iptables chains
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -90,6 +104,11 @@ class Settings:
             context_limits=_context_limits(env),
             api_auth=(env.get("MINIBOX_API_AUTH") or "token").strip().lower(),
             **{f: (env.get(f"MINIBOX_{f.upper()}") or "").strip() or None for f in _TLS},
+            bridge=_env(env, "MINIBOX_BRIDGE", DEFAULT_BRIDGE),
+            bridge_subnet=_env(env, "MINIBOX_BRIDGE_SUBNET", DEFAULT_BRIDGE_SUBNET),
+            build_bridge=_env(env, "MINIBOX_BUILD_BRIDGE", DEFAULT_BUILD_BRIDGE),
+            build_subnet=_env(env, "MINIBOX_BUILD_SUBNET", DEFAULT_BUILD_SUBNET),
+            chain_prefix=_env(env, "MINIBOX_NET_CHAIN_PREFIX", DEFAULT_CHAIN_PREFIX),
         )
 
     # --- derived paths -----------------------------------------------------------
@@ -108,6 +127,11 @@ class Settings:
     @property
     def api_socket(self) -> Path:
         return self.run_dir / "miniboxd.sock"
+
+    @property
+    def net_dir(self) -> Path:
+        """Network state: IP leases, networks, the iptables rules' sources (minibox/net)."""
+        return self.data_root / "net"
 
     @property
     def contexts_dir(self) -> Path:

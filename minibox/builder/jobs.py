@@ -20,6 +20,7 @@ from minibox import refs
 from minibox.builder.events import EventLog
 from minibox.builder.plan import check_layer_stacks
 from minibox.builder.scheduler import Build, BuildRequest
+from minibox.sandbox.spec import check_network
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 from minibox.rmtree import remove_tree
 from minibox.wire.events import (CancelRequested, JobCancelled, JobDone, JobFailed, JobQueued,
@@ -89,6 +90,7 @@ class BuildManager:
 
         try:
             req.tag = refs.normalize(req.tag)
+            check_network(req.network)
             mb = parse(req.text, req.filename)
             # an unknown target, or NEED chains too deep whatever the base, fail here,
             # before queueing

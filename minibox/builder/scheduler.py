@@ -40,7 +40,7 @@ class BuildRequest:
     context_dir: Path
     target: str | None = None
     no_cache: bool = False
-    network: str = "host"
+    network: str = "build"      # the RUN steps' network: build, none or host (opt-in)
     owns_context: bool = False
     timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
     pull: str = "missing"          # the base: "missing", "always" or "never" pull it

@@ -24,13 +24,18 @@ from minibox.errors import UserError
 @click.option("--timestamp", type=click.IntRange(min=0), default=None,
               help="Seconds since 1970 for the image's created times, and the latest mtime "
               "in its new layers: reproducible digests (default: $SOURCE_DATE_EPOCH).")
+@click.option("--network", type=click.Choice(["build", "none", "host"]), default="build",
+              show_default=True,
+              help="The RUN steps' network: build (own namespace, outbound NAT, no access to "
+                   "the host's loopback), none (loopback only) or host (the host's network; "
+                   "opt-in, trusted MiniBox files only).")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
               default="auto", show_default=True, help="How to show progress.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, pull, timestamp, progress, detach, quiet, context
-          ) -> int:
+def build(tag, file_, target, no_cache, pull, timestamp, network, progress, detach, quiet,
+          context) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -42,7 +47,8 @@ def build(tag, file_, target, no_cache, pull, timestamp, progress, detach, quiet
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
     if timestamp is None:
         timestamp = _source_date_epoch()
-    job = _submit(context, tag, display, text, target, no_cache, timestamp, pull)
+    job = _submit(context, tag, display, text, target, no_cache, timestamp, pull,
+                  network)
     if detach:
         click.echo(job["id"])
         return 0
@@ -78,8 +84,8 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
 # than an unchanged rebuild takes on the daemon.
 
-def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing"
-            ) -> dict:
+def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing",
+            network="build") -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -90,7 +96,8 @@ def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull=
         size = tar.tell()
         tar.seek(0)
         fields = {"tag": tag, "file": display, "minibox": text,
-                  "no_cache": "true" if no_cache else "false", "pull": pull}
+                  "no_cache": "true" if no_cache else "false", "pull": pull,
+                  "network": network}
         if target:
             fields["target"] = target
         if timestamp is not None:

@@ -46,6 +46,7 @@ class Started:
     monitor_pid: int
     monitor_start: int
     ack_fd: int = -1
+    net: dict | None = None          # its network (runtime/network.py), if it has one
 
     def ack(self) -> None:
         """Tell the monitor the start is recorded (one byte, ``ACK``, then close): only then

@@ -157,6 +157,7 @@ class PathBuild(_Body):
     no_cache: bool = False
     timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None
     pull: Literal["missing", "always", "never"] = "missing"
+    network: Literal["build", "none", "host"] = "build"
 
 
 class ErrorDetail(BaseModel):

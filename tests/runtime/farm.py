@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from tests.farmkit import CLIENT_VARS
+from tests import netkit
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +51,8 @@ class Farm:
                         MINIBOX_CGROUP_PARENT=f"minibox-test-{self.root.name}")
         for var in CLIENT_VARS:
             self.env.pop(var, None)
+        self.net_env = netkit.net_env(self.root.name)      # own bridges, subnets, chains
+        self.env.update(self.net_env)
 
     # --- processes ---------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -127,6 +130,7 @@ class Farm:
             p.wait()
         self.procs.clear()
         remove_cgroups(self.env["MINIBOX_CGROUP_PARENT"])
+        netkit.cleanup(self.env, str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
 
 

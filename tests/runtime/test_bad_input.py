@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -45,7 +46,11 @@ def host_snapshot(farm) -> dict:
     cg = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{parent}/*") if p.is_dir())
     mounts = open("/proc/self/mountinfo").read()
     comms = _farm_comms(farm)
+    bridge = Path("/sys/class/net") / farm.env["MINIBOX_BRIDGE"] / "brif"
+    leases = farm.root / "net" / "ipam" / "bridge.json"
     return {"containers": sorted(farm.container_ids()), "cgroups": cg,
+            "veths": set(os.listdir(bridge)) if bridge.is_dir() else set(),
+            "leases": set(json.loads(leases.read_text())) if leases.exists() else set(),
             "mounts": mounts.count(str(farm.root)),
             "monitors": comms.count("minibox-mon"), "tinis": comms.count("tini-static")}
 
@@ -76,10 +81,10 @@ def settled(farm, want: dict, timeout: float = 2.0) -> dict:
     end = time.monotonic() + timeout
     while True:
         snap = host_snapshot(farm)
-        fewer = all(snap[k] <= want[k] for k in ("monitors", "tinis"))
+        fewer = all(snap[k] <= want[k] for k in ("monitors", "tinis", "veths", "leases"))
         if fewer or time.monotonic() > end:
-            if fewer:   # processes of earlier tests that were still exiting may be gone
-                snap.update(monitors=want["monitors"], tinis=want["tinis"])
+            if fewer:   # processes (and their addresses) of earlier tests may be gone
+                snap.update({k: want[k] for k in ("monitors", "tinis", "veths", "leases")})
             return snap
         time.sleep(0.05)
 
@@ -92,7 +97,8 @@ CASES = [
     (("-e", "=novalue", "busybox", "true"), b"invalid environment"),
     (("-m", "lots", "busybox", "true"), b"invalid memory"),
     (("--cpus", "many", "busybox", "true"), b"--cpus"),
-    (("--network", "bridge", "busybox", "true"), b"not supported yet"),
+    (("--network", "no-such-net", "busybox", "true"), b"network 'no-such-net' not found"),
+    (("--network", "bad name!", "busybox", "true"), b"invalid network"),
     (("--sysctl", "kernel.hostname=x", "busybox", "true"), b"not allowed"),
     (("-u", "nobody-here", "busybox", "true"), b"unable to find user"),
     (("--cap-add", "NOT_A_CAP", "busybox", "true"), b"unknown capability"),

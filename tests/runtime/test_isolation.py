@@ -68,7 +68,7 @@ def test_masked_and_readonly_paths(farm):
 
 
 def test_namespaces_and_rootfs(farm):
-    out = run_ok(farm, "run", "--rm", "busybox", "sh", "-c",
+    out = run_ok(farm, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
                  "echo $$; ls /proc | grep -c '^[0-9]'; ip link 2>/dev/null | grep -c '^[0-9]'; "
                  "cat /proc/1/cmdline | tr '\\0' ' '; echo; grep -c . /proc/self/mountinfo; "
                  "cat /etc/resolv.conf; ls -d /dev/pts /dev/shm /dev/mqueue")

@@ -44,7 +44,9 @@ def create_build(request: Request,
                                                     pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
                  no_cache: Annotated[bool, Form()] = False,
                  timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None,
-                 pull: Annotated[Literal["missing", "always", "never"], Form()] = "missing"
+                 pull: Annotated[Literal["missing", "always", "never"], Form()] = "missing",
+                 network: Annotated[Literal["build", "none", "host"],
+                                    Form(description="the RUN steps' network")] = "build"
                  ) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
     MiniBox file's text (else ``file`` is read from the context)."""
@@ -53,7 +55,8 @@ def create_build(request: Request,
     s = _services(request)
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
-                       no_cache=no_cache, timestamp=timestamp, owns_context=True, pull=pull)
+                       no_cache=no_cache, timestamp=timestamp, owns_context=True, pull=pull,
+                       network=network)
     try:
         unpack_context(context.file, ctx, s.settings.context_limits)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
@@ -76,7 +79,7 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=body.tag, text="", filename=body.file, context_dir=ctx,
                        target=body.target, no_cache=body.no_cache, timestamp=body.timestamp,
-                       owns_context=True, pull=body.pull)
+                       owns_context=True, pull=body.pull, network=body.network)
     limits = s.settings.context_limits
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:
