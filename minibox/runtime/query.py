@@ -149,7 +149,7 @@ def inspect(store: StateStore, ref: str) -> dict:
     proc = dict(cfg.get("process") or {})
     return {"id": cid, "name": rec.name, "state": {k: st.get(k) for k in (
                 "status", "pid", "exit_code", "oom_killed", "started_at", "finished_at",
-                "created_at", "error", "run", "health")},
+                "created_at", "error", "run", "health", "restart_count", "stopped_by_user")},
             "image": cfg.get("image"), "path": proc.get("argv", [None])[0],
             "args": proc.get("argv", [])[1:], "config": {
                 "env": proc.get("env"), "cwd": proc.get("cwd"), "user":
