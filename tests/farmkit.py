@@ -145,6 +145,13 @@ class Farm:
         return r.json()
 
 
+def build_busybox(farm: Farm, ctx: Path, tag: str = "busybox") -> None:
+    """Build the offline busybox base as the image ``tag`` (``ctx``: an empty directory)."""
+    shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
+    write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
+    farm.build(ctx, tag)
+
+
 def write_ctx(base: Path, files: dict[str, str | bytes], mode: dict | None = None) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     for rel, content in files.items():

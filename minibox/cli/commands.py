@@ -29,6 +29,7 @@ COMMANDS = {
     "stats": "minibox.cli.containers:stats",
     "volume": "minibox.cli.volumes:volume",
     "db": "minibox.cli.containers:db",
+    "compose": "minibox.cli.compose:compose",
 }
 
 HELP_SUMMARIES = {
@@ -50,6 +51,7 @@ HELP_SUMMARIES = {
     "stats": "Show containers' resource usage.",
     "volume": "Manage named volumes.",
     "db": "Run database containers.",
+    "compose": "Run multi-container projects (minibox-compose.yaml).",
 }
 
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.farmkit import Farm, busybox_tarball, write_ctx
+from tests.farmkit import Farm, build_busybox
 
 
 @pytest.fixture(scope="session")
 def farm(tmp_path_factory):
     f = Farm().start()
     try:
-        ctx = tmp_path_factory.mktemp("busybox-base")
-        shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
-        write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
-        f.build(ctx, "busybox")
+        build_busybox(f, tmp_path_factory.mktemp("busybox-base"))
         yield f
     finally:
         f.destroy()
