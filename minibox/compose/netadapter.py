@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from minibox.compose import plan
 from minibox.compose.model import Project, Service
-from minibox.errors import NotFound, UserError
+from minibox.errors import MiniBoxError, NotFound, UserError
 
 _support: dict[int, bool] = {}
 
@@ -22,7 +22,9 @@ def supported(d) -> bool:
         try:
             d.c.get("/networks")
             _support[key] = True
-        except NotFound:
+        except MiniBoxError as e:         # no such route: 404 without our error body
+            if "404" not in e.message and not isinstance(e, NotFound):
+                raise
             _support[key] = False
     return _support[key]
 
