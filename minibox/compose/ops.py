@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from minibox.compose import netadapter, plan
 from minibox.compose.daemon import Daemon
 from minibox.compose.model import Project
@@ -31,9 +33,10 @@ def down(d: Daemon, project: Project, volumes: bool, timeout: float, say=print) 
     rows = _mine(d, project)
     running = [r["name"] for r in rows if r["status"] == "running"]
     d.stop(running, timeout)
-    for r in reversed(rows):
-        d.remove(r["name"], volumes=volumes)
-        say(f"Container {r['name']}  Removed")
+    with ThreadPoolExecutor(max_workers=8) as pool:     # one worker round trip each
+        for name in pool.map(lambda n: d.remove(n, volumes=volumes) or n,
+                             [r["name"] for r in reversed(rows)]):
+            say(f"Container {name}  Removed")
     for name in netadapter.project_networks(d, project):
         netadapter.remove(d, [name])
         say(f"Network {name}  Removed")

@@ -78,7 +78,11 @@ def _volumes(d: Daemon, project: Project, names: list[str], made: _Made, say) ->
 def images(d: Daemon, project: Project, names: list[str], force_build: bool, say) -> dict:
     """Every service's image digest; builds (in parallel) the services with ``build`` whose
     image is missing, or all of them with ``force_build``."""
-    digests = {n: d.image_digest(plan.image_of(project, project.services[n])) for n in names}
+    refs = {n: plan.image_of(project, project.services[n]) for n in names}
+    uniq = list(dict.fromkeys(refs.values()))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = dict(zip(uniq, pool.map(d.image_digest, uniq)))
+    digests = {n: found[refs[n]] for n in names}
     todo = [n for n in names if project.services[n].build and (force_build or not digests[n])]
     build_all(d, project, todo, say)
     for n in names:
