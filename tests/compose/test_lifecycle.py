@@ -220,3 +220,42 @@ services:
                   a__MiniBox="BASE busybox\nBLOCK x\n    RUN exit 9\n")
     r = bad.run("build")
     assert r.returncode != 0 and "service 'a': the build of" in r.stderr, r.stderr
+
+
+def test_logs_follow_until_exit_and_colours_on_a_terminal(project):
+    import pty
+    import subprocess
+    import sys
+    p = project.write("""\
+services:
+  one:
+    image: busybox
+    command: ["sh", "-c", "sleep 1; echo one-late"]
+  two:
+    image: busybox
+    command: ["sh", "-c", "echo two-early; sleep 2; echo two-late; echo err >&2"]
+""")
+    p.ok("up", "-d")
+    out = p.ok("logs", "-f", timeout=120)        # returns once both have exited
+    assert f"{p.name}-one-1 | one-late" in out
+    assert out.index("two-early") < out.index("two-late")
+    main, sub = pty.openpty()
+    env = dict(p.farm.env)
+    env.pop("NO_COLOR")
+    r = subprocess.run([sys.executable, "-m", "minibox.cli.main", "compose", "logs"],
+                       cwd=p.dir, env=env, stdout=sub, stderr=subprocess.PIPE, timeout=120)
+    os.close(sub)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(main)
+    assert r.returncode == 0, r.stderr
+    assert b"\x1b[36m" + f"{p.name}-one-1 | ".encode() + b"\x1b[0mone-late" in data, data
+    assert b"\x1b[33m" in data                    # the second container's colour
+    assert b"err" in r.stderr                     # stderr lines stay on stderr
