@@ -34,6 +34,11 @@ def up(d: Daemon, project: Project, services: list[str] | None, build: bool,
         _volumes(d, project, names, made, say)
         digests = images(d, project, names, build, say)
         existing = d.containers(project.name)
+        for name, row in existing.items():
+            svc = (row.get("labels") or {}).get(plan.LABEL_SERVICE)
+            if svc not in project.services:
+                say(f"warning: container {name} belongs to service {svc!r}, which is no "
+                    "longer in the file (`minibox compose down` removes it)")
         _Starter(d, project, names, digests, existing, made, say).run()
     except BaseException:
         made.undo(say)

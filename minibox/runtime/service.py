@@ -210,16 +210,17 @@ class Runtime:
         finally:
             warm.done()
         try:
-            out = self._record_start(rec, started, cg, run, spec, extra)
+            if extra:
+                rec.state = {**rec.state, **extra}
+            out = self._record_start(rec, started, cg, run, spec)
         except BaseException:
             started.abandon()    # not recorded: the monitor kills the container, notes why
             raise
         started.ack()            # recorded: the monitor may record the exit now
         return out
 
-    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec,
-                      extra: dict | None = None) -> dict:
-        state = {**rec.state, **(extra or {}), "status": "running", "run": run, "pid": started.pid,
+    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec) -> dict:
+        state = {**rec.state, "status": "running", "run": run, "pid": started.pid,
                  "pid_start": started.pid_start, "monitor_pid": started.monitor_pid,
                  "monitor_start": started.monitor_start, "started_at": time.time(),
                  "exit_code": None, "oom_killed": False, "finished_at": None,
