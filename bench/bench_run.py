@@ -1,5 +1,7 @@
 """End to end ``minibox run --rm --network none busybox true`` vs podman (runc) on the same
-rootfs, plus the daemon-side create -> exit of ``true`` (with cgroups) vs ``crun run``.
+rootfs, the same with the default bridge network (veth, address, route: what a container's
+network costs), plus the daemon-side create -> exit of ``true`` (with cgroups) vs ``crun run``.
+Port maps against podman: bench/bench_ports.py.
 
     sudo .venv/bin/python bench/bench_run.py [-n 20]
 
@@ -22,8 +24,8 @@ import time
 from _farm import median, start_farm
 
 BUSYBOX = "/var/cache/minibox-dev/busybox.tar.gz"
-PODMAN = ["podman", "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-          "--ulimit", "nproc=1024:1024", "--runtime", "runc", "localhost/mbx-busybox", "true"]
+PODMAN = ["podman", "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit",
+          "nproc=1024:1024", "--runtime", "runc"]
 
 
 def timed(argv, env=None) -> float:
@@ -35,26 +37,31 @@ def timed(argv, env=None) -> float:
     return dt
 
 
-def bench_cli(farm, n: int) -> float:
-    """The CLI as users run it: with Python's bytecode cache (an installed package has it;
-    the warm-up run writes it for this checkout even if the caller's environment sets
-    PYTHONDONTWRITEBYTECODE=1, which would make every run compile the CLI's modules again,
-    ~25 ms here)."""
-    argv = [sys.executable, "-m", "minibox.cli.main", "run", "--rm", "--network", "none",
-            "busybox", "true"]
-    env = dict(farm.env)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+def median_of(argv, n: int, env=None) -> float:
+    """One warm-up run, then the median of ``n``."""
     timed(argv, env)
     return median([timed(argv, env) for _ in range(n)])
 
 
-def bench_podman(n: int) -> float | None:
+def bench_cli(farm, n: int, *net_args: str) -> float:
+    """The CLI as users run it: with Python's bytecode cache (an installed package has it;
+    the warm-up run writes it for this checkout even if the caller's environment sets
+    PYTHONDONTWRITEBYTECODE=1, which would make every run compile the CLI's modules again,
+    ~25 ms here)."""
+    argv = [sys.executable, "-m", "minibox.cli.main", "run", "--rm",
+            *(net_args or ("--network", "none")), "busybox", "true"]
+    env = dict(farm.env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return median_of(argv, n, env)
+
+
+def bench_podman(n: int, *net_args: str) -> float | None:
     if not shutil.which("podman"):
         return None
     subprocess.run(["podman", "import", BUSYBOX, "localhost/mbx-busybox:latest"],
                    capture_output=True, check=True)
-    timed(PODMAN)
-    return median([timed(PODMAN) for _ in range(n)])
+    return median_of([*PODMAN, *(net_args or ("--network", "none")), "localhost/mbx-busybox",
+                      "true"], n)
 
 
 def bench_api(farm, n: int) -> float:
@@ -86,7 +93,8 @@ def bench_runtime(farm, n: int) -> float:
     out = []
     for i in range(n + 2):
         t = time.perf_counter()
-        st = rt.run({"image": "busybox", "command": ["true"], "autoremove": True})
+        st = rt.run({"image": "busybox", "command": ["true"], "autoremove": True,
+                     "network": "none"})
         res = wait_exited(rt.store, [st["id"]], 10)[st["id"]]
         dt = (time.perf_counter() - t) * 1000
         assert res.get("exit_code") == 0, res
@@ -130,6 +138,7 @@ def main() -> None:
     farm = start_farm()
     try:
         cli = bench_cli(farm, n)
+        bridge = bench_cli(farm, n, "--network", "bridge")
         api = bench_api(farm, n)
         rt = bench_runtime(farm, n)
     finally:
@@ -138,6 +147,7 @@ def main() -> None:
     crun = bench_crun(n)
     print(f"run --rm --network none busybox true, median of {n}:")
     print(f"  minibox CLI end to end      {cli:8.1f} ms")
+    print(f"  the same, --network bridge  {bridge:8.1f} ms   (the network: +{bridge - cli:.1f} ms)")
     if pod:
         print(f"  podman --runtime runc       {pod:8.1f} ms   ratio minibox/podman = {cli / pod:.2f}"
               f" (target <= 0.5)")

@@ -2,7 +2,9 @@
 
 The reference engine's variables keep their meaning: MINIBOX_DATA_ROOT, MINIBOX_HTTP_ADDR,
 MINIBOX_API_TOKEN, MINIBOX_BUILD_PREFIXES.  New ones: MINIBOX_BROKER_URL (use this Redis
-instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION.
+instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION, and
+the networks' names (MINIBOX_BUILD_BRIDGE/_SUBNET, MINIBOX_BRIDGE/_SUBNET,
+MINIBOX_NET_CHAIN_PREFIX; see minibox/net).
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from pathlib import Path
 DEFAULT_DATA_ROOT = "/var/lib/minibox"
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 DEFAULT_BUILD_PREFIXES = "/home,/tmp,/var/tmp,/var/lib/minibox,/root,/srv,/opt,/usr/local/src"
+DEFAULT_BRIDGE, DEFAULT_BRIDGE_SUBNET = "minibox0", "172.19.0.0/24"
+DEFAULT_BUILD_BRIDGE, DEFAULT_BUILD_SUBNET = "mbbuild0", "172.19.1.0/24"
+DEFAULT_CHAIN_PREFIX = "MINIBOX"
 
 
 def _default_concurrency() -> int:
     # Build steps mostly wait on I/O: at least 4, at least twice the cores.
     return max(4, 2 * (os.cpu_count() or 1))
+
+
+def _env(env, name: str, default: str) -> str:
+    return (env.get(name) or "").strip() or default
 
 
 @dataclass
@@ -31,6 +40,11 @@ class Settings:
     build_concurrency: int = field(default_factory=_default_concurrency)
     layer_compression: str = "none"
     public_url: str | None = None
+    bridge: str = DEFAULT_BRIDGE                   # containers' default network
+    bridge_subnet: str = DEFAULT_BRIDGE_SUBNET
+    build_bridge: str = DEFAULT_BUILD_BRIDGE       # build steps' network
+    build_subnet: str = DEFAULT_BUILD_SUBNET
+    chain_prefix: str = DEFAULT_CHAIN_PREFIX       # MiniBox's own iptables chains
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -49,6 +63,11 @@ class Settings:
             else _default_concurrency(),
             layer_compression=(env.get("MINIBOX_LAYER_COMPRESSION") or "none").strip(),
             public_url=(env.get("MINIBOX_PUBLIC_URL") or "").strip().rstrip("/") or None,
+            bridge=_env(env, "MINIBOX_BRIDGE", DEFAULT_BRIDGE),
+            bridge_subnet=_env(env, "MINIBOX_BRIDGE_SUBNET", DEFAULT_BRIDGE_SUBNET),
+            build_bridge=_env(env, "MINIBOX_BUILD_BRIDGE", DEFAULT_BUILD_BRIDGE),
+            build_subnet=_env(env, "MINIBOX_BUILD_SUBNET", DEFAULT_BUILD_SUBNET),
+            chain_prefix=_env(env, "MINIBOX_NET_CHAIN_PREFIX", DEFAULT_CHAIN_PREFIX),
         )
 
     # --- derived paths -----------------------------------------------------------
@@ -59,6 +78,11 @@ class Settings:
     @property
     def redis_socket(self) -> Path:
         return self.run_dir / "redis.sock"
+
+    @property
+    def net_dir(self) -> Path:
+        """Network state: IP leases, networks, the iptables rules' sources (minibox/net)."""
+        return self.data_root / "net"
 
     @property
     def contexts_dir(self) -> Path:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import netkit
+
 REPO = Path(__file__).resolve().parent.parent
 DEV_CACHE = Path(os.environ.get("MINIBOX_DEV_CACHE", "/var/cache/minibox-dev"))
 
@@ -48,6 +50,8 @@ class Farm:
                          "MINIBOX_CGROUP_PARENT": f"minibox-test-{self.root.name}",
                          "NO_COLOR": "1"})
         self.env.pop("MINIBOX_BROKER_URL", None)
+        self.net_env = netkit.net_env(self.root.name)      # own bridges, subnets, chains
+        self.env.update(self.net_env)
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.log = self.root.parent / (self.root.name + ".daemon.log")
@@ -86,6 +90,7 @@ class Farm:
             mnt = line.split()[4]
             if mnt.startswith(str(self.root)):
                 subprocess.run(["umount", "-l", mnt], check=False)
+        netkit.cleanup(self.env, str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
         for top in Path("/sys/fs/cgroup").glob(f"*/{self.env['MINIBOX_CGROUP_PARENT']}"):
             for d in [*top.iterdir(), top]:

@@ -18,6 +18,7 @@ ROUTERS = [
     "minibox.api.routers.images",
     "minibox.api.routers.containers",
     "minibox.api.routers.volumes",
+    "minibox.api.routers.networks",
 ]
 
 

@@ -147,7 +147,7 @@ def _build(payload, store, cache, events, should_cancel, settings) -> dict:
             work_dir=str(tmp / "work"), scratch_dir=str(tmp / "scratch"),
             steps=payload["steps"], context_dir=payload.get("context_dir"),
             copy_from={n: dirs(ls) for n, ls in payload.get("copy_from", {}).items()},
-            network=payload.get("network", "host"))
+            network=payload.get("network", "build"))
         run_block(spec, on_output=lines.feed,
                   on_event=lambda e: events.emit("block_step", block=block, **e),
                   should_cancel=should_cancel)

@@ -18,6 +18,7 @@ from minibox import graph, refs
 from minibox.builder.events import EventLog
 from minibox.builder.executor import cancel_key
 from minibox.builder.scheduler import Build, BuildRequest
+from minibox.sandbox.spec import check_network
 from minibox.errors import Cancelled, MiniBoxError, NotFound
 
 log = logging.getLogger("minibox.builds")
@@ -58,6 +59,7 @@ class BuildManager:
 
         try:
             req.tag = refs.normalize(req.tag)
+            check_network(req.network)
             mb = parse(req.text, req.filename)
             if req.target:
                 graph.waves(mb, req.target)   # an unknown target fails here, before queueing

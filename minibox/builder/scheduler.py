@@ -36,7 +36,7 @@ class BuildRequest:
     context_dir: Path
     target: str | None = None
     no_cache: bool = False
-    network: str = "host"
+    network: str = "build"      # the RUN steps' network: build, none or host (opt-in)
     owns_context: bool = False
 
 

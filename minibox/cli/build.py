@@ -16,12 +16,17 @@ from minibox.errors import UserError
               help="The MiniBox file (default: CONTEXT/MiniBox).")
 @click.option("--target", default=None, help="Build only this block (and what it needs).")
 @click.option("--no-cache", is_flag=True, help="Build every block again.")
+@click.option("--network", type=click.Choice(["build", "none", "host"]), default="build",
+              show_default=True,
+              help="The RUN steps' network: build (own namespace, outbound NAT, no access to "
+                   "the host's loopback), none (loopback only) or host (the host's network; "
+                   "opt-in, trusted MiniBox files only).")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
               default="auto", show_default=True, help="How to show progress.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int:
+def build(tag, file_, target, no_cache, network, progress, detach, quiet, context) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -31,7 +36,7 @@ def build(tag, file_, target, no_cache, progress, detach, quiet, context) -> int
                         hint="create one, or name it with -f FILE") from None
     except IsADirectoryError:
         raise UserError(f"{display} is a directory, not a MiniBox file") from None
-    job = _submit(context, tag, display, text, target, no_cache)
+    job = _submit(context, tag, display, text, target, no_cache, network)
     if detach:
         click.echo(job["id"])
         return 0
@@ -55,7 +60,7 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
 # than an unchanged rebuild takes on the daemon.
 
-def _submit(context, tag, display, text, target, no_cache) -> dict:
+def _submit(context, tag, display, text, target, no_cache, network="build") -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -66,7 +71,7 @@ def _submit(context, tag, display, text, target, no_cache) -> dict:
         size = tar.tell()
         tar.seek(0)
         fields = {"tag": tag, "file": display, "minibox": text,
-                  "no_cache": "true" if no_cache else "false"}
+                  "no_cache": "true" if no_cache else "false", "network": network}
         if target:
             fields["target"] = target
         parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)

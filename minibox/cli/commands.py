@@ -19,6 +19,7 @@ COMMANDS = {
     "ping": "minibox.cli.system:ping",
     "run": "minibox.cli.containers:run",
     "ps": "minibox.cli.containers:ps",
+    "port": "minibox.cli.containers:port",
     "logs": "minibox.cli.containers:logs",
     "exec": "minibox.cli.containers:exec_",
     "stop": "minibox.cli.containers:stop",
@@ -28,6 +29,7 @@ COMMANDS = {
     "start": "minibox.cli.containers:start",
     "stats": "minibox.cli.containers:stats",
     "volume": "minibox.cli.volumes:volume",
+    "network": "minibox.cli.networks:network",
     "db": "minibox.cli.containers:db",
     "compose": "minibox.cli.compose:compose",
 }
@@ -41,6 +43,7 @@ HELP_SUMMARIES = {
     "ping": "Check that the daemon is up.",
     "run": "Run a command in a new container.",
     "ps": "List containers.",
+    "port": "List a container's port maps.",
     "logs": "Show a container's output.",
     "exec": "Run a command in a running container.",
     "stop": "Stop a container (SIGTERM, then SIGKILL).",
@@ -50,6 +53,7 @@ HELP_SUMMARIES = {
     "start": "Start a stopped container.",
     "stats": "Show containers' resource usage.",
     "volume": "Manage named volumes.",
+    "network": "Manage networks.",
     "db": "Run database containers.",
     "compose": "Run multi-container projects (minibox-compose.yaml).",
 }

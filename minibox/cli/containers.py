@@ -82,9 +82,37 @@ def ps(all_, quiet, as_json, filters, no_trunc) -> int:
         if not no_trunc and len(cmd) > 25:
             cmd = cmd[:22] + "..."
         table.append([r["id"] if no_trunc else r["short_id"], r["image"], f'"{cmd}"',
-                      _created(r.get("created_at")), r["status_text"], r["health"], r["name"]])
-    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "HEALTH", "NAMES"],
-                table)
+                      _created(r.get("created_at")), r["status_text"], r["health"],
+                      _ports_column(r.get("ports") or []), r["name"]])
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "HEALTH", "PORTS",
+                 "NAMES"], table)
+    return 0
+
+
+def _ports_column(ports: list[dict]) -> str:
+    return ", ".join(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['ctr_port']}/{p['proto']}"
+                     for p in ports)
+
+
+@click.command()
+@click.argument("container")
+@click.argument("private_port", required=False)
+def port(container, private_port) -> int:
+    """List a container's port maps (or the one of PRIVATE_PORT[/PROTO])."""
+    from minibox.errors import NotFound
+    net = _client().get(f"/containers/{_q(container)}").json().get("network") or {}
+    maps = net.get("ports") or []
+    if private_port:
+        num, _, proto = private_port.partition("/")
+        maps = [m for m in maps if str(m["ctr_port"]) == num and m["proto"] == (proto or "tcp")]
+        if not maps:
+            raise NotFound(f"no port map for {private_port} of container {container}",
+                           hint=f"minibox port {container} lists them")
+        for m in maps:
+            click.echo(f"{m['host_ip'] or '0.0.0.0'}:{m['host_port']}")
+        return 0
+    for m in maps:
+        click.echo(f"{m['ctr_port']}/{m['proto']} -> {m['host_ip'] or '0.0.0.0'}:{m['host_port']}")
     return 0
 
 

@@ -22,8 +22,10 @@ from minibox.errors import UserError
 @click.option("-m", "--memory", default=None, help="Memory limit (MB or 512m/1g).")
 @click.option("-d", "--detach", is_flag=True, default=True, help="Detached (the default).")
 @click.option("-it", "interactive", is_flag=True, help="Interactive terminal instead.")
-@click.option("-p", "--publish", multiple=True, help="Not supported yet (bridge networking).")
-@click.option("--network", default="none", show_default=True, help="none or host.")
+@click.option("-p", "--publish", multiple=True,
+              help="[HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp], as for run (repeatable).")
+@click.option("--network", default="bridge", show_default=True,
+              help="bridge, none, host or a network's name.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def db_run(name, data, cmd, shm_size, env, user, memory, detach, interactive, publish,
@@ -31,15 +33,12 @@ def db_run(name, data, cmd, shm_size, env, user, memory, detach, interactive, pu
     """Run a database container with a named data volume."""
     if shm_size <= 0:
         raise UserError("--shm-size must be a positive integer (MB)")
-    if publish:
-        raise UserError("-p needs bridge networking, which is not supported yet",
-                        hint="use --network host to reach the database on the host's ports")
     name = name or image.replace(":", "-").replace(".", "-").replace("/", "-")
     argv = list(command) or (["/bin/sh", "-c", cmd] if cmd else None)
     body = {"image": image, "command": argv, "name": name, "env": list(env), "user": user,
             "memory": memory, "volumes": [f"{name}-data:{data}"], "tmpfs": ["/tmp:mode=1777"],
             "shm_size": f"{shm_size}m", "oom_score_adj": -900, "io_weight": 800,
-            "db_mode": True, "network": network, "tty": interactive,
+            "db_mode": True, "network": network, "ports": list(publish), "tty": interactive,
             "interactive": interactive}
     from minibox.cli.client import Client
     from minibox.cli import session

@@ -42,8 +42,16 @@ FLAGS = (
          "KEY=VALUE, namespaced only: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, "
          "net.* (not with --network host)."),
     Flag(("--network",), "network", "str",
-         "none (own namespace, loopback only) or host; bridge is not supported yet.",
-         default="none", show_default=True),
+         "bridge (the default network: own namespace, an address on the minibox0 bridge, "
+         "outbound NAT), none (loopback only), host, or a network's name.",
+         default="bridge", show_default=True),
+    Flag(("--network-alias",), "network_aliases", "multi",
+         "Another name the container has on its (user-defined) network."),
+    Flag(("-p", "--publish"), "ports", "multi",
+         "[HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]: map a host port (or range) to the "
+         "container's (without HOSTPORT: a free one)."),
+    Flag(("-P", "--publish-all"), "publish_all", "flag",
+         "Map every port the image declares (PORT) to a free host port."),
     Flag(("--hostname",), "hostname", "str", "Container host name (default: short id)."),
     Flag(("-i", "--interactive"), "interactive", "flag",
          "Keep stdin open: forward yours to the container."),
@@ -124,6 +132,8 @@ def request_from_options(image: str, command: list[str], o: dict) -> dict:
             "io_weight": o.get("io_weight"), "pids_limit": o.get("pids_limit"),
             "oom_score_adj": o.get("oom_score_adj"), "shm_size": o.get("shm_size"),
             "sysctls": _kv(o.get("sysctls"), "--sysctl"), "network": o.get("network"),
+            "ports": list(o.get("ports") or ()), "publish_all": o.get("publish_all"),
+            "network_aliases": list(o.get("network_aliases") or ()),
             "hostname": o.get("hostname"), "tty": o.get("tty"),
             "interactive": o.get("interactive"), "autoremove": o.get("autoremove"),
             "privileged": o.get("privileged"), "cap_add": list(o.get("cap_add") or ()),

@@ -14,6 +14,19 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         click.echo(fmt.format(*r).rstrip())
 
 
+def print_listing(rows: list[dict], as_json: bool, quiet: bool, headers: list[str],
+                  row) -> None:
+    """An ``ls`` command's output: JSON, names only (-q), or a table of ``row(r)``."""
+    if as_json:
+        import json
+        click.echo(json.dumps(rows, indent=2))
+    elif quiet:
+        for r in rows:
+            click.echo(r["name"])
+    else:
+        print_table(headers, [row(r) for r in rows])
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":

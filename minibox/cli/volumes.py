@@ -33,15 +33,9 @@ def create(name, labels) -> int:
 @click.option("--json", "as_json", is_flag=True)
 def ls(quiet, as_json) -> int:
     """List volumes."""
-    rows = _client().get("/volumes").json()
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif quiet:
-        for r in rows:
-            click.echo(r["name"])
-    else:
-        from minibox.cli.tables import print_table
-        print_table(["DRIVER", "VOLUME NAME"], [[r.get("driver", "local"), r["name"]] for r in rows])
+    from minibox.cli.tables import print_listing
+    print_listing(_client().get("/volumes").json(), as_json, quiet, ["DRIVER", "VOLUME NAME"],
+                  lambda r: [r.get("driver", "local"), r["name"]])
     return 0
 
 

@@ -60,6 +60,12 @@ def _report(fd: int, code: int, msg: str) -> None:
 
 
 def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
+    if plan.get("netns"):                    # plugged into its network beforehand
+        fd = os.open(plan["netns"], os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            k.setns(fd, k.CLONE_NEWNET)
+        finally:
+            os.close(fd)
     if not plan.get("tty"):
         _stdio(stdio)
     k.sethostname(plan["hostname"])

@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -360,6 +361,12 @@ static int cap_last_cap(void) {
 
 void init_main(struct init_cfg *c, const int stdio[3], int err_w, int go_r) {
     err_fd = err_w;
+    if (c->netns[0]) {                         /* plugged into its network beforehand */
+        int fd = open(c->netns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
+            SETUP_FAILED("joining the network namespace %s: %s", c->netns, strerror(errno));
+        close(fd);
+    }
     int last_cap = cap_last_cap();             /* the host's /proc: read before the pivot */
     if (!c->tty) set_stdio(stdio);
     if (sethostname(c->hostname, strlen(c->hostname)) != 0)

@@ -101,7 +101,7 @@ static int parse(struct spec *s, struct start *st) {
     st->cgs = str_list(s, st->ncg);
     st->clone_flags = (unsigned long)sp_u64(s);
     c->tty = (int)sp_int(s); st->interactive = (int)sp_int(s); c->host_net = (int)sp_int(s);
-    c->hostname = sp_str(s); c->root = sp_str(s);
+    c->netns = sp_str(s); c->hostname = sp_str(s); c->root = sp_str(s);
     c->nops = (int)sp_int(s);
     if (s->bad || c->nops < 0 || c->nops > 100000) return -1;
     c->ops = calloc((size_t)c->nops + 1, sizeof *c->ops);

@@ -30,6 +30,7 @@ struct op {
 /* What the init needs; filled by mbstart.c from the spec. */
 struct init_cfg {
     const char *hostname, *root, *cwd, *path, *init_path, *seccomp_hex;
+    const char *netns;       /* a network namespace made beforehand to join, or "" */
     int tty, host_net;
     int nops;
     struct op *ops;

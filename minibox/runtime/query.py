@@ -97,7 +97,9 @@ def summary(store: StateStore, rec) -> dict:
             "command": st.get("command") or [], "created_at": st.get("created_at"),
             "status": st["status"], "status_text": _status_text(st),
             "exit_code": st.get("exit_code"), "oom_killed": st.get("oom_killed", False),
-            "health": health or "none", "pid": st.get("pid") or 0}
+            "health": health or "none", "pid": st.get("pid") or 0,
+            "ports": ((st.get("net") or {}).get("ports") or []) if st["status"] == "running"
+            else []}
 
 
 def _has_health(rec) -> bool:
@@ -171,6 +173,7 @@ def inspect(store: StateStore, ref: str) -> dict:
                 "labels": cfg.get("labels"), "healthcheck": cfg.get("health")},
             "host_config": cfg.get("spec"), "Mounts": mounts_view(cfg.get("mounts")),
             "cgroup": st.get("cgroup"), "warnings": st.get("warnings") or [],
+            "network": st.get("net") if st["status"] == "running" else None,
             "monitor_pid": st.get("monitor_pid"), "dir": str(rec.dir)}
 
 

@@ -39,9 +39,11 @@ OP_FIELDS = ("code", "src", "target", "join", "fstype", "data", "flags", "mode",
 
 
 def clone_flags(plan: dict) -> int:
-    """The namespaces the container's init is cloned into (its own network unless host)."""
+    """The namespaces the container's init is cloned into (its own network unless host, or
+    unless it joins one made beforehand, ``plan["netns"]``: a bridge network's)."""
     flags = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
-    return flags | (0 if plan["network"] == "host" else k.CLONE_NEWNET)
+    own = plan["network"] != "host" and not plan.get("netns")
+    return flags | (k.CLONE_NEWNET if own else 0)
 
 
 def secure_join(root: str, path: str, create: str | None = None) -> str:

@@ -8,6 +8,7 @@ leaves no directory, cgroup, mount or process behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -20,6 +21,8 @@ from minibox import kernel
 from minibox.errors import Conflict, MiniBoxError, UserError
 from minibox.runtime import (caps, cgroups, ids, images, initlayer, minimon, process, restart,
                              seccomp, spawn)
+from minibox.config import Settings
+from minibox.runtime.network import ContainerNetworks, ExitWatcher
 from minibox.runtime.spec import ContainerSpec, from_request
 from minibox.runtime.state import Record, StateStore, alive, read_json, sync_later, write_json
 from minibox.runtime import volumes as volume_store
@@ -38,6 +41,10 @@ class Runtime:
         self._rw = _RWLock()
         # one start/remove of a given container at a time (striped: no per-id bookkeeping)
         self._cid_locks = [threading.Lock() for _ in range(64)]
+        self.net = ContainerNetworks(dataclasses.replace(Settings.from_env(),
+                                                         data_root=self.data_root))
+        self._exits: ExitWatcher | None = None
+        self._exits_lock = threading.Lock()
 
     def _cid_lock(self, cid: str) -> threading.Lock:
         return self._cid_locks[hash(cid) % len(self._cid_locks)]
@@ -94,6 +101,9 @@ class Runtime:
 
     def _create(self, request: dict) -> str:
         spec = from_request(request)
+        net = None
+        if spec.network not in ("none", "host"):
+            net = self.net.lookup(spec.network)  # an unknown network: NotFound, nothing made
         image = images.resolve(self.data_root, spec.image)
         argv = process.argv(spec, image)
         uid, gid, groups, home = process.user(spec, image)
@@ -120,7 +130,8 @@ class Runtime:
                             "uid": uid, "gid": gid, "groups": groups},
                 "hostname": hostname, "mounts": mounts, "labels": labels,
                 "health": _health(spec, labels),
-                "etc_files": _etc_files(hostname, spec.network),
+                "etc_files": _etc_files(hostname, spec.network, net),
+                "exposed_ports": sorted(image.config.get("ExposedPorts") or {}),
             }
             # not fsync'd here: start() has config + state + dirs fsync'd (in the background)
             self.store.save_config(cid, config, sync=False)
@@ -201,26 +212,56 @@ class Runtime:
         cg = cgroups.create(cid, spec)
         warm = cgroups.prime()     # the attach's RCU grace period passes while we fork
         run = _next_run(rec, st)
+        plugged = None
         try:
+            plugged = self.net.plug(cid, spec.network, _port_maps(spec, rec.config),
+                                    [rec.name, *spec.network_aliases, cid[:12]])
             plan = self._plan(rec, spec, cg, run)
+            if plugged is not None:
+                plan["netns"] = plugged.path
             started = spawn.start(plan)
         except BaseException:
             cgroups.remove(cg.dirs)
+            self.net.unplug(cid, plugged)
             raise
         finally:
             warm.done()
+        self.net.handed_over(plugged)
+        info = plugged.info() if plugged is not None else None
         try:
             if extra:
                 rec.state = {**rec.state, **extra}
-            out = self._record_start(rec, started, cg, run, spec)
+            out = self._record_start(rec, started, cg, run, spec, info)
         except BaseException:
             started.abandon()    # not recorded: the monitor kills the container, notes why
+            if info:
+                self.net.release(cid, info)
             raise
         started.ack()            # recorded: the monitor may record the exit now
+        if info:
+            self._watch_exit(cid, started.pid, info)
         return out
 
-    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec) -> dict:
-        state = {**rec.state, "status": "running", "run": run, "pid": started.pid,
+    # --- networks ---------------------------------------------------------------------
+    def _watch_exit(self, cid: str, pid: int, info: dict) -> None:
+        with self._exits_lock:
+            if self._exits is None:
+                self._exits = ExitWatcher(self._on_exit)
+        self._exits.watch(cid, pid, info)
+
+    def _on_exit(self, cid: str, info: dict, pid: int) -> None:
+        """A container on a network exited (its init ``pid``): release its address and
+        rules, unless it has been started again meanwhile (another pid)."""
+        with self._cid_lock(cid):
+            rec = self.store.load(cid)
+            if rec is not None and rec.state.get("pid") not in (pid, 0, None) \
+                    and rec.effective()["status"] == "running":
+                return
+            self.net.release(cid, info)
+
+    def _record_start(self, rec: Record, started, cg, run: int, spec: ContainerSpec,
+                      net: dict | None) -> dict:
+        state = {**rec.state, "status": "running", "run": run, "pid": started.pid, "net": net,
                  "pid_start": started.pid_start, "monitor_pid": started.monitor_pid,
                  "monitor_start": started.monitor_start, "started_at": time.time(),
                  "exit_code": None, "oom_killed": False, "finished_at": None,
@@ -349,6 +390,7 @@ class Runtime:
             wait_exited(self.store, [cid], 10.0)
         cg = cgroups.Cgroup.from_dict(rec.state.get("cgroup"))
         cgroups.remove(cg.dirs)
+        self.net.release(cid, rec.state.get("net"))
         self.store.release_name(rec.name, cid)
         self.store.remove_dir(cid)
         anonymous = volume_store.anonymous_of(rec.config.get("mounts"))
@@ -359,6 +401,7 @@ class Runtime:
     def _reconcile(self) -> dict:
         """After a restart: persist exits the monitors recorded meanwhile, drop leftovers."""
         fixed = 0
+        running: dict[str, dict] = {}
         for rec in self.store.all():
             st = rec.effective()
             changed = st["status"] != rec.state.get("status")
@@ -370,12 +413,26 @@ class Runtime:
                 fixed += 1
             if st["status"] != "running":
                 cgroups.remove(cgroups.Cgroup.from_dict(st.get("cgroup")).dirs, attempts=1)
+            elif st.get("net"):
+                running[rec.id] = st["net"]
+                self._watch_exit(rec.id, st["pid"], st["net"])
         self.store.prune_tombs()
+        self.net.resync(running)
         return {"reconciled": fixed}
 
     def _always(self, cid: str) -> bool:
         rec = self.store.load(cid, with_config=True)
         return rec is not None and restart.policy_of(rec.config)["name"] == "always"
+
+
+def _port_maps(spec: ContainerSpec, config: dict) -> list:
+    from minibox.net import ports
+    maps = [ports.PortMap.from_dict(d) for d in spec.ports]
+    if spec.publish_all:
+        mapped = {(m.ctr_port, m.proto) for m in maps}
+        maps += [m for m in ports.exposed(config.get("exposed_ports") or [])
+                 if (m.ctr_port, m.proto) not in mapped]
+    return maps
 
 
 def _next_run(rec: Record, st: dict) -> int:
@@ -392,7 +449,7 @@ def _with_init_layer(data_root: Path, layers: list[str]) -> list[str]:
     return [init, *layers] if init else list(layers)
 
 
-def _etc_files(hostname: str, network: str) -> dict:
+def _etc_files(hostname: str, network: str, net=None) -> dict:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of a container.  Its init writes them
     into its own /dev tmpfs at each start and bind-mounts them (rootfs.bind_etc_files): no
     files on disk per container."""
@@ -402,7 +459,15 @@ def _etc_files(hostname: str, network: str) -> dict:
     else:
         hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  f"127.0.1.1\t{hostname}\n")
-        resolv = "# --network none: no DNS\n"
+        if network == "none":
+            resolv = "# --network none: no DNS\n"
+        elif network != "bridge" and net is not None:
+            # a user-defined network: its resolver (names of the containers on it, others
+            # forwarded to the host's resolvers), on the gateway
+            resolv = f"nameserver {net.gateway}\noptions ndots:0\n"
+        else:
+            from minibox.net import resolv as net_resolv
+            resolv = net_resolv.for_namespace()
     return {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
 
 

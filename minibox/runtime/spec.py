@@ -20,6 +20,7 @@ VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
 NETWORKS = ("none", "host", "bridge")
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_PIDS_LIMIT = 4096
 SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
 SYSCTL_EXACT = ("kernel.sem",)
@@ -54,7 +55,10 @@ class ContainerSpec:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "bridge"         # bridge (the default network), none, host, or a name
+    ports: list[dict] = field(default_factory=list)     # minibox.net.ports.PortMap dicts
+    publish_all: bool = False       # -P: the image's PORTs to free host ports
+    network_aliases: list[str] = field(default_factory=list)   # more names on its network
     memory: int = 0                 # bytes; 0 = no limit
     cpus: float = 0.0               # CPUs of quota; 0 = no quota
     cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
@@ -290,12 +294,12 @@ def from_request(data: dict) -> ContainerSpec:
     image = str(data.get("image") or "").strip()
     if not image:
         raise UserError("an image is required", hint="minibox run IMAGE [COMMAND...]")
-    network = str(data.get("network") or "none")
-    if network not in NETWORKS:
-        raise UserError(f"unknown network {network!r}", hint="use --network none or host")
-    if network == "bridge":
-        raise UserError("bridge networking is not supported yet",
-                        hint="use --network none (isolated, loopback only) or --network host")
+    network = str(data.get("network") or "bridge")
+    if network not in NETWORKS and not NETWORK_NAME_RE.match(network):
+        raise UserError(f"invalid network {network!r}",
+                        hint="use --network bridge (the default), none, host or a network's "
+                             "name (minibox network ls)")
+    ports = _ports(data, network)
     name = data.get("name") or None
     if name is not None and not NAME_RE.match(str(name)):
         raise UserError(f"invalid container name {name!r}",
@@ -310,7 +314,9 @@ def from_request(data: dict) -> ContainerSpec:
         mounts.append(Mount(source="tmpfs", target=path, kind="tmpfs", options=opts))
     _no_duplicate_targets(mounts)
     spec = ContainerSpec(
-        image=image, name=name, hostname=hostname, network=network,
+        image=image, name=name, hostname=hostname, network=network, ports=ports,
+        network_aliases=_aliases(data, network),
+        publish_all=bool(data.get("publish_all")),
         command=_str_list(data.get("command"), "command") or None,
         entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),
         env=parse_env(data.get("env")), mounts=mounts,
@@ -341,6 +347,29 @@ def from_request(data: dict) -> ContainerSpec:
     if spec.workdir is not None and not spec.workdir.startswith("/"):
         raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
     return spec
+
+
+def _aliases(data: dict, network: str) -> list[str]:
+    aliases = _str_list(data.get("network_aliases"), "--network-alias") or []
+    for a in aliases:
+        if not HOSTNAME_RE.match(a):
+            raise UserError(f"invalid --network-alias {a!r}",
+                            hint="letters, digits, '.' and '-' (a host name)")
+    if aliases and network in NETWORKS:
+        raise UserError(f"--network-alias needs a user-defined network, not --network {network}",
+                        hint="minibox network create NAME, then --network NAME")
+    return aliases
+
+
+def _ports(data: dict, network: str) -> list[dict]:
+    from minibox.net import ports as net_ports
+
+    maps = net_ports.parse_all(_str_list(data.get("ports"), "-p/--publish") or [])
+    if (maps or data.get("publish_all")) and network in ("none", "host"):
+        raise UserError(f"-p/-P need a bridge network, not --network {network}",
+                        hint="leave --network out (bridge is the default)" if network == "none"
+                        else "with --network host the container uses the host's ports directly")
+    return [m.to_dict() for m in maps]
 
 
 def _no_duplicate_targets(mounts: list[Mount]) -> None:

@@ -59,29 +59,47 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
         spec = SandboxSpec.from_dict(spec)
     spec.validate()
     t0 = time.monotonic()
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
-    worker = os.getpid()
-    with _sigchld_default():
-        try:
-            pid = os.fork()
-        except BaseException:
-            for fd in (out_r, out_w, ctl_r, ctl_w):
-                os.close(fd)
-            raise
-        if pid == 0:
-            os.close(out_r)
-            os.close(ctl_r)
-            supervisor.sandbox_main(spec, supervisor.Pipes(out_w, ctl_w), worker)
-        os.close(out_w)
-        os.close(ctl_w)
-        session = _Session(pid, out_r, ctl_r, on_output, on_event, should_cancel)
-        try:
-            session.pump()
-        finally:
-            session.close()
-            _cleanup_scratch(spec)
+    with _network(spec) as netns_fd:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
+        worker = os.getpid()
+        with _sigchld_default():
+            try:
+                pid = os.fork()
+            except BaseException:
+                for fd in (out_r, out_w, ctl_r, ctl_w):
+                    os.close(fd)
+                raise
+            if pid == 0:
+                os.close(out_r)
+                os.close(ctl_r)
+                supervisor.sandbox_main(spec, supervisor.Pipes(out_w, ctl_w), worker, netns_fd)
+            os.close(out_w)
+            os.close(ctl_w)
+            session = _Session(pid, out_r, ctl_r, on_output, on_event, should_cancel)
+            try:
+                session.pump()
+            finally:
+                session.close()
+                _cleanup_scratch(spec)
     return session.outcome(time.monotonic() - t0, t0)
+
+
+@contextlib.contextmanager
+def _network(spec: SandboxSpec):
+    """``build``: a prepared namespace on the build network from this worker's pool (given
+    back, to be torn down, once the sandbox is reaped); otherwise None."""
+    if spec.network != "build":
+        yield None
+        return
+    from minibox.net import buildnet
+
+    pool = buildnet.pool()
+    slot = pool.take()
+    try:
+        yield slot.fd
+    finally:
+        pool.give_back(slot)
 
 
 class _Session:

@@ -159,7 +159,7 @@ class Mounts:
             self.init = _mount_dev(os.path.join(sysroot, "dev"), process.host_init())
             kernel.mount("tmpfs", os.path.join(sysroot, "tmp"), "tmpfs",
                          kernel.MS_NOSUID | kernel.MS_NODEV, "mode=1777")
-            _write(os.path.join(sysroot, "resolv.conf"), _host_text("/etc/resolv.conf", ""))
+            _write(os.path.join(sysroot, "resolv.conf"), _resolv_text(self.spec.network))
             _write(os.path.join(sysroot, "hosts"),
                    _hosts_text(self.spec.hostname, self.spec.network))
             self._sysroot = sysroot
@@ -303,6 +303,15 @@ def _host_text(path: str, default: str) -> str:
             return f.read()
     except OSError:
         return default
+
+
+def _resolv_text(network: str) -> str:
+    """The host's resolvers; in the build network's namespace, loopback ones replaced."""
+    if network == "build":
+        from minibox.net import resolv
+
+        return resolv.for_namespace()
+    return _host_text("/etc/resolv.conf", "")
 
 
 def _hosts_text(hostname: str, network: str) -> str:

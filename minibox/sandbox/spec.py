@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from minibox.errors import UserError
 
-NETWORKS = ("host", "none")
+NETWORKS = ("build", "none", "host")     # build: own namespace on the build network
 
 # op -> keys a step must carry (besides "op" and "line")
 _REQUIRED = {
@@ -43,7 +43,7 @@ class SandboxSpec:
     context_dir: str | None = None
     copy_from: dict[str, list[str]] = field(default_factory=dict)
     hostname: str = "minibox-build"
-    network: str = "host"
+    network: str = "build"
 
     def to_dict(self) -> dict:
         return copy.deepcopy(asdict(self))
@@ -66,9 +66,7 @@ class SandboxSpec:
                 _check_dir(f"copy_from[{block!r}]", d)
         if self.context_dir is not None:
             _check_dir("context_dir", self.context_dir, overlay=False)
-        if self.network not in NETWORKS:
-            raise UserError(f"sandbox network must be one of {', '.join(NETWORKS)}, "
-                            f"not {self.network!r}")
+        check_network(self.network)
         if not _HOSTNAME.match(self.hostname or ""):
             raise UserError(f"invalid sandbox hostname {self.hostname!r}")
         for i, step in enumerate(self.steps):
@@ -80,6 +78,12 @@ class SandboxSpec:
             if step["op"] == "copy" and src is not None and src not in self.copy_from:
                 raise UserError(f"COPY at line {step.get('line', '?')}: FROM={src} is not in "
                                 "the sandbox spec's copy_from")
+
+
+def check_network(network: str) -> None:
+    if network not in NETWORKS:
+        raise UserError(f"unknown build network {network!r}",
+                        hint="use --network build (the default), none or host")
 
 
 def _check_dir(what: str, path: str, overlay: bool = True) -> None:

@@ -1,6 +1,6 @@
 """The sandbox process: the worker's only child.
 
-worker ── sandbox (new mount (private), UTS, IPC [, net] namespaces; mounts the overlay; runs
+worker ── sandbox (new mount (private), UTS, IPC, net namespaces; mounts the overlay; runs
           │        COPY/WORKDIR/USER in Python; reports to the worker over a JSON-lines pipe)
           └── per RUN/PKG/AUTO-DEPS: PID 1 of a new PID namespace (process.py) ── the command
 
@@ -24,7 +24,7 @@ import traceback
 from dataclasses import dataclass
 
 from minibox import kernel
-from minibox.errors import BuildFailed, MiniBoxError
+from minibox.errors import BuildFailed, KernelError, MiniBoxError
 from minibox.sandbox import process
 from minibox.sandbox.mounts import Mounts
 from minibox.sandbox.steps import StepRunner, describe
@@ -48,7 +48,7 @@ class Channel:
             data = data[os.write(self.fd, data):]
 
 
-def sandbox_main(spec, pipes: Pipes, worker_pid: int) -> None:
+def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = None) -> None:
     """Set the sandbox up, run every step, tear it down; report over ``pipes.ctl_w``."""
     chan = Channel(pipes.ctl_w)
     code = 1
@@ -61,7 +61,7 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int) -> None:
         kernel.set_process_name("minibox-sandbox")
         t0 = time.monotonic()
         mounts = Mounts(spec)
-        _enter(spec, mounts)
+        _enter(spec, mounts, netns_fd)
         chan.send({"t": "ready", "seconds": time.monotonic() - t0})
         runner = StepRunner(spec, mounts, pipes.out_w,
                             lambda ev: chan.send({"t": "event", "event": ev}))
@@ -88,11 +88,18 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int) -> None:
         os._exit(code)
 
 
-def _enter(spec, mounts: Mounts) -> None:
+def _enter(spec, mounts: Mounts, netns_fd: int | None) -> None:
+    """Network: ``build`` joins the prepared namespace ``netns_fd`` (on the build bridge),
+    ``none`` a new empty one, ``host`` stays in the host's (opt-in)."""
     os.umask(0o022)
     flags = kernel.CLONE_NEWNS | kernel.CLONE_NEWUTS | kernel.CLONE_NEWIPC
     if spec.network == "none":
         flags |= kernel.CLONE_NEWNET
+    elif spec.network == "build":
+        if netns_fd is None:
+            raise KernelError("a build-network sandbox was started without its namespace")
+        kernel.setns(netns_fd, kernel.CLONE_NEWNET)
+        os.close(netns_fd)
     kernel.unshare(flags)
     kernel.make_private("/")
     kernel.sethostname(spec.hostname)

@@ -10,6 +10,7 @@ opens its Redis connection and store as soon as it is forked.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from celery.signals import worker_process_init
@@ -17,7 +18,10 @@ from celery.signals import worker_process_init
 import minibox.builder.executor  # noqa: F401  (preload for the forked pool children)
 import minibox.sandbox  # noqa: F401
 import minibox.store.layertar  # noqa: F401
+from minibox.errors import MiniBoxError
 from minibox.workers.celery_app import app
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -32,8 +36,14 @@ def _context():
 @worker_process_init.connect
 def _warm(**_):
     _context.cache_clear()
-    _, redis, _ = _context()
+    _, redis, settings = _context()
     redis.ping()
+    try:                          # the build network's namespaces, ready for the first block
+        from minibox.net import buildnet
+
+        buildnet.pool(settings).warm()
+    except MiniBoxError as e:     # a block on the build network will say so
+        log.warning("build network not ready: %s", e)
 
 
 @app.task(name="minibox.builder.block", acks_late=True, reject_on_worker_lost=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import netkit
 from tests.runtime.farm import Farm
 from tests.runtime.images import import_busybox
 
@@ -63,6 +64,9 @@ def direct_runtime(request, tmp_path_factory, monkeypatch):
     parent = f"minibox-test-{root.name}"
     monkeypatch.setattr(cgroups, "PARENT", parent)
     import_busybox(root, "busybox")
+    env = netkit.net_env(root.name)          # its own bridge, subnet and chains
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     rt = Runtime(root)
     try:
         yield rt
@@ -71,6 +75,7 @@ def direct_runtime(request, tmp_path_factory, monkeypatch):
         for cid in rt.store.ids():
             rt.remove(cid, force=True)
         remove_cgroups(parent)
+        netkit.cleanup(env, str(root))
         shutil.rmtree(root, ignore_errors=True)
 
 

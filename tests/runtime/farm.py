@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests import netkit
+
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +44,8 @@ class Farm:
                         PYTHONPATH=str(REPO), NO_COLOR="1",
                         MINIBOX_CGROUP_PARENT=f"minibox-test-{self.root.name}")
         self.env.pop("MINIBOX_API_TOKEN", None)
+        self.net_env = netkit.net_env(self.root.name)      # own bridges, subnets, chains
+        self.env.update(self.net_env)
 
     # --- processes ---------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -98,6 +102,7 @@ class Farm:
             p.wait()
         self.procs.clear()
         remove_cgroups(self.env["MINIBOX_CGROUP_PARENT"])
+        netkit.cleanup(self.env, str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
 
 

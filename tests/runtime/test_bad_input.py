@@ -25,7 +25,11 @@ def host_snapshot(farm) -> dict:
             comms.append(open(f"/proc/{p}/comm").read().strip())
         except OSError:
             pass
+    bridge = Path("/sys/class/net") / farm.env["MINIBOX_BRIDGE"] / "brif"
+    leases = farm.root / "net" / "ipam" / "bridge.json"
     return {"containers": sorted(farm.container_ids()), "cgroups": cg,
+            "veths": sorted(os.listdir(bridge)) if bridge.is_dir() else [],
+            "leases": leases.read_text() if leases.exists() else "{}",
             "mounts": mounts.count(str(farm.root)),
             "monitors": comms.count("minibox-mon"), "tinis": comms.count("tini-static")}
 
@@ -72,7 +76,8 @@ CASES = [
     (("-e", "=novalue", "busybox", "true"), b"invalid environment"),
     (("-m", "lots", "busybox", "true"), b"invalid memory"),
     (("--cpus", "many", "busybox", "true"), b"--cpus"),
-    (("--network", "bridge", "busybox", "true"), b"not supported yet"),
+    (("--network", "no-such-net", "busybox", "true"), b"network 'no-such-net' not found"),
+    (("--network", "bad name!", "busybox", "true"), b"invalid network"),
     (("--sysctl", "kernel.hostname=x", "busybox", "true"), b"not allowed"),
     (("-u", "nobody-here", "busybox", "true"), b"unable to find user"),
     (("--cap-add", "NOT_A_CAP", "busybox", "true"), b"unknown capability"),

@@ -67,6 +67,26 @@ def no_leaks(tmp_path_factory):
     assert new == [], "a sandbox process outlived its test"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def build_network(tmp_path_factory):
+    """This session's own build network (bridge, subnet, chains), removed at the end."""
+    from minibox.config import Settings
+    from minibox.net import buildnet
+    from tests import netkit
+
+    root = tmp_path_factory.mktemp("netroot")
+    env = netkit.net_env(str(root))
+    settings = Settings.from_env({**env, "MINIBOX_DATA_ROOT": str(root)})
+    pool = None
+    try:
+        pool = buildnet.configure(settings)
+        yield settings
+    finally:
+        if pool is not None:
+            pool.close()
+        netkit.cleanup(env, str(root))
+
+
 @pytest.fixture(scope="session")
 def busybox_lower(tmp_path_factory) -> str:
     return str(make_busybox_rootfs(tmp_path_factory.mktemp("bblower") / "root"))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from minibox.errors import Cancelled, UserError
+from minibox.net import buildnet
 from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
 from tests.sandbox.conftest import run_step
 
@@ -60,9 +61,22 @@ def worker_state() -> dict:
 
 
 def test_worker_process_comes_out_unchanged(box):
+    buildnet.pool().wait_idle()
     before = worker_state()
     box.run([run_step("echo hi; cd /tmp")], network="none")
     assert worker_state() == before
+
+
+def test_worker_comes_out_unchanged_from_the_build_network(box):
+    """The pool of prepared namespaces swaps the one used for a fresh one: same fd count."""
+    pool = buildnet.pool()
+    pool.wait_idle()
+    before = worker_state()
+    box.run([run_step("echo hi; cd /tmp")], network="build")
+    pool.wait_idle()
+    after = worker_state()
+    assert len(after.pop("fds")) == len(before.pop("fds"))
+    assert after == before
 
 
 def test_should_cancel_kills_the_sandbox(box):
@@ -132,7 +146,7 @@ def test_spec_round_trips_through_json(box):
 
 
 @pytest.mark.parametrize("change,match", [
-    ({"network": "bridge"}, "network must be one of"),
+    ({"network": "bridge"}, "unknown build network .bridge."),
     ({"upper_dir": "relative"}, "must be an absolute path"),
     ({"steps": [{"op": "explode", "line": 1}]}, "unknown op 'explode'"),
     ({"steps": [{"op": "copy", "line": 2, "sources": ["a"], "dest": "/", "from": "nope"}]},

@@ -31,6 +31,7 @@ class PathBuild(BaseModel):
     file: str = "MiniBox"
     target: str | None = None
     no_cache: bool = False
+    network: str = "build"
 
 
 @router.post("", status_code=202)
@@ -40,14 +41,16 @@ def create_build(request: Request,
                  file: Annotated[str, Form()] = "MiniBox",
                  minibox: Annotated[str | None, Form()] = None,
                  target: Annotated[str | None, Form()] = None,
-                 no_cache: Annotated[bool, Form()] = False) -> dict:
+                 no_cache: Annotated[bool, Form()] = False,
+                 network: Annotated[str, Form(description="build (default), none or host")]
+                 = "build") -> dict:
     """Build from an uploaded context tar (what `minibox build` sends)."""
     from minibox.builder.context import unpack_context
 
     s = _services(request)
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
-                       no_cache=no_cache, owns_context=True)
+                       no_cache=no_cache, network=network, owns_context=True)
     try:
         unpack_context(context.file, ctx)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
@@ -69,7 +72,8 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
     # keys and the copies see exactly the same files even if the directory changes later.
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=body.tag, text=text, filename=body.file, context_dir=ctx,
-                       target=body.target, no_cache=body.no_cache, owns_context=True)
+                       target=body.target, no_cache=body.no_cache, network=body.network,
+                       owns_context=True)
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:
             pack_context(str(src), tar)

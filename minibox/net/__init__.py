@@ -1,0 +1,23 @@
+"""Networking kernel state shared by builds and containers: bridges, veths, network
+namespaces, IP leases and MiniBox's own iptables chains.
+
+API (stable; compose builds project networks on it)::
+
+    from minibox.net import Network, build_network, default_network
+    net = default_network(settings)          # Network(name, bridge, subnet, kind)
+    net.ensure(settings)                     # bridge up, sysctls, NAT/isolation rules (idempotent)
+    lease = Ipam(settings.net_dir, net).allocate(owner)       # ipam: persisted, flock'ed
+    ns = netns.create()                      # an fd on a fresh network namespace
+    links.attach(ns, net, host_if, lease.address)             # veth, eth0 inside, route, lo up
+    Rules(settings).set(owner, [...]) / .drop(owner) / .resync()   # iptables
+
+Modules: network (what a network is, overlap checks), netns (create / enter a namespace),
+links (pyroute2: bridge, veth, sysctls), ipam (leases), iptables (chains rendered from state,
+applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
+build steps' network: a pool of prepared namespaces), ports (port maps).
+Raw syscalls stay in minibox/kernel.py; pyroute2 is imported lazily, never at CLI start.
+"""
+
+from minibox.net.network import Network, build_network, default_network
+
+__all__ = ["Network", "build_network", "default_network"]

@@ -1,0 +1,141 @@
+"""Links through pyroute2 (imported here only, lazily): bridges, veth pairs, sysctls.
+
+Every netlink error is translated once, here, into ``KernelError`` naming the link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as E
+import threading
+
+from minibox.errors import KernelError
+from minibox.net import netns
+
+_local = threading.local()
+
+
+def _ipr():
+    """This thread's netlink socket in the host's namespace (made once per thread)."""
+    ipr = getattr(_local, "ipr", None)
+    if ipr is None:
+        from pyroute2 import IPRoute
+
+        ipr = _local.ipr = IPRoute()
+    return ipr
+
+
+@contextlib.contextmanager
+def _netlink(what: str):
+    from pyroute2 import NetlinkError
+
+    try:
+        yield
+    except NetlinkError as e:
+        raise KernelError(f"{what}: {e.args[1] if len(e.args) > 1 else e}",
+                          errno=e.code) from None
+
+
+def index_of(name: str) -> int | None:
+    found = _ipr().link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def set_sysctl(key: str, value: str) -> None:
+    """Write ``net/ipv4/...`` (a path under /proc/sys) unless it already has the value."""
+    path = "/proc/sys/" + key.replace(".", "/") if "/" not in key else "/proc/sys/" + key
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise KernelError(f"cannot set sysctl {key}={value}: {e.strerror}",
+                          errno=e.errno or 0) from None
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, *,
+                  route_localnet: bool = False) -> int:
+    """The bridge ``name`` up with ``gateway/prefixlen`` (created if missing); its index.
+
+    IPv4 forwarding is turned on (outbound NAT needs it).  ``route_localnet`` (for port maps
+    on 127.0.0.1) is set on this bridge only, never on ``all``; the DROP rule in
+    iptables.network_rules keeps the host's loopback closed to the bridge (CVE-2020-8558).
+    """
+    ipr = _ipr()
+    idx = index_of(name)
+    if idx is None:
+        with _netlink(f"cannot create bridge {name}"):
+            try:
+                ipr.link("add", ifname=name, kind="bridge")
+            except Exception as e:          # noqa: BLE001 - a concurrent creator won
+                if getattr(e, "code", 0) != E.EEXIST:
+                    raise
+        idx = index_of(name)
+        if idx is None:
+            raise KernelError(f"bridge {name} vanished right after it was created")
+    with _netlink(f"cannot set up bridge {name}"):
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                for a in ipr.get_addr(index=idx, family=2)}
+        if (gateway, prefixlen) not in have:
+            try:
+                ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+            except Exception as e:          # noqa: BLE001
+                if getattr(e, "code", 0) != E.EEXIST:
+                    raise
+        ipr.link("set", index=idx, state="up")
+    set_sysctl("net.ipv4.ip_forward", "1")
+    set_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1" if route_localnet else "0")
+    return idx
+
+
+def remove_link(name: str) -> None:
+    """Delete a link (a bridge, or a veth and its peer); absent is fine."""
+    idx = index_of(name)
+    if idx is None:
+        return
+    with _netlink(f"cannot delete link {name}"):
+        try:
+            _ipr().link("del", index=idx)
+        except Exception as e:              # noqa: BLE001
+            if getattr(e, "code", 0) != E.ENODEV:
+                raise
+
+
+def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
+           gateway: str) -> None:
+    """Plug namespace ``ns_fd`` into ``bridge``: a veth ``host_if`` whose peer is created
+    directly inside the namespace as ``eth0`` (no move, no rename), ``address/prefixlen`` on
+    it, eth0 and lo up, the default route via ``gateway``.  On failure nothing is left."""
+    ipr = _ipr()
+    br = index_of(bridge)
+    if br is None:
+        raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
+    with _netlink(f"cannot create veth {host_if} on {bridge}"):
+        ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns_fd})
+    try:
+        with _netlink(f"cannot set up veth {host_if} on {bridge}"):
+            idx = index_of(host_if)
+            ipr.link("set", index=idx, master=br, state="up")
+        _configure_inside(ns_fd, address, prefixlen, gateway)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            remove_link(host_if)
+        raise
+
+
+def _configure_inside(ns_fd: int, address: str, prefixlen: int, gateway: str) -> None:
+    from pyroute2 import IPRoute
+
+    with netns.inside(ns_fd):
+        inner = IPRoute()                  # bound to the namespace it is opened in
+    try:
+        with _netlink(f"cannot configure eth0 ({address}) in the namespace"):
+            eth0 = inner.link_lookup(ifname="eth0")[0]
+            inner.addr("add", index=eth0, address=address, prefixlen=prefixlen)
+            inner.link("set", index=eth0, state="up")
+            inner.link("set", index=inner.link_lookup(ifname="lo")[0], state="up")
+            inner.route("add", dst="default", gateway=gateway)
+    finally:
+        inner.close()
