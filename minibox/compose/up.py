@@ -181,7 +181,7 @@ class _Starter:
 
     def _ensure(self, n: str) -> None:
         svc = self.project.services[n]
-        body = plan.request(self.project, svc, 1, netadapter.for_service(self.d, self.project, svc))
+        body = plan.request(self.project, svc, 1, netadapter.for_service(self.project, svc))
         name = body["name"]
         cur = self.existing.get(name)
         if cur is not None:
