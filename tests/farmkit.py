@@ -189,14 +189,19 @@ class Farm:
         return r.json()
 
 
+def build_busybox(farm: Farm, ctx: Path, tag: str = "busybox") -> None:
+    """Build the offline busybox base as the image ``tag`` (``ctx``: an empty directory)."""
+    shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
+    write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
+    farm.build(ctx, tag)
+
+
 def busybox_farm(ctx: Path, extra_env: dict | None = None) -> Farm:
     """A started farm with the offline busybox base built as ``busybox`` (from ``ctx``)."""
     f = Farm(extra_env).start()
     try:
         ctx.mkdir(parents=True, exist_ok=True)
-        shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")
-        write_ctx(ctx, {"MiniBox": "BASE busybox.tar.gz\n"})
-        f.build(ctx, "busybox")
+        build_busybox(f, ctx)
     except BaseException:
         f.destroy()
         raise

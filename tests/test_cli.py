@@ -7,7 +7,7 @@ import sys
 
 from minibox.cli.commands import COMMANDS
 
-HEAVY = ("celery", "pyroute2", "httpx", "rich", "fastapi", "redis")
+HEAVY = ("celery", "pyroute2", "httpx", "rich", "fastapi", "redis", "yaml")
 
 
 def test_help_imports_nothing_heavy():
@@ -41,3 +41,13 @@ def test_unreachable_daemon_is_a_clear_error():
                        env={"MINIBOX_API": "http://127.0.0.1:9", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 1
     assert "cannot reach miniboxd" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compose_help_loads_no_yaml():
+    """pyyaml is loaded by compose's work only, not by its command line."""
+    code = ("import sys\nfrom minibox.cli.main import main\n"
+            "try:\n    main(['compose', 'up', '--help'])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -40,6 +40,7 @@ COMMANDS = {
     "save": "minibox.cli.archive:save",
     "load": "minibox.cli.archive:load",
     "system": "minibox.cli.system:system",
+    "compose": "minibox.cli.compose:compose",
 }
 
 HELP_SUMMARIES = {
@@ -72,6 +73,7 @@ HELP_SUMMARIES = {
     "save": "Write images to an OCI/Docker archive.",
     "load": "Load images from an archive.",
     "system": "Disk use, clean-up and information.",
+    "compose": "Run multi-container projects (minibox-compose.yaml).",
 }
 
 

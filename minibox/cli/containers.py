@@ -65,7 +65,7 @@ def run(image, command, **opts) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="Only show ids.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-f", "--filter", "filters", multiple=True,
-              help="KEY=VALUE: status, name, id, ancestor, health, exited.")
+              help="KEY=VALUE: status, name, id, ancestor, health, exited, label (KEY or KEY=VALUE).")
 @click.option("--no-trunc", is_flag=True, help="Full ids and commands.")
 def ps(all_, quiet, as_json, filters, no_trunc) -> int:
     """List containers."""

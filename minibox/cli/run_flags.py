@@ -71,6 +71,10 @@ FLAGS = (
     Flag(("--health-start-period",), "health_start_period", "str",
          "Grace period after start (0s)."),
     Flag(("--no-healthcheck",), "no_healthcheck", "flag", "Disable the image's healthcheck."),
+    Flag(("--restart",), "restart", "str",
+         "no (default), on-failure[:MAX_RETRIES], always or unless-stopped: the daemon "
+         "restarts the container when it exits (back-off 0.1 s doubling to 1 min; a stop "
+         "by the user is not restarted)."),
     Flag(("--log-opt",), "log_opts", "multi",
          "Log rotation: max-size=SIZE (default 10m; at least 1k), max-file=N "
          "(3; other values are not supported yet)."),
@@ -137,7 +141,7 @@ def request_from_options(image: str, command: list[str], o: dict) -> dict:
             "security_opt": list(o.get("security_opt") or ()),
             "labels": _kv(o.get("labels"), "--label"),
             "no_healthcheck": o.get("no_healthcheck"),
-            "log_opts": list(o.get("log_opts") or ()) or None}
+            "log_opts": list(o.get("log_opts") or ()) or None, "restart": o.get("restart")}
     if o.get("entrypoint") is not None:
         body["entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else []
     if o.get("health_cmd"):

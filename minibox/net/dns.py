@@ -69,6 +69,7 @@ class Resolver:
 
     def __init__(self, address: str, upstream: list[str], port: int = 53):
         self.table: dict[str, list[str]] = {}
+        self.address = address
         self.upstream = upstream
         self._lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)

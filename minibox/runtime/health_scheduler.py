@@ -1,4 +1,5 @@
-"""Runs healthchecks on schedule, inside the runtime worker (a thread).
+"""Runs healthchecks on schedule, and restarts exited containers whose restart policy says
+so (minibox.runtime.restart), inside the runtime worker (a thread).
 
 The schedule lives in the container records (config.json's ``health`` plus health.json), so
 it resumes after a worker restart.  Status: ``starting`` until the first success (failures
@@ -13,6 +14,7 @@ import os
 import threading
 import time
 
+from minibox.runtime import restart
 from minibox.runtime.state import StateStore, read_json, write_json
 
 log = logging.getLogger("minibox.health")
@@ -20,32 +22,36 @@ KEEP = 5
 _started: list[threading.Thread] = []
 
 
-def start_thread(store: StateStore) -> None:
+def start_thread(store: StateStore, runtime=None) -> None:
+    """``runtime``: the worker's Runtime, which restarts containers (none: checks only)."""
     if _started:
         return
-    t = threading.Thread(target=_loop, args=(store,), name="minibox-health", daemon=True)
+    t = threading.Thread(target=_loop, args=(store, runtime), name="minibox-health",
+                         daemon=True)
     t.start()
     _started.append(t)
 
 
-def _loop(store: StateStore) -> None:
+def _loop(store: StateStore, runtime) -> None:
     while True:
         try:
-            tick(store)
+            tick(store, runtime=runtime)
         except Exception:  # noqa: BLE001 - one bad record must not stop the checks
             log.exception("healthcheck tick failed")
         time.sleep(0.25)
 
 
-_configs: dict[str, dict | None] = {}   # container id -> its healthcheck (configs never change)
+# container id -> (its healthcheck, its restart policy or None); configs never change
+_configs: dict[str, tuple[dict | None, dict | None]] = {}
 
 
-def _health_of(store: StateStore, cid: str) -> dict | None:
+def _config_of(store: StateStore, cid: str) -> tuple[dict | None, dict | None]:
     if cid not in _configs:
         cfg = read_json(store.dir(cid) / "config.json")
         if cfg is None:
-            return None             # being created: look again next tick
-        _configs[cid] = cfg.get("health")
+            return None, None       # being created: look again next tick
+        policy = restart.policy_of(cfg)
+        _configs[cid] = (cfg.get("health"), policy if policy["name"] != "no" else None)
     return _configs[cid]
 
 
@@ -71,15 +77,25 @@ def _ids(store: StateStore) -> list[str]:
     return _listing[1]
 
 
-def tick(store: StateStore, now: float | None = None) -> None:
-    """One pass: only containers that have a healthcheck cost more than a dict lookup."""
+def tick(store: StateStore, now: float | None = None, runtime=None) -> None:
+    """One pass: only containers that have a healthcheck or a restart policy cost more
+    than a dict lookup."""
     now = time.time() if now is None else now
     for cid in _ids(store):
-        hc = _health_of(store, cid)
-        if not hc:
+        hc, policy = _config_of(store, cid)
+        if not hc and not policy:
             continue
-        rec = store.load(cid, with_config=True)
-        if rec is None or rec.effective()["status"] != "running":
+        rec = store.load(cid, with_config=bool(hc))
+        if rec is None:
+            continue
+        eff = rec.effective()
+        if policy and runtime is not None and restart.due(policy, eff, now):
+            try:
+                runtime.restart_exited(cid)
+            except Exception:  # noqa: BLE001 - one container's trouble must not stop the rest
+                log.exception("restart of %s failed", cid[:12])
+            continue
+        if not hc or eff["status"] != "running":
             continue
         st = rec.state
         h = read_json(rec.dir / "health.json") or {}

@@ -151,6 +151,13 @@ class ContainerNetworks:
 
         with self._lock:
             if net_name not in self._dns:
+                # a resolver on this address under another name belongs to a network that
+                # was removed (live networks never share a subnet): it holds the address's
+                # port 53, so a network made again on that subnet would get no names
+                for old in [n for n, r in self._dns.items() if r.address == gateway]:
+                    self._dns.pop(old).close()
+                    self._members.pop(old, None)
+                    self._ensured.discard(old)
                 try:
                     self._dns[net_name] = dns.Resolver(gateway, dns.host_upstream())
                 except OSError as e:

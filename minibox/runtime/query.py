@@ -103,9 +103,12 @@ def summary(store: StateStore, rec) -> dict:
 
 
 def _has_health(rec) -> bool:
+    return bool(_config(rec).get("health"))
+
+
+def _config(rec) -> dict:
     from minibox.runtime.state import read_json
-    cfg = read_json(rec.dir / "config.json") or {}
-    return bool(cfg.get("health"))
+    return read_json(rec.dir / "config.json") or {}
 
 
 def matches(s: dict, filters: dict[str, list[str]]) -> bool:
@@ -122,17 +125,28 @@ def matches(s: dict, filters: dict[str, list[str]]) -> bool:
             return False
         if key == "exited" and (s["status"] != "exited" or str(s["exit_code"]) not in values):
             return False
+        if key == "label" and not all(_has_label(s.get("labels") or {}, v) for v in values):
+            return False
     return True
 
 
-FILTER_KEYS = ("status", "name", "id", "ancestor", "health", "exited")
+def _has_label(labels: dict, want: str) -> bool:
+    """``KEY`` (set at all) or ``KEY=VALUE``."""
+    k, sep, v = want.partition("=")
+    return k in labels and (not sep or labels[k] == v)
+
+
+FILTER_KEYS = ("status", "name", "id", "ancestor", "health", "exited", "label")
 
 
 def list_containers(store: StateStore, all_: bool = False,
                     filters: dict[str, list[str]] | None = None) -> list[dict]:
     out = []
+    with_labels = "label" in (filters or {})
     for rec in store.all():
         s = summary(store, rec)
+        if with_labels:           # labels are in config.json: read only when asked
+            s["labels"] = _config(rec).get("labels") or {}
         if not all_ and s["status"] != "running" and not (filters or {}).get("status"):
             continue
         if matches(s, filters or {}):
@@ -151,7 +165,7 @@ def inspect(store: StateStore, ref: str) -> dict:
     proc = dict(cfg.get("process") or {})
     return {"id": cid, "name": rec.name, "state": {k: st.get(k) for k in (
                 "status", "pid", "exit_code", "oom_killed", "started_at", "finished_at",
-                "created_at", "error", "run", "health")},
+                "created_at", "error", "run", "health", "restart_count", "stopped_by_user")},
             "image": cfg.get("image"), "path": proc.get("argv", [None])[0],
             "args": proc.get("argv", [])[1:], "config": {
                 "env": proc.get("env"), "cwd": proc.get("cwd"), "user":

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from minibox import kernel
 from minibox.errors import Conflict, MiniBoxError, UserError
-from minibox.runtime import caps, cgroups, ids, images, initlayer, minimon, process, seccomp, spawn
+from minibox.runtime import (caps, cgroups, ids, images, initlayer, minimon, process, restart,
+                             seccomp, spawn)
 from minibox.config import Settings
 from minibox.runtime.network import ContainerNetworks, ExitWatcher
 from minibox.runtime.spec import ContainerSpec, from_request
@@ -54,8 +55,40 @@ class Runtime:
             return self._create(request)
 
     def start(self, cid: str) -> dict:
+        """A start by the user: it also ends a stop by the user (restart policies apply
+        again) and resets the restart counters."""
         with self._rw.shared():
-            return self._start(cid)
+            return self._start(cid, restart.USER_START)
+
+    def restart_exited(self, cid: str, now: float | None = None) -> bool:
+        """Restart the container if its restart policy says so now (the periodic loop
+        calls this); checked again under the container's lock, so a stop or rm that came
+        first wins.  A start that fails counts as a run that ended at once (back-off)."""
+        with self._rw.shared(), self._cid_lock(cid):
+            rec = self.store.load(cid, with_config=True)
+            if rec is None:
+                return False
+            st = rec.effective()
+            if not restart.due(restart.policy_of(rec.config), st, now):
+                return False
+            counters = restart.next_counters(st)
+            try:
+                self._start_locked(cid, counters)
+            except (MiniBoxError, OSError) as e:
+                self.store.save_state(cid, {**st, **counters, "finished_at": time.time(),
+                                            "error": f"restart failed: {e}"})
+                return False
+            return True
+
+    def mark_stopped(self, cids: list[str]) -> None:
+        """The user stops these containers: their restart policy must not bring them back
+        (before the signal, under each one's lock, so a restart cannot slip in between)."""
+        with self._rw.shared():
+            for cid in cids:
+                with self._cid_lock(cid):
+                    rec = self.store.load(cid)
+                    if rec is not None and not rec.state.get("stopped_by_user"):
+                        self.store.save_state(cid, {**rec.state, "stopped_by_user": True})
 
     def remove(self, cid: str, force: bool = False, volumes: bool = False) -> None:
         """``volumes``: remove its anonymous volumes too (rm -v); else they stay, dangling."""
@@ -165,11 +198,12 @@ class Runtime:
         return item
 
     # --- start ------------------------------------------------------------------------
-    def _start(self, cid: str) -> dict:
+    def _start(self, cid: str, extra: dict | None = None) -> dict:
         with self._cid_lock(cid):
-            return self._start_locked(cid)
+            return self._start_locked(cid, extra)
 
-    def _start_locked(self, cid: str) -> dict:
+    def _start_locked(self, cid: str, extra: dict | None = None) -> dict:
+        """``extra``: state fields to set with this start (restart counters)."""
         rec = self.store.load(cid, with_config=True)
         st = rec.effective()
         if st["status"] == "running":
@@ -195,6 +229,8 @@ class Runtime:
         self.net.handed_over(plugged)
         info = started.net = plugged.info() if plugged is not None else None
         try:
+            if extra:
+                rec.state = {**rec.state, **extra}
             out = self._record_start(rec, started, cg, run, spec)
         except BaseException:
             started.abandon()    # not recorded: the monitor kills the container, notes why
@@ -368,7 +404,11 @@ class Runtime:
         running: dict[str, dict] = {}
         for rec in self.store.all():
             st = rec.effective()
-            if st["status"] != rec.state.get("status"):
+            changed = st["status"] != rec.state.get("status")
+            if st.get("stopped_by_user") and self._always(rec.id):
+                st["stopped_by_user"] = False      # Docker: `always` comes back at a restart
+                changed = True
+            if changed:
                 self.store.save_state(rec.id, st)
                 fixed += 1
             if st["status"] != "running":
@@ -379,6 +419,10 @@ class Runtime:
         self.store.prune_tombs()
         self.net.resync(running)
         return {"reconciled": fixed}
+
+    def _always(self, cid: str) -> bool:
+        rec = self.store.load(cid, with_config=True)
+        return rec is not None and restart.policy_of(rec.config)["name"] == "always"
 
 
 def _port_maps(spec: ContainerSpec, config: dict) -> list:

@@ -82,6 +82,7 @@ class ContainerSpec:
     db_mode: bool = False
     log_max_size: int = DEFAULT_LOG_MAX_SIZE
     log_max_files: int = DEFAULT_LOG_MAX_FILES
+    restart: dict = field(default_factory=lambda: {"name": "no", "max_retries": 0})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -262,6 +263,23 @@ def parse_health(data: dict | None) -> HealthSpec | None:
     return h
 
 
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def parse_restart(value) -> dict:
+    """``--restart no|on-failure[:N]|always|unless-stopped`` -> {name, max_retries}
+    (max_retries 0: no limit; only on-failure takes one)."""
+    text = str(value or "no").strip()
+    name, sep, count = text.partition(":")
+    hint = "use no, on-failure[:MAX_RETRIES], always or unless-stopped"
+    if name not in RESTART_POLICIES:
+        raise UserError(f"invalid restart policy {text!r}", hint=hint)
+    if sep and name != "on-failure":
+        raise UserError(f"restart policy {name!r} takes no retry count ({text!r})", hint=hint)
+    retries = _int(count, "--restart on-failure retry count", 0, 1_000_000) if sep else 0
+    return {"name": name, "max_retries": retries}
+
+
 def _int(value, what: str, lo: int, hi: int) -> int:
     try:
         n = int(value)
@@ -335,6 +353,10 @@ def from_request(data: dict) -> ContainerSpec:
         health=parse_health(data.get("health")), no_healthcheck=bool(data.get("no_healthcheck")),
         labels=dict(data.get("labels") or {}), db_mode=bool(data.get("db_mode")),
     )
+    spec.restart = parse_restart(data.get("restart"))
+    if spec.autoremove and spec.restart["name"] != "no":
+        raise UserError("--restart and --rm cannot be used together",
+                        hint="a container removed at its exit cannot be restarted: drop one")
     spec.log_max_size, spec.log_max_files = parse_log_opts(_str_list(data.get("log_opts"),
                                                                      "--log-opt"))
     _security_opts(spec, data.get("security_opt") or [])

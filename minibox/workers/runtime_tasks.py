@@ -52,8 +52,13 @@ def start(cid: str) -> dict:
 
 
 @app.task(track_started=False, name=runtime_task("kill"))
-def kill(cids: list[str], sig: int = int(_signal.SIGKILL)) -> dict:
-    return _call(lambda: {c: runtime().kill(c, sig) for c in cids})
+def kill(cids: list[str], sig: int = int(_signal.SIGKILL), manual: bool = False) -> dict:
+    """``manual``: the user stops them (restart policies leave them stopped)."""
+    def _kill():
+        if manual:
+            runtime().mark_stopped(cids)
+        return {c: runtime().kill(c, sig) for c in cids}
+    return _call(_kill)
 
 
 @app.task(track_started=False, name=runtime_task("remove"))
@@ -96,4 +101,4 @@ def _on_ready(sender=None, **_kw) -> None:
         except OSError as e:
             log.warning("no zygote (containers fork from the worker): %s", e)
     log.info("container monitor: %s", compiled or "python (no C compiler)")
-    health_scheduler.start_thread(rt.store)
+    health_scheduler.start_thread(rt.store, rt)

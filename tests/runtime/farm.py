@@ -111,17 +111,7 @@ class Farm:
         return [n for n in os.listdir(d) if len(n) == 64] if d.is_dir() else []
 
     def cleanup(self) -> None:
-        from minibox.runtime.state import StateStore, alive
-        store = StateStore(self.root)
-        for rec in store.all():
-            st = rec.state
-            for pid_key, start_key in (("pid", "pid_start"), ("monitor_pid", "monitor_start")):
-                if alive(st.get(pid_key), st.get(start_key)):
-                    try:
-                        os.kill(st[pid_key], signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        time.sleep(0.2)
+        kill_containers(self.root)
         for name, p in list(self.procs.items()):
             try:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -132,6 +122,21 @@ class Farm:
         remove_cgroups(self.env["MINIBOX_CGROUP_PARENT"])
         netkit.cleanup(self.env, str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def kill_containers(root: Path) -> None:
+    """SIGKILL every container process (init and monitor) of a data root, by the pids its
+    state files record, checked against /proc (never a reused pid)."""
+    from minibox.runtime.state import StateStore, alive
+    for rec in StateStore(root).all():
+        st = rec.state
+        for pid_key, start_key in (("pid", "pid_start"), ("monitor_pid", "monitor_start")):
+            if alive(st.get(pid_key), st.get(start_key)):
+                try:
+                    os.kill(st[pid_key], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    time.sleep(0.2)
 
 
 def remove_cgroups(parent: str) -> None:

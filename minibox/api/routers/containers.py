@@ -150,7 +150,7 @@ def wait(request: Request, ref: Ref, timeout: Seconds | None = None) -> dict:
 
 def _stop(request: Request, cids: list[str], t: float) -> dict:
     store = _store(request)
-    call(_celery(request), "kill", cids, int(_signal.SIGTERM))
+    call(_celery(request), "kill", cids, int(_signal.SIGTERM), True)
     states = query.wait_exited(store, cids, max(0.0, t))
     late = [c for c, st in states.items() if st.get("status") == "running"]
     if late:
@@ -184,10 +184,15 @@ def kill(request: Request, ref: Ref,
          signal: Annotated[str, Query(max_length=32)] = "SIGKILL") -> dict:
     cid = _store(request).resolve(ref)
     sig = _parse_signal(signal)
-    done = call(_celery(request), "kill", [cid], sig)
+    done = call(_celery(request), "kill", [cid], sig, sig in _STOPPING)
     if not done.get(cid):
         raise UserError(f"container {ref} is not running")
     return {"id": cid, "signal": sig}
+
+
+# a kill with one of these is the user stopping the container (restart policies respect it)
+_STOPPING = {int(_signal.SIGKILL), int(_signal.SIGTERM), int(_signal.SIGINT),
+             int(_signal.SIGQUIT)}
 
 
 def _parse_signal(text: str) -> int:
