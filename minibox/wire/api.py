@@ -99,6 +99,10 @@ class RunRequest(_Body):
     user: Short | None = None
     hostname: Text(64, pattern=_NO_CTRL) | None = None
     network: Text(64, pattern=_NO_CTRL) | None = None
+    network_aliases: Annotated[list[Text(253, pattern=_NO_CTRL)], Field(max_length=FEW)] = []
+    ports: Annotated[list[Text(128, pattern=_NO_CTRL)], Field(max_length=FEW)] = []
+    publish_all: bool | None = None
+    restart: Text(64, pattern=_NO_CTRL) | None = None
     memory: SizeOrNumber | None = None
     cpus: CpuCount | None = None
     cpu_shares: Annotated[int, Field(ge=0, le=262144)] | None = None
