@@ -1,0 +1,4 @@
+
+
+__all__ = ["daemon", "logs", "model", "netadapter", "ops", "plan", "render", "schema",
+           "source", "up"]

@@ -25,4 +25,4 @@ per-container monitor), ``logs`` (framed, rotated log files), ``state`` (crash-s
 __all__ = ["caps", "cgroups", "exec", "health", "health_scheduler", "ids", "images", "init",
            "initlayer", "logs", "minimon", "monitor", "monitor_attach", "nsexec", "process",
            "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec", "startspec",
-           "state", "stats", "streams", "volumes", "zygote"]
+           "state", "stats", "streams", "volumes", "zygote", "network", "restart"]
