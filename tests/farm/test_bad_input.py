@@ -69,8 +69,11 @@ def test_unknown_base_image(farm, ctx):
     assert r.returncode == 1 and "no-such-image" in r.stderr
 
 
+SLEEP = str(3000 + os.getpid() % 997)     # a duration no other test on the host uses
+
+
 def test_cancel_mid_wave_stops_running_blocks(farm, ctx):
-    mb = "BASE busybox\n" + "".join(f"BLOCK s{i}\n    RUN sleep 30 # {time.time()}\n"
+    mb = "BASE busybox\n" + "".join(f"BLOCK s{i}\n    RUN sleep {SLEEP} # {time.time()}\n"
                                     for i in range(2))
     write_ctx(ctx, {"MiniBox": mb})
     r = farm.cli("build", "-d", "-t", "cancelme", ctx)
@@ -86,12 +89,12 @@ def test_cancel_mid_wave_stops_running_blocks(farm, ctx):
 
 
 def sandbox_processes(farm) -> list[int]:
-    """Processes whose command line still runs the test's `sleep 30`."""
+    """Processes whose command line still runs the test's own `sleep`."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if open(f"/proc/{d}/cmdline", "rb").read().startswith(b"sleep\x0030"):
+                if open(f"/proc/{d}/cmdline", "rb").read() == f"sleep\0{SLEEP}\0".encode():
                     out.append(int(d))
             except OSError:
                 pass
