@@ -17,6 +17,11 @@ from minibox.errors import MiniBoxError
 _END = object()
 
 
+#: the route's 200 is a stream of JSON lines (progress, then a result or an error line)
+NDJSON_200 = {200: {"description": "NDJSON: progress lines, then a result or an error line",
+                    "content": {"application/x-ndjson": {}}}}
+
+
 def stream_task(task: Callable[[Callable[[dict], None]], dict]) -> StreamingResponse:
     """Run ``task(progress)`` in a thread; stream what it reports and how it ended."""
     events: queue.Queue = queue.Queue()

@@ -180,7 +180,7 @@ def request(method: str, path: str, params: dict | None = None, parts=(), length
     try:
         status = int(lines[0].split()[1])
     except (IndexError, ValueError):
-        raise DaemonUnavailable(f"{api} does not answer as miniboxd does (it said "
+        raise DaemonUnavailable(f"{ep.api} does not answer as miniboxd does (it said "
                                 f"{lines[0][:60]!r})", hint="set MINIBOX_API to where miniboxd "
                                 "listens") from None
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}

@@ -63,10 +63,21 @@ class TransferView:
         self.out.flush()
 
 
+def _lines(resp):
+    """The stream's lines; a connection lost mid-way is the CLI's one clear error."""
+    import httpx
+
+    try:
+        yield from resp.iter_lines()
+    except httpx.TransportError as e:
+        from minibox.cli.daemon_errors import lost_connection
+        raise lost_connection(e) from None
+
+
 def follow(resp, quiet: bool = False) -> dict:
     """Read an NDJSON transfer stream to its end; returns the result, raises its error."""
     view = None if quiet else TransferView()
-    for line in resp.iter_lines():
+    for line in _lines(resp):
         if not line.strip():
             continue
         ev = json.loads(line)

@@ -60,7 +60,8 @@ ContainerRef = Text(128, min_length=1, pattern=r"^[^\x00-\x1f\x7f/]+$")
 VolumeName = Text(64, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 JobId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
 ExecId = Text(64, min_length=1, pattern=r"^[A-Za-z0-9]+$")
-ImageRef = Text(512, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+# any printable name: a malformed one is the store's clear "no such image" (404), not a 422
+ImageRef = Text(512, min_length=1, pattern=_NO_CTRL)
 BuildEventsCursor = Text(64, min_length=1, pattern=r"^(\d+(-\d+)?|\$)$")
 SizeOrNumber = Annotated[int, Field(ge=0, le=1 << 50)] | Short
 CpuCount = Annotated[float, Field(ge=0, le=1024)] | Short

@@ -61,7 +61,7 @@ def test_rmi_removes_the_tag_only(farm, ctx):
 def test_rmi_of_an_unknown_or_malformed_name_is_a_clear_error(farm):
     r = farm.cli("rmi", "no-such-image-here")
     assert r.returncode != 0
-    assert "no-such-image-here" in r.stderr and "not found" in r.stderr
+    assert "no-such-image-here" in r.stderr and ("not found" in r.stderr or "no such image" in r.stderr)
     assert "Traceback" not in r.stderr
     r = farm.cli("rmi", "Bad Name!")
     assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -85,5 +85,5 @@ def test_unknown_network_is_refused_before_anything_runs(farm, ctx):
     with farm.http() as c:
         resp = c.post("/builds/path", json={"tag": "x", "context": str(ctx),
                                             "network": "everywhere"})
-    assert resp.status_code == 400, resp.text
+    assert resp.status_code == 422, resp.text     # a bad field, before anything is queued
     assert "unknown build network 'everywhere'" in resp.text

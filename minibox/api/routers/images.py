@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from minibox import refs
-from minibox.api.ndjson import stream_task
+from minibox.api.ndjson import NDJSON_200, stream_task
 from minibox.errors import NotFound, UserError
 from minibox.store.layout import remove_tree
 from minibox.wire.api import ImageRef
@@ -147,11 +147,13 @@ async def put_blob(request: Request, digest: Digest) -> dict:
 
 # -- registries -------------------------------------------------------------------------------
 class RegistryAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     username: str = Field(min_length=1, max_length=512)
     password: str = Field(max_length=8192)
 
 
 class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     reference: str = Field(min_length=1, max_length=1024,
                            description="alpine, ghcr.io/u/r:tag, host:5000/r@sha256:…")
     platform: str | None = Field(None, max_length=64, description="OS/ARCH[/VARIANT]; "
@@ -161,7 +163,7 @@ class PullRequest(BaseModel):
     auth: RegistryAuth | None = None
 
 
-@router.post("/images/pull")
+@router.post("/images/pull", responses=NDJSON_200)
 def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
     """Pull an image; streams NDJSON progress, then ``{"result": {name, digest}}``."""
     from minibox.registry.config import RegistryConfig
@@ -185,6 +187,7 @@ def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
 
 
 class PushRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=1024, description="the local image")
     destination: str | None = Field(None, max_length=1024,
                                     description="where to push it (default: its name)")
@@ -192,7 +195,7 @@ class PushRequest(BaseModel):
     auth: RegistryAuth | None = None
 
 
-@router.post("/images/push")
+@router.post("/images/push", responses=NDJSON_200)
 def push_image(request: Request, body: PushRequest) -> StreamingResponse:
     """Push an image; streams NDJSON progress, then ``{"result": {reference, digest}}``."""
     from minibox.registry.config import RegistryConfig
@@ -210,6 +213,7 @@ def push_image(request: Request, body: PushRequest) -> StreamingResponse:
 
 
 class TagRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     source: str = Field(min_length=1, max_length=1024, description="an image, by name or id")
     target: str = Field(min_length=1, max_length=1024, description="the new NAME[:TAG]")
 
@@ -238,7 +242,7 @@ def save_images(request: Request,
     return stream_writer(lambda out: save(store, images, out), "application/x-tar")
 
 
-@router.post("/images/load")
+@router.post("/images/load", responses=NDJSON_200)
 async def load_images(request: Request) -> StreamingResponse:
     """Load the images of an archive sent as the body (tar, tar.gz or tar.zst: what
     minibox, podman, skopeo or docker saved).  Streams NDJSON progress, then

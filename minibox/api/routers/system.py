@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from minibox import __version__
 
@@ -22,6 +22,7 @@ def version() -> dict:
 
 
 class RegistryLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     server: str = Field(min_length=1, max_length=255, description="registry host[:port]")
     username: str = Field(min_length=1, max_length=512)
     password: str = Field(min_length=1, max_length=8192)
@@ -51,6 +52,7 @@ def system_df(request: Request, verbose: bool = False) -> dict:
 
 
 class PruneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     all: bool = Field(False, description="also images no container uses, not only dangling "
                                          "content")
     build_cache: bool = Field(False, description="also the build cache")
