@@ -215,12 +215,15 @@ def test_completion_scripts(shell, marker):
     assert marker in r.stdout and "_MINIBOX_COMPLETE" in r.stdout
 
 
-def complete(words: str, api: str) -> list[str]:
+def complete(words: str, api: str, data_root=None) -> list[str]:
     """What bash completion offers for the command line ``words`` (the last word being
-    typed), through the real program."""
+    typed), through the real program (which finds the daemon's token under ``data_root``,
+    as a user's shell would through MINIBOX_DATA_ROOT)."""
     parts = words.split(" ")
     env = dict(os.environ, MINIBOX_API=api, _MINIBOX_COMPLETE="bash_complete",
                COMP_WORDS=words, COMP_CWORD=str(len(parts) - 1))
+    if data_root is not None:
+        env["MINIBOX_DATA_ROOT"] = str(data_root)
     r = subprocess.run([sys.executable, "-m", "minibox.cli.main"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and not r.stderr, r.stderr

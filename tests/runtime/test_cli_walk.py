@@ -75,20 +75,22 @@ def test_bad_signal_and_exec_into_a_stopped_container(farm):
 
 
 def test_completion_offers_the_daemons_names(farm):
-    from tests.test_cli_errors import complete
+    from tests.test_cli_errors import complete as complete_with
     up = run_ok(farm, "run", "-d", "--name", "walk-up", "busybox", "sleep", "60").strip()
     run_ok(farm, "run", "--name", "walk-done", "busybox", "true")
     run_ok(farm, "volume", "create", "walk-vol")
     try:
-        logs = complete("minibox logs walk-", farm.api)
+        def complete(words):
+            return complete_with(words, farm.api, farm.root)
+        logs = complete("minibox logs walk-")
         assert sorted(logs) == ["walk-done", "walk-up"], logs
-        assert complete("minibox exec walk-", farm.api) == ["walk-up"]     # running only
-        assert complete("minibox run busyb", farm.api) == ["busybox", "busybox:latest"]
-        assert complete("minibox volume rm walk", farm.api) == ["walk-vol"]
-        assert complete("minibox run -v walk", farm.api) == ["walk-vol"]
-        assert complete("minibox run --network ", farm.api)[:2] == ["none", "host"]
-        assert "walk-up" in complete("minibox inspect walk", farm.api)
-        assert complete("minibox inspect --type image bu", farm.api) == ["busybox",
+        assert complete("minibox exec walk-") == ["walk-up"]     # running only
+        assert complete("minibox run busyb") == ["busybox", "busybox:latest"]
+        assert complete("minibox volume rm walk") == ["walk-vol"]
+        assert complete("minibox run -v walk") == ["walk-vol"]
+        assert complete("minibox run --network ")[:2] == ["none", "host"]
+        assert "walk-up" in complete("minibox inspect walk")
+        assert complete("minibox inspect --type image bu") == ["busybox",
                                                                          "busybox:latest"]
     finally:
         farm.cli("rm", "-f", up, "walk-done")
