@@ -7,11 +7,12 @@ import gzip
 import io
 import os
 import shutil
-import tarfile
 import threading
 from pathlib import Path
 
 import pytest
+
+from tests.api.test_contexts import tar_bytes
 
 from minibox.builder.context import ContextLimits, pack_context, unpack_context
 from minibox.builder.contextfile import read_context_file
@@ -23,18 +24,7 @@ from minibox.rmtree import remove_tree
 SECRET = "top-secret-bytes-from-outside"
 
 
-def tar_of(members: list[tuple[str, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                t.addfile(info)
-            else:
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+tar_of = tar_bytes      # one way to make a test tar (tests/api/test_contexts.py)
 
 
 def refused(data: bytes, dest: Path, limits: ContextLimits) -> str:
