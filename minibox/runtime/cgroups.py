@@ -120,13 +120,15 @@ def _create_v1(cid: str, spec) -> Cgroup:
                 os.mkdir(d, 0o755)
             except FileNotFoundError:          # the first container under this parent
                 _mkdir(parent)
-                if ctrl == "cpuset":
-                    _copy_cpuset(base, parent)
                 _mkdir(d)
             except FileExistsError:
                 pass
             cg.dirs.append(d)
             if ctrl == "cpuset":
+                # Another start may have made the parent a moment ago and not yet filled
+                # its cpuset (an empty one refuses every task with ENOSPC): fill the
+                # parent here too, idempotently, before the child copies from it.
+                _copy_cpuset(base, parent)
                 _copy_cpuset(parent, d)
         _limits_v1(cg, spec)
     except BaseException:
