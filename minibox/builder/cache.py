@@ -33,14 +33,35 @@ class BlockCache:
         ``local_blob=False``, anywhere in the farm)."""
         entry = self._local(key)
         if entry is None and self.redis is not None:
-            entry = self._shared(key)
+            entry = self._decode(key, self.redis.get(block_cache_key(key)))
         if entry is None:
             return None
-        layer = entry.get("layer") or {}
-        # the blob is what counts: a missing unpacked dir is re-extracted from it on use
-        if not self.store.has_blob(layer.get("digest", "")):
+        if not self._blob_here(entry):
             return None if local_blob else entry
         return entry
+
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        """``get`` of many keys at once: the entries whose layer is whole in this host's
+        store, by key.  The keys this host has no file for are read from the farm-wide
+        index in one MGET (a build's lookups are one round trip, not one per block)."""
+        found, shared = {}, []
+        for key in dict.fromkeys(keys):
+            entry = self._local(key)
+            if entry is None:
+                shared.append(key)
+            else:
+                found[key] = entry
+        if shared and self.redis is not None:
+            raws = self.redis.mget([block_cache_key(k) for k in shared])
+            for key, raw in zip(shared, raws):
+                entry = self._decode(key, raw)
+                if entry is not None:
+                    found[key] = entry
+        return {k: e for k, e in found.items() if self._blob_here(e)}
+
+    def _blob_here(self, entry: dict) -> bool:
+        """The blob is what counts: a missing unpacked dir is re-extracted from it on use."""
+        return self.store.has_blob((entry.get("layer") or {}).get("digest", ""))
 
     def _local(self, key: str) -> dict | None:
         try:
@@ -48,8 +69,8 @@ class BlockCache:
         except (OSError, ValueError):
             return None
 
-    def _shared(self, key: str) -> dict | None:
-        raw = self.redis.get(block_cache_key(key))
+    @staticmethod
+    def _decode(key: str, raw: bytes | None) -> dict | None:
         try:
             entry = json.loads(raw) if raw else None
         except ValueError:
@@ -61,10 +82,10 @@ class BlockCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
+        # no fsync: the blob it names was fsynced before, and an entry lost (or left empty)
+        # by a crash is only a miss (unreadable JSON is one), never a wrong layer
         with open(tmp, "w") as f:
             json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
         if self.redis is not None:
             self.redis.set(block_cache_key(key), json.dumps(entry))

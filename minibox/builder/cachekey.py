@@ -95,23 +95,42 @@ def _instruction_change(previous: dict, now: dict, texts: list[str]) -> str | No
 
 
 class LastBuilds:
-    """Per (image tag, block) components of the last build, for miss explanations."""
+    """Per (image tag, block) components of the last build, for miss explanations.
+
+    One file per tag (read at the first ``get``, written once by ``save`` at the build's
+    end), not one per block: a 200-block rebuild writes one small file, not 200."""
 
     def __init__(self, cache_dir: Path):
         self.dir = Path(cache_dir) / "last"
+        self._tags: dict[str, dict] = {}
+        self._changed: set[str] = set()
 
-    def _path(self, tag: str, block: str) -> Path:
-        return self.dir / (blake3.blake3(f"{tag}\0{block}".encode()).hexdigest()[:32] + ".json")
+    def _path(self, tag: str) -> Path:
+        return self.dir / ("tag-" + blake3.blake3(tag.encode()).hexdigest()[:32] + ".json")
+
+    def _blocks(self, tag: str) -> dict:
+        if tag not in self._tags:
+            try:
+                data = json.loads(self._path(tag).read_text())
+            except (OSError, ValueError):
+                data = None
+            self._tags[tag] = data if isinstance(data, dict) else {}
+        return self._tags[tag]
 
     def get(self, tag: str, block: str) -> dict | None:
-        try:
-            return json.loads(self._path(tag, block).read_text())
-        except (OSError, ValueError):
-            return None
+        return self._blocks(tag).get(block)
 
     def put(self, tag: str, block: str, components: dict) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self._path(tag, block)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(components))
-        os.replace(tmp, path)
+        self._blocks(tag)[block] = components
+        self._changed.add(tag)
+
+    def save(self) -> None:
+        """Write the tags that changed (temp + rename; the blocks not built this time keep
+        what the earlier builds recorded)."""
+        for tag in sorted(self._changed):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self._path(tag)
+            tmp = path.with_suffix(f".tmp{os.getpid()}-{id(self)}")
+            tmp.write_text(json.dumps(self._blocks(tag)))
+            os.replace(tmp, path)
+        self._changed.clear()

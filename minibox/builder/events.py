@@ -25,10 +25,18 @@ class EventLog:
 
     def emit(self, event: Event) -> None:
         """Append one event (its wire dict and the time now)."""
-        fields = event.to_wire()
-        fields["time"] = time.time()
+        self.emit_many([event])
+
+    def emit_many(self, events: list[Event]) -> None:
+        """Append events in this order, in one round trip to Redis."""
+        if not events:
+            return
+        now = time.time()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
+        for event in events:
+            fields = event.to_wire()
+            fields["time"] = now
+            pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(self.key, STREAM_TTL)
         pipe.execute()
 

@@ -1,10 +1,15 @@
-"""Daemon side of one build: plan and key every block, skip the hits, send each wave's misses
-to the build queue as one group, wait for it, and write the final image.
+"""Daemon side of one build: plan and key every block up front (a key depends only on the
+inputs, never on a build's outcome), look every key up at once (one MGET for the farm-wide
+index), then run the graph as data flow: a hit is done at once, and a miss goes to the build
+queue as soon as the blocks it depends on are done -- not when its whole wave is -- and
+finally write the image.  An unchanged rebuild so never reaches a worker, and its events go
+to the stream in one round trip.
 
-Waiting does not poll Celery's results on a timer: it blocks on the job's event stream (the
-workers append to it) and checks results when something happens, so a wave ends within
-milliseconds of its last block.  A block whose worker died (its Redis lock expired while the
-task still says STARTED) is sent again, at most MAX_ATTEMPTS times.
+Waiting blocks on the job's event stream (the workers append each block's result to it), so
+a block's dependents are sent within milliseconds of its end.  Celery's result backend is
+read only when the stream is quiet (or once a second): it is the fallback for a task that
+failed outside the block (FAILURE) and for a worker that died (its Redis lock expired while
+the task still says STARTED), whose block is sent again, at most MAX_ATTEMPTS times.
 """
 
 from __future__ import annotations
@@ -18,18 +23,21 @@ from minibox import graph
 from minibox.builder import cachekey
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
+from minibox.builder.flow import Flow
 from minibox.builder.image import image_config
-from minibox.builder.plan import BuildState, check_layer_stacks, inherit, plan_block
+from minibox.builder.plan import (BlockPlan, BuildState, check_layer_stacks, inherit,
+                                  plan_block)
 from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.wire.build import BlockJob, BlockResult
-from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent, BlockRetry,
-                                 Image, WaveDone, WaveStart)
+from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent,
+                                 BlockRetry, Event, Image)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
 from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
+POLL_EVERY = 1.0        # seconds between reads of Celery's results while events flow
 
 
 @dataclass
@@ -63,6 +71,17 @@ class Done:
 
 
 @dataclass
+class Keyed:
+    """A block planned and keyed before anything runs."""
+
+    block: Block
+    wave: int
+    plan: BlockPlan
+    key: str
+    components: dict
+
+
+@dataclass
 class Pending:
     block: Block
     key: str
@@ -83,6 +102,9 @@ class Build:
         self.last = cachekey.LastBuilds(services.settings.cache_dir)
         self.done: dict[str, Done] = {}
         self.stats = {"cached": 0, "built": 0}
+        self._out: list[Event] = []
+        self.keyed: dict[str, Keyed] = {}
+        self.found: dict[str, dict] = {}
 
     # --- the whole build --------------------------------------------------------
     def run(self) -> dict:
@@ -104,15 +126,24 @@ class Build:
         self.base_state = BuildState.from_image_config(self.base.config)
         check_layer_stacks(self.mb, len(self.base.layers), self.req.target)
         waves = graph.waves(self.mb, self.req.target)
-        for i, wave in enumerate(waves, 1):
-            self._check_cancel()
-            self.events.emit(WaveStart(wave=i, blocks=[b.name for b in wave]))
-            before = dict(self.stats)
-            self._run_wave(wave)
-            self.events.emit(WaveDone(wave=i, cached=self.stats["cached"] - before["cached"],
-                                      built=self.stats["built"] - before["built"]))
+        try:
+            self.keyed = self._key_all(waves)
+            self.found = self._look_up()
+            self._run_graph(waves)
+        finally:
+            self._flush()
+            self.last.save()
         desc = self._write_image()
         return {"digest": desc.digest, "duration": time.monotonic() - t0, **self.stats}
+
+    def _emit(self, event: Event) -> None:
+        """Queue an event for the stream; ``_flush`` sends the queue in one round trip (before
+        anything is sent to a worker or waited for, so the order on the stream is kept)."""
+        self._out.append(event)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        self.events.emit_many(out)
 
     def _pull_progress(self, event: dict) -> None:
         if event.get("status") != "Downloading":
@@ -123,39 +154,49 @@ class Build:
         if self.redis.exists(job_cancel_key(self.job)):
             raise Cancelled("build cancelled")
 
-    # --- one wave ---------------------------------------------------------------
-    def _run_wave(self, wave: list[Block]) -> None:
-        misses = []
-        for block in wave:
-            pend = self._prepare(block)
-            if pend is not None:
-                misses.append(pend)
-        if misses:
-            self._execute(misses)
+    # --- planning and keying, before anything runs ---------------------------------
+    def _key_all(self, waves: list[list[Block]]) -> dict[str, Keyed]:
+        """Plan and key every block (a bad COPY source fails the build before any block
+        runs); a block's parents come first, so their states and keys are known."""
+        keyed: dict[str, Keyed] = {}
+        for i, wave in enumerate(waves, 1):
+            for block in wave:
+                parents = [keyed[n].plan.state for n in block.needs]
+                inherited = inherit(self.base_state, parents)
+                plan = plan_block(block, inherited)
+                inputs = cachekey.KeyInputs(
+                    base=self.base.digest,
+                    parents={n: keyed[n].key for n in block.deps},
+                    inherited=inherited.to_dict(), instructions=plan.key_material,
+                    copy_hashes=self._copy_hashes(plan), lines=plan.lines,
+                    timestamp=self.req.timestamp)
+                keyed[block.name] = Keyed(block, i, plan, inputs.key(), inputs.components())
+        return keyed
+
+    def _look_up(self) -> dict[str, dict]:
+        """The cache entries of every block that makes a layer, at once; their layers are
+        held against a prune from now on."""
+        if self.req.no_cache:
+            return {}
+        found = self.cache.get_many([k.key for k in self.keyed.values() if k.plan.touches_fs])
+        self.held.add_layers([e["layer"] for e in found.values()])
+        return found
 
     def _prepare(self, block: Block) -> Pending | None:
-        parents = [self.done[n].state for n in block.needs]
-        inherited = inherit(self.base_state, parents)
-        plan = plan_block(block, inherited)
-        inputs = cachekey.KeyInputs(
-            base=self.base.digest,
-            parents={n: self.done[n].key for n in block.deps},
-            inherited=inherited.to_dict(), instructions=plan.key_material,
-            copy_hashes=self._copy_hashes(plan), lines=plan.lines,
-            timestamp=self.req.timestamp)
-        key = inputs.key()
-        components = inputs.components()
+        """A block whose dependencies are done: finished now (metadata only, or a hit), or
+        its job for a worker."""
+        k = self.keyed[block.name]
+        plan, key, components = k.plan, k.key, k.components
         if not plan.touches_fs:
             self._finish(block, Done(key, None, plan.state, True), components, note="metadata")
             return None
-        entry = None if self.req.no_cache else self.cache.get(key)
+        entry = self.found.get(key)
         if entry is not None:
-            self.held.add_layers([entry["layer"]])
             self._finish(block, Done.of(key, entry["layer"], plan.state, True), components)
             return None
         reason = "--no-cache" if self.req.no_cache else cachekey.explain_miss(
             self.last.get(self.req.tag, block.name), components, plan.texts)
-        self.events.emit(BlockQueued(block=block.name, key=key, reason=reason))
+        self._emit(BlockQueued(block=block.name, key=key, reason=reason))
         job = BlockJob(job=self.job, block=block.name, key=key, steps=plan.steps,
                        lowers=self._lowers(block), context_dir=str(self.req.context_dir),
                        copy_from={n: self._merged(n) for n in plan.copy_from},
@@ -179,7 +220,9 @@ class Build:
         self.stats["cached" if done.cached else "built"] += 1
         self.last.put(self.req.tag, block.name, components)
         if done.cached:
-            self.events.emit(BlockCached(block=block.name, key=done.key, note=note or None))
+            self._emit(BlockCached(block=block.name, key=done.key, note=note or None))
+        for event in self.flow.finished(block, done.cached):
+            self._emit(event)
 
     # --- layer stacks -----------------------------------------------------------
     def _stack(self, names: list[str]) -> list[dict]:
@@ -194,26 +237,52 @@ class Build:
     def _merged(self, name: str) -> list[dict]:
         return self._stack(graph.need_closure(self.mb, name) + [name])
 
-    # --- sending a wave and waiting for it ---------------------------------------
-    def _execute(self, misses: list[Pending]) -> None:
+    # --- sending blocks and waiting for them -------------------------------------
+    def _run_graph(self, waves: list[list[Block]]) -> None:
+        """Start every ready block, wait for news, complete what finished, until all is
+        done; on a failure the blocks still running are stopped."""
+        self.flow = Flow(waves)
+        running: dict[str, Pending] = {}
         cursor = self.events.last_id()
+        polled = time.monotonic()
+        try:
+            while self.flow.ready or running:
+                self._check_cancel()
+                for p in self._start_ready():
+                    running[p.block.name] = p
+                if not running:
+                    continue
+                cursor, results, quiet = self._wait_for_results(cursor)
+                poll = quiet or time.monotonic() - polled >= POLL_EVERY
+                polled = time.monotonic() if poll else polled
+                for name, p in list(running.items()):
+                    outcome = results.get(name) or (self._poll(p) if poll else None)
+                    if outcome is not None:
+                        del running[name]
+                        self._complete(p, outcome)
+        except MiniBoxError:
+            self._flush()
+            self._stop_siblings(running.values())
+            raise
+
+    def _start_ready(self) -> list[Pending]:
+        """Finish or send every ready block (a hit makes its dependents ready at once)."""
+        misses = []
+        while True:
+            block, wave_events = self.flow.next()
+            if block is None:
+                break
+            for event in wave_events:
+                self._emit(event)
+            pend = self._prepare(block)
+            if pend is not None:
+                misses.append(pend)
+        self._flush()
         for p in misses:
             self._send(p)
-        self._remember_tasks(misses)
-        pending = {p.block.name: p for p in misses}
-        try:
-            while pending:
-                cursor, results = self._wait_for_results(cursor)
-                self._check_cancel()
-                for name, p in list(pending.items()):
-                    outcome = results.get(name) or self._poll(p)
-                    if outcome is None:
-                        continue
-                    del pending[name]
-                    self._complete(p, outcome)
-        except MiniBoxError:
-            self._stop_siblings(pending.values())
-            raise
+        if misses:
+            self._remember_tasks(misses)
+        return misses
 
     def _send(self, p: Pending) -> None:
         p.attempts += 1
@@ -225,15 +294,18 @@ class Build:
 
     def _remember_tasks(self, misses: list[Pending]) -> None:
         key = job_tasks_key(self.job)
-        self.redis.sadd(key, *[p.task_id for p in misses])
-        self.redis.expire(key, 86400)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(key, *[p.task_id for p in misses])
+        pipe.expire(key, 86400)
+        pipe.execute()
 
-    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, BlockResult]]:
-        """Wait (up to 250 ms) for news on the job's stream; the blocks' results in it."""
-        entries = self.events.read(cursor, block_ms=250, count=200)
+    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, BlockResult], bool]:
+        """Wait (up to 250 ms) for news on the job's stream: the new cursor, the blocks'
+        results in it, and whether nothing came (quiet)."""
+        entries = self.events.read(cursor, block_ms=250, count=500)
         results = {ev["block"]: BlockResult.from_wire(ev["result"]) for _, ev in entries
                    if ev.get("type") == BlockResultEvent.TYPE}
-        return (entries[-1][0] if entries else cursor), results
+        return (entries[-1][0] if entries else cursor), results, not entries
 
     def _poll(self, p: Pending) -> BlockResult | None:
         res = self.celery.AsyncResult(p.task_id)
@@ -257,8 +329,9 @@ class Build:
             return BlockResult.failed({"kind": "build", "message":
                                        f"the build worker running block '{p.block.name}' "
                                        f"was lost {p.attempts} times"})
-        self.events.emit(BlockRetry(block=p.block.name, attempt=p.attempts + 1,
-                                    reason="build worker lost"))
+        self._emit(BlockRetry(block=p.block.name, attempt=p.attempts + 1,
+                              reason="build worker lost"))
+        self._flush()
         self._send(p)
         self._remember_tasks([p])
         return None
