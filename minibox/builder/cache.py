@@ -77,7 +77,9 @@ class BlockCache:
             return None
         return entry if isinstance(entry, dict) and entry.get("key") == key else None
 
-    def put(self, key: str, block: str, layer: dict) -> dict:
+    def put(self, key: str, block: str, layer: dict, pipe=None) -> dict:
+        """Record ``key`` → ``layer`` (its blob is stored already); the farm-wide copy goes
+        into ``pipe`` (a Redis pipeline the caller executes) when one is given."""
         entry = {"key": key, "block": block, "layer": layer, "created": time.time()}
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +89,9 @@ class BlockCache:
         with open(tmp, "w") as f:
             json.dump(entry, f)
         os.replace(tmp, path)
-        if self.redis is not None:
-            self.redis.set(block_cache_key(key), json.dumps(entry))
+        if pipe is not None or self.redis is not None:
+            (pipe if pipe is not None else self.redis).set(block_cache_key(key),
+                                                           json.dumps(entry))
         return entry
 
     def clear(self) -> int:

@@ -27,12 +27,13 @@ class EventLog:
         """Append one event (its wire dict and the time now)."""
         self.emit_many([event])
 
-    def emit_many(self, events: list[Event]) -> None:
-        """Append events in this order, in one round trip to Redis."""
-        if not events:
+    def emit_many(self, events: list[Event], pipe=None) -> None:
+        """Append events in this order, in one round trip to Redis (after the commands
+        already in ``pipe``, a non-transactional pipeline of the caller's, when given)."""
+        if not events and pipe is None:
             return
         now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
         for event in events:
             fields = event.to_wire()
             fields["time"] = now

@@ -26,25 +26,49 @@ from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResul
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_hosts_key
 
 
+class _Refresher:
+    """One thread per worker process keeps every block lock it holds alive (a dead holder's
+    lock expires); a thread started and joined per block cost more than the block's own
+    Redis calls."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.locks: set = set()
+        self.mutex = threading.Lock()
+        threading.Thread(target=self._run, daemon=True, name="lock-refresh").start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LOCK_TTL / 3)
+            with self.mutex:
+                locks = list(self.locks)
+            for lock in locks:
+                try:
+                    lock.reacquire()
+                except Exception:   # lost or Redis gone: the block finishes; nothing to do
+                    with self.mutex:
+                        self.locks.discard(lock)
+
+
+_refresher: _Refresher | None = None
+_refresher_lock = threading.Lock()
+
+
 @contextmanager
 def _held(lock):
-    """Keep a Redis lock alive while the block runs (a dead holder's lock expires)."""
-    stop = threading.Event()
-
-    def refresh():
-        while not stop.wait(LOCK_TTL / 3):
-            try:
-                lock.reacquire()
-            except Exception:   # lost or Redis gone: the block finishes; nothing to do
-                return
-
-    t = threading.Thread(target=refresh, daemon=True, name="lock-refresh")
-    t.start()
+    """Keep a Redis lock alive while the block runs, then release it."""
+    global _refresher
+    with _refresher_lock:
+        if _refresher is None or _refresher.pid != os.getpid():   # a forked pool child
+            _refresher = _Refresher()
+        refresher = _refresher
+    with refresher.mutex:
+        refresher.locks.add(lock)
     try:
         yield
     finally:
-        stop.set()
-        t.join()
+        with refresher.mutex:
+            refresher.locks.discard(lock)
         try:
             lock.release()
         except Exception:
@@ -61,12 +85,49 @@ def execute_block(job: BlockJob, *, store, redis, settings) -> BlockResult:
     """Run one block; the outcome is returned AND appended to the job's event stream as a
     ``block_result`` event, so the daemon learns it without waiting on Celery's backend."""
     events = EventLog(redis, job.job)
-    result = _execute(job, store, redis, settings, events)
-    events.emit(BlockResultEvent(block=job.block, key=job.key, result=result.to_wire()))
+    final = _Final(redis, events, job)
+    result = _execute(job, store, redis, settings, events, final)
+    if not final.sent:
+        final.send(result)
     return result
 
 
-def _execute(job: BlockJob, store, redis, settings, events: EventLog) -> BlockResult:
+class _Final:
+    """What a block's end writes to Redis, sent in one round trip: the farm-wide cache
+    entry, then the block's last events, the result last.  A built block sends it while it
+    still holds the key's lock, so whoever takes the lock next finds the entry."""
+
+    def __init__(self, redis, events: EventLog, job: BlockJob):
+        self.pipe = redis.pipeline(transaction=False)
+        self.log, self.job = events, job
+        self.events: list = []
+        self.sent = False
+
+    def send(self, result: BlockResult) -> None:
+        self.events.append(BlockResultEvent(block=self.job.block, key=self.job.key,
+                                            result=result.to_wire()))
+        self.sent = True
+        self.log.emit_many(self.events, pipe=self.pipe)
+
+
+_hosts_told: set[str] = set()      # jobs whose host set has this host (in this process)
+
+
+def _tell_host(redis, job_id: str) -> None:
+    """Add this host to the job's hosts (``builds ls``), once per job and process."""
+    if job_id in _hosts_told:
+        return
+    pipe = redis.pipeline(transaction=False)
+    pipe.sadd(job_hosts_key(job_id), socket.gethostname())
+    pipe.expire(job_hosts_key(job_id), 7 * 86400)
+    pipe.execute()
+    if len(_hosts_told) > 1000:
+        _hosts_told.clear()
+    _hosts_told.add(job_id)
+
+
+def _execute(job: BlockJob, store, redis, settings, events: EventLog,
+             final: _Final) -> BlockResult:
     block, key = job.block, job.key
 
     def should_cancel() -> bool:
@@ -85,15 +146,16 @@ def _execute(job: BlockJob, store, redis, settings, events: EventLog) -> BlockRe
                 if entry:
                     if store.has_blob(entry["layer"]["digest"]):
                         _share(job, store, settings, entry["layer"])
-                    events.emit(BlockCached(block=block, key=key, shared=True))
+                    final.events.append(BlockCached(block=block, key=key, shared=True))
                     return BlockResult.from_cache(entry["layer"])
-            redis.sadd(job_hosts_key(job.job), socket.gethostname())
-            redis.expire(job_hosts_key(job.job), 7 * 86400)
-            return _build(job, store, cache, events, should_cancel, settings)
+            _tell_host(redis, job.job)
+            result = _build(job, store, cache, events, should_cancel, settings, final)
+            final.send(result)
+            return result
     except MiniBoxError as e:
         tail = getattr(e, "tail", None) or []
         if not isinstance(e, Cancelled):
-            events.emit(BlockFailed(block=block, error=e.to_dict(), tail=tail))
+            final.events.append(BlockFailed(block=block, error=e.to_dict(), tail=tail))
         return BlockResult.failed(e.to_dict(), tail)
 
 
@@ -121,7 +183,8 @@ def _sweep_dead(store) -> None:
             remove_tree(d, ignore_errors=True)
 
 
-def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> BlockResult:
+def _build(job: BlockJob, store, cache, events, should_cancel, settings,
+           final: _Final) -> BlockResult:
     from minibox.builder import remote
     from minibox.sandbox import SandboxSpec, run_block
     from minibox.store.layertar import LayerInfo, commit_upper
@@ -155,10 +218,10 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings) -> Bloc
                              clamp_mtime=job.timestamp)
         if daemon is not None:
             daemon.push_blob(store, layer.digest)
-        cache.put(job.key, block, layer.to_dict())
+        cache.put(job.key, block, layer.to_dict(), pipe=final.pipe)
         took = time.monotonic() - t0
-        events.emit(BlockDone(block=block, duration=took, size=layer.size,
-                              digest=layer.digest, empty=layer.empty))
+        final.events.append(BlockDone(block=block, duration=took, size=layer.size,
+                                      digest=layer.digest, empty=layer.empty))
         return BlockResult.built(layer.to_dict(), took)
     except MiniBoxError as e:
         lines.flush()

@@ -70,7 +70,8 @@ def test_worker_process_comes_out_unchanged(box):
 def test_worker_comes_out_unchanged_from_the_build_network(box):
     """The pool of prepared namespaces swaps the one used for a fresh one: same fd count."""
     pool = buildnet.pool()
-    pool.wait_idle()
+    box.run([run_step("true")], network="build")    # the pool filled, its netlink sockets
+    pool.wait_idle()                                 # made (once per process and thread)
     before = worker_state()
     box.run([run_step("echo hi; cd /tmp")], network="build")
     pool.wait_idle()
