@@ -13,7 +13,8 @@ API (stable; compose builds project networks on it)::
     Registry(settings).create(name, subnet=None) / .get(name) / .all() / .remove(name, users)
 
 Modules: network (what a network is, overlap checks), netns (create / enter a namespace),
-links (pyroute2: bridge, veth, sysctls), ipam (leases), iptables (chains rendered from state,
+links (pyroute2: bridge, veth, sysctls; the veth of ``attach`` through rtnl, one hand-packed
+rtnetlink request), ipam (leases), iptables (chains rendered from state,
 applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
 build steps' network: a pool of prepared namespaces), ports (port maps: parse, hold, DNAT
 rules), registry (user-defined networks: create/get/all/remove), dns (a network's resolver),

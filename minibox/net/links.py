@@ -1,4 +1,6 @@
-"""Links through pyroute2 (imported here only, lazily): bridges, veth pairs, sysctls.
+"""Links through pyroute2 (imported here only, lazily): bridges, veth pairs, sysctls.  The
+veth of ``attach`` (one per build block and container start) is one hand-packed rtnetlink
+request (``rtnl.py``), not a pyroute2 call.
 
 Every netlink error is translated once, here, into ``KernelError`` naming the link.
 """
@@ -116,14 +118,17 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
     """Plug namespace ``ns_fd`` into ``bridge``: a veth ``host_if`` whose peer is created
     directly inside the namespace as ``eth0`` (no move, no rename), ``address/prefixlen`` on
     it, eth0 and lo up, the default route via ``gateway``.  On failure nothing is left."""
-    ipr = _ipr()
+    from minibox.net import rtnl
+
     br = index_of(bridge)
     if br is None:
         raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
-    with _netlink(f"cannot create veth {host_if} on {bridge}"):
+    try:
         # one request: the pair, the peer made inside the namespace, enslaved and up
-        ipr.link("add", ifname=host_if, kind="veth", master=br, state="up",
-                 peer={"ifname": "eth0", "net_ns_fd": ns_fd})
+        rtnl.veth_into(host_if, br, "eth0", ns_fd)
+    except OSError as e:
+        raise KernelError(f"cannot create veth {host_if} on {bridge}: {e.strerror}",
+                          errno=e.errno or 0) from None
     try:
         with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
             kernel.set_link_up("lo")
