@@ -25,6 +25,8 @@ from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResul
                                  BlockStart, BlockStep)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_hosts_key
 
+CANCEL_EVERY = 0.5       # seconds between reads of a job's cancel flag while a block runs
+
 
 class _Refresher:
     """One thread per worker process keeps every block lock it holds alive (a dead holder's
@@ -110,6 +112,21 @@ class _Final:
         self.log.emit_many(self.events, pipe=self.pipe)
 
 
+class _StartFirst:
+    """The job's event log, holding the block's start back until the next event goes out
+    (its first step, normally: the sandbox is ready), so that the two share a round trip."""
+
+    def __init__(self, log: EventLog, start):
+        self.log, self.held = log, [start]
+
+    def emit(self, event) -> None:
+        self.emit_many([event])
+
+    def emit_many(self, events: list, pipe=None) -> None:
+        held, self.held = self.held, []
+        self.log.emit_many(held + list(events), pipe=pipe)
+
+
 _hosts_told: set[str] = set()      # jobs whose host set has this host (in this process)
 
 
@@ -130,8 +147,16 @@ def _execute(job: BlockJob, store, redis, settings, events: EventLog,
              final: _Final) -> BlockResult:
     block, key = job.block, job.key
 
+    checked = {"at": -CANCEL_EVERY, "cancelled": False}
+
     def should_cancel() -> bool:
-        return bool(redis.exists(job_cancel_key(job.job)))
+        """The job's cancel flag, read at most every CANCEL_EVERY seconds (the sandbox asks
+        every 100 ms)."""
+        now = time.monotonic()
+        if not checked["cancelled"] and now - checked["at"] >= CANCEL_EVERY:
+            checked["at"] = now
+            checked["cancelled"] = bool(redis.exists(job_cancel_key(job.job)))
+        return checked["cancelled"]
 
     try:
         if should_cancel():
@@ -193,8 +218,8 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings,
     daemon = None
     if job.is_remote(settings.data_root):
         daemon, job = remote.prepare(job, store, settings)
-    events.emit(BlockStart(block=block, key=job.key,
-                           worker=f"{socket.gethostname()}:{os.getpid()}"))
+    events = final.log = _StartFirst(events, BlockStart(
+        block=block, key=job.key, worker=f"{socket.gethostname()}:{os.getpid()}"))
     t0 = time.monotonic()
     _sweep_dead(store)
     tmp = Path(store.tmp_dir(f"block-p{os.getpid()}-{block[:20]}-"))

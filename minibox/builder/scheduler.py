@@ -9,7 +9,9 @@ Waiting blocks on the job's event stream (the workers append each block's result
 a block's dependents are sent within milliseconds of its end.  Celery's result backend is
 read only when the stream is quiet (or once a second): it is the fallback for a task that
 failed outside the block (FAILURE) and for a worker that died (its Redis lock expired while
-the task still says STARTED), whose block is sent again, at most MAX_ATTEMPTS times.
+the task still says STARTED), whose block is sent again, at most MAX_ATTEMPTS times.  The
+cancel flag is read at the start, when the stream says a cancel was asked for
+(``cancel_requested``, which ``BuildManager.cancel`` appends) and at that same pace.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from minibox.errors import BuildFailed, Cancelled, MiniBoxError
 from minibox.mbfile.model import Block, MiniBoxFile
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent,
-                                 BlockRetry, Event, Image)
+                                 BlockRetry, CancelRequested, Event, Image)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
 from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
 
@@ -243,18 +245,20 @@ class Build:
         done; on a failure the blocks still running are stopped."""
         self.flow = Flow(waves)
         running: dict[str, Pending] = {}
-        cursor = self.events.last_id()
+        cursor = self.events.last_id()       # a cancel after this is seen on the stream
         polled = time.monotonic()
         try:
+            self._check_cancel()
             while self.flow.ready or running:
-                self._check_cancel()
                 for p in self._start_ready():
                     running[p.block.name] = p
                 if not running:
                     continue
-                cursor, results, quiet = self._wait_for_results(cursor)
+                cursor, results, quiet, cancel = self._wait_for_results(cursor)
                 poll = quiet or time.monotonic() - polled >= POLL_EVERY
                 polled = time.monotonic() if poll else polled
+                if cancel or poll:
+                    self._check_cancel()
                 for name, p in list(running.items()):
                     outcome = results.get(name) or (self._poll(p) if poll else None)
                     if outcome is not None:
@@ -299,13 +303,14 @@ class Build:
         pipe.expire(key, 86400)
         pipe.execute()
 
-    def _wait_for_results(self, cursor: str) -> tuple[str, dict[str, BlockResult], bool]:
+    def _wait_for_results(self, cursor: str):
         """Wait (up to 250 ms) for news on the job's stream: the new cursor, the blocks'
-        results in it, and whether nothing came (quiet)."""
+        results in it, whether nothing came (quiet) and whether a cancel was asked for."""
         entries = self.events.read(cursor, block_ms=250, count=500)
         results = {ev["block"]: BlockResult.from_wire(ev["result"]) for _, ev in entries
                    if ev.get("type") == BlockResultEvent.TYPE}
-        return (entries[-1][0] if entries else cursor), results, not entries
+        cancel = any(ev.get("type") == CancelRequested.TYPE for _, ev in entries)
+        return (entries[-1][0] if entries else cursor), results, not entries, cancel
 
     def _poll(self, p: Pending) -> BlockResult | None:
         res = self.celery.AsyncResult(p.task_id)
