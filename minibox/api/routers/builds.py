@@ -178,15 +178,21 @@ def build_events(request: Request, job_id: JobIdParam,
     log = EventLog(s.redis, job_id)
 
     def gen():
+        # one chunk per read of the stream, not one per event: each chunk is a hop from
+        # the thread pool to the event loop (a 200-block build has over a thousand events)
         cursor, finished = since, rec["status"] in FINAL
         while True:
             entries = log.read(cursor, block_ms=None if not follow else 1000)
+            lines = []
             for eid, ev in entries:
                 cursor = eid
                 ev["id"] = eid
-                yield json.dumps(ev) + "\n"
+                lines.append(json.dumps(ev) + "\n")
                 if ev.get("type") in TERMINAL_EVENTS:
+                    yield "".join(lines)
                     return
+            if lines:
+                yield "".join(lines)
             if not follow or (finished and not entries):
                 return
             if not entries and s.builds.get(job_id)["status"] in FINAL:
