@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from minibox import graph
-from minibox.builder import cachekey
+from minibox.builder import cachekey, platforms
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
 from minibox.builder.image import image_config
@@ -26,7 +26,7 @@ from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent, BlockRetry,
                                  Image, WaveDone, WaveStart)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
-from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
+from minibox.wire.queues import BUILD_BLOCK
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
@@ -44,6 +44,7 @@ class BuildRequest:
     owns_context: bool = False
     timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
     pull: str = "missing"          # the base: "missing", "always" or "never" pull it
+    platform: str | None = None    # --platform: the workers' platform (default: the base's)
 
 
 @dataclass
@@ -99,6 +100,8 @@ class Build:
                                  resolvers_for(self.req.pull, self._pull_progress))
         self.held = held
         held.add_layers(self.base.layers)
+        self.route = platforms.Route(self.redis, platforms.build_platform(
+            self.req.platform, self.base.platform, self.mb.base))
         self.events.emit(Base(ref=self.mb.base, digest=self.base.digest,
                               layers=len(self.base.layers)))
         self.base_state = BuildState.from_image_config(self.base.config)
@@ -197,6 +200,7 @@ class Build:
     # --- sending a wave and waiting for it ---------------------------------------
     def _execute(self, misses: list[Pending]) -> None:
         cursor = self.events.last_id()
+        self.route.require(self._check_cancel)
         for p in misses:
             self._send(p)
         self._remember_tasks(misses)
@@ -205,6 +209,7 @@ class Build:
             while pending:
                 cursor, results = self._wait_for_results(cursor)
                 self._check_cancel()
+                self.route.watch()
                 for name, p in list(pending.items()):
                     outcome = results.get(name) or self._poll(p)
                     if outcome is None:
@@ -219,7 +224,7 @@ class Build:
         p.attempts += 1
         p.started_without_lock = 0.0
         # argsrepr: what Flower and the workers' logs show for the task (not the payload)
-        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=BUILD_QUEUE,
+        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=self.route.queue,
                                     argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
