@@ -145,7 +145,7 @@ class Build:
             parents={n: self.done[n].key for n in block.deps},
             inherited=inherited.to_dict(), instructions=plan.key_material,
             copy_hashes=self._copy_hashes(plan), lines=plan.lines,
-            timestamp=self.req.timestamp)
+            timestamp=self.req.timestamp, platform=self.route.platform)
         key = inputs.key()
         components = inputs.components()
         if not plan.touches_fs:
