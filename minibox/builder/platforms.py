@@ -119,10 +119,15 @@ class Route:
             should_cancel()
             time.sleep(0.2)
 
-    def watch(self) -> None:
-        """While blocks are queued: fail once no worker of the platform has been alive
-        for GRACE (the last one died or was cut off), rather than wait forever."""
+    def watch(self, queued: bool = True) -> None:
+        """While blocks wait in the queue: fail once no worker of the platform has been
+        alive for GRACE (the last one died or was cut off), rather than wait forever.  A
+        block that is running is not this check's business: a lost one is re-sent (the
+        scheduler's lock watch), and then waits in the queue again."""
         now = time.monotonic()
+        if not queued:
+            self._none_since = 0.0
+            return
         if now - self._checked < RECHECK:
             return
         self._checked = now

@@ -71,6 +71,7 @@ class Pending:
     task_id: str = ""
     attempts: int = 0
     started_without_lock: float = 0.0
+    task_state: str = "PENDING"      # its Celery task's, as last polled
     state: BuildState = field(default_factory=BuildState)
     components: dict = field(default_factory=dict)
 
@@ -209,13 +210,14 @@ class Build:
             while pending:
                 cursor, results = self._wait_for_results(cursor)
                 self._check_cancel()
-                self.route.watch()
                 for name, p in list(pending.items()):
                     outcome = results.get(name) or self._poll(p)
                     if outcome is None:
                         continue
                     del pending[name]
                     self._complete(p, outcome)
+                self.route.watch(queued=any(p.task_state != "STARTED"
+                                            for p in pending.values()))
         except MiniBoxError:
             self._stop_siblings(pending.values())
             raise
@@ -223,6 +225,7 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
+        p.task_state = "PENDING"
         # argsrepr: what Flower and the workers' logs show for the task (not the payload)
         res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=self.route.queue,
                                     argsrepr=f"build={self.job} block={p.block.name}")
@@ -242,7 +245,7 @@ class Build:
 
     def _poll(self, p: Pending) -> BlockResult | None:
         res = self.celery.AsyncResult(p.task_id)
-        state = res.state
+        state = p.task_state = res.state
         if state == "SUCCESS":
             return BlockResult.from_wire(res.result)
         if state in ("FAILURE", "REVOKED"):

@@ -65,7 +65,7 @@ def start_worker(farm, name: str, *, concurrency: int = 1, root: Path | None = N
             "-c", str(concurrency), "-n", name]
     if platform:
         argv += ["--platform", platform]
-    log = farm.root.parent / f"{farm.root.name}.{name.replace('@', '-')}.log"
+    log = farm.root / f"test-worker-{name.replace('@', '-')}.log"   # gone with the farm
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, env=e, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
