@@ -97,7 +97,8 @@ class Route:
     def __init__(self, redis, platform: str):
         self.redis, self.platform = redis, platform
         self.queue = build_queue(platform)
-        self._checked = 0.0
+        self._checked = 0.0          # when the ads were last read (watch)
+        self._seen = float("-inf")   # when a worker of the platform was last seen alive
         self._none_since = 0.0
 
     def _alive(self) -> tuple[list[WorkerAd], list[WorkerAd]]:
@@ -108,11 +109,13 @@ class Route:
         """Return when a worker of the platform is alive.  With other platforms' workers
         alive and none of this one, fail now; with no worker alive at all (a farm that is
         starting), wait up to GRACE first."""
+        if time.monotonic() - self._seen < RECHECK:     # the wave before just saw one
+            return
         deadline = time.monotonic() + GRACE
         while True:
             mine, ads = self._alive()
             if mine:
-                self._checked, self._none_since = time.monotonic(), 0.0
+                self._seen, self._none_since = time.monotonic(), 0.0
                 return
             if ads or time.monotonic() > deadline:
                 raise self._none(ads)
@@ -133,7 +136,7 @@ class Route:
         self._checked = now
         mine, ads = self._alive()
         if mine:
-            self._none_since = 0.0
+            self._seen, self._none_since = now, 0.0
             return
         self._none_since = self._none_since or now
         if now - self._none_since > GRACE:
