@@ -100,9 +100,12 @@ class Daemon:
             self._refused(resp)
             if resp.status != 200:
                 raise StoreError(f"the daemon has no blob {digest} ({resp.status})")
+            size = resp.length
             with store.open_blob_writer(media_type, expected_digest=digest) as w:
                 while chunk := resp.read(CHUNK):
                     w.write(chunk)
+                if size is not None and w.size != size:     # nothing half is committed
+                    raise http.client.IncompleteRead(b"", size - w.size)
         except (OSError, http.client.HTTPException) as e:
             raise self._fail(f"cannot fetch {digest}", e) from None
         finally:
