@@ -164,7 +164,7 @@ def follow(job_id: str, progress: str = "auto") -> int:
 
 @click.group(cls=Group)
 def builds() -> None:
-    """List, follow and cancel build jobs."""
+    """List, follow and cancel build jobs; list the build workers."""
 
 
 @builds.command("ls")
@@ -186,6 +186,24 @@ def builds_ls(as_json) -> None:
              time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
              (j.get("error") or "")[:60]] for j in jobs]
     print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
+
+
+@builds.command("workers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def builds_workers(as_json) -> None:
+    """List the farm's live build workers: host, platform, slots, queue."""
+    import json
+
+    from minibox.cli.client import Client
+
+    ads = Client().get("/workers").json()
+    if as_json:
+        click.echo(json.dumps(ads, indent=2))
+        return
+    from minibox.cli.tables import print_table
+    print_table(["NAME", "HOST", "PLATFORM", "SLOTS", "QUEUE"],
+                [[a["name"], a["host"], a["platform"], a["concurrency"], a["queue"]]
+                 for a in ads])
 
 
 @builds.command("logs")

@@ -53,6 +53,12 @@ def test_the_workers_advertise_platform_capacity_and_host(two_platforms):
     assert ads["other@test"].queue == "build." + OTHER.replace("/", "-")
     assert {ad.host for ad in ads.values()} == {socket.gethostname()}
     assert ads["native@test"].pid == native.pid
+    # the daemon lists them (GET /workers, `minibox builds workers`)
+    with farm.http() as c:
+        listed = {a["name"]: a for a in c.get("/workers").json()}
+    assert listed["other@test"]["platform"] == OTHER and listed["native@test"]["concurrency"] == 2
+    table = farm.cli("builds", "workers", check=True).stdout
+    assert "PLATFORM" in table and OTHER in table and "build." + HOST.replace("/", "-") in table
 
 
 def test_each_build_runs_only_on_workers_of_its_platform(two_platforms, tmp_path):
