@@ -171,39 +171,36 @@ def builds() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def builds_ls(as_json) -> None:
     """List recent build jobs."""
-    import json
     import time
 
-    from minibox.cli.client import Client
-
-    jobs = Client().get("/builds").json()
-    if as_json:
-        click.echo(json.dumps(jobs, indent=2))
-        return
-    from minibox.cli.tables import print_table
-    rows = [[j["id"], j["tag"], j["status"], j.get("blocks", ""),
-             ",".join(j.get("hosts") or []) or "-",
-             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
-             (j.get("error") or "")[:60]] for j in jobs]
-    print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
+    _list("/builds", as_json, ["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED",
+                               "ERROR"],
+          lambda j: [j["id"], j["tag"], j["status"], j.get("blocks", ""),
+                     ",".join(j.get("hosts") or []) or "-",
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
+                     (j.get("error") or "")[:60]])
 
 
 @builds.command("workers")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def builds_workers(as_json) -> None:
     """List the farm's live build workers: host, platform, slots, queue."""
+    _list("/workers", as_json, ["NAME", "HOST", "PLATFORM", "SLOTS", "QUEUE"],
+          lambda a: [a["name"], a["host"], a["platform"], a["concurrency"], a["queue"]])
+
+
+def _list(path: str, as_json: bool, headers: list[str], row) -> None:
+    """GET a list and print it as JSON or as a table, one ``row(item)`` per item."""
     import json
 
     from minibox.cli.client import Client
 
-    ads = Client().get("/workers").json()
+    items = Client().get(path).json()
     if as_json:
-        click.echo(json.dumps(ads, indent=2))
+        click.echo(json.dumps(items, indent=2))
         return
     from minibox.cli.tables import print_table
-    print_table(["NAME", "HOST", "PLATFORM", "SLOTS", "QUEUE"],
-                [[a["name"], a["host"], a["platform"], a["concurrency"], a["queue"]]
-                 for a in ads])
+    print_table(headers, [row(item) for item in items])
 
 
 @builds.command("logs")
