@@ -21,6 +21,7 @@ ROUTERS = [
     "minibox.api.routers.containers",
     "minibox.api.routers.volumes",
     "minibox.api.routers.networks",
+    "minibox.api.routers.workers",
 ]
 
 

@@ -42,18 +42,20 @@ class BaseImage:
     layers: list[LayerInfo] = field(default_factory=list)   # bottom -> top
     config: dict = field(default_factory=dict)        # the OCI config's "config" section
     history: list[dict] = field(default_factory=list)  # the base's history, to extend
+    platform: str | None = None    # an image's OS/ARCH[/VARIANT]; None: a rootfs or scratch
 
     def to_dict(self) -> dict:
         return {"ref": self.ref, "digest": self.digest,
                 "layers": [layer.to_dict() for layer in self.layers],
-                "config": self.config, "history": self.history}
+                "config": self.config, "history": self.history, "platform": self.platform}
 
     @classmethod
     def from_dict(cls, data: dict) -> "BaseImage":
         return cls(ref=data["ref"], digest=data["digest"],
                    layers=[LayerInfo.from_dict(d) for d in data.get("layers", [])],
                    config=dict(data.get("config") or {}),
-                   history=list(data.get("history") or []))
+                   history=list(data.get("history") or []),
+                   platform=data.get("platform"))
 
 
 class BaseResolver(Protocol):
@@ -100,7 +102,13 @@ class LocalImageResolver:
         image = store.resolve(ref)
         return BaseImage(ref=image.name or ref, digest=image.digest,
                          layers=image.layer_infos(), config=image.runtime_config,
-                         history=image.history)
+                         history=image.history, platform=_platform_of(image.config))
+
+
+def _platform_of(config: dict) -> str | None:
+    """``os/architecture[/variant]`` of an image config (None when it does not say)."""
+    parts = [config.get("os") or "linux", config.get("architecture"), config.get("variant")]
+    return "/".join(p for p in parts if p) if parts[1] else None
 
 
 class RegistryResolver:
@@ -165,7 +173,8 @@ def resolve_base(store: Store, ref: str, context_dir: Path | None,
         if resolver.matches(ref, store):
             base = resolver.resolve(store, ref, context_dir)
             layers = [_with_dir(layer, store.ensure_layer_dir(layer)) for layer in base.layers]
-            return BaseImage(base.ref, base.digest, layers, base.config, base.history)
+            return BaseImage(base.ref, base.digest, layers, base.config, base.history,
+                             base.platform)
     raise NotFound(f"base image '{ref}' not found",
                    hint=_not_found_hint(ref))
 

@@ -4,7 +4,9 @@ A block's key is a blake3 hash of: the base image digest, its parents' keys (NEE
 by name), the state it inherits (ENV, WORKDIR, USER …), its normalized instructions (line
 numbers left out, so a new comment does not rebuild anything), the content of every COPY
 source (path, mode, owner, link target, bytes — never mtime) and the build's timestamp
-(SOURCE_DATE_EPOCH) when it has one, since the layer's mtimes are clamped to it.
+(SOURCE_DATE_EPOCH) when it has one, since the layer's mtimes are clamped to it, and the
+platform its workers run (``--platform``): the same rootfs archive built for linux/arm64 is
+another layer than for linux/amd64.
 
 Each build of a tag records the components per block, so the next miss can say which input
 changed: "COPY sources at line 7 changed", "parent block 'runtime' changed", ….
@@ -36,6 +38,7 @@ class KeyInputs:
     copy_hashes: dict[str, str] = field(default_factory=dict)   # "index" -> content hash
     lines: list[int] = field(default_factory=list)              # line of each instruction
     timestamp: int | None = None     # SOURCE_DATE_EPOCH: the layer's mtimes are clamped to it
+    platform: str | None = None      # the build's OS/ARCH[/VARIANT] (builder.platforms)
 
     def components(self) -> dict:
         c = {"base": self.base, "parents": self.parents,
@@ -44,6 +47,8 @@ class KeyInputs:
              "copy": self.copy_hashes, "lines": self.lines}
         if self.timestamp is not None:             # keys without one stay as they were
             c["timestamp"] = self.timestamp
+        if self.platform is not None:
+            c["platform"] = self.platform
         return c
 
     def key(self) -> str:
@@ -66,6 +71,8 @@ def explain_miss(previous: dict | None, now: dict, instr_text: list[str]) -> str
                 else f"new dependency on block '{name}'"
     if set(prev_parents) - set(parents):
         return "a dependency was removed"
+    if previous.get("platform") != now.get("platform"):
+        return "the platform (--platform) changed"
     if previous.get("inherited") != now["inherited"]:
         return "the inherited ENV/WORKDIR/USER changed"
     if previous.get("timestamp") != now.get("timestamp"):

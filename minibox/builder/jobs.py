@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from minibox import refs
 from minibox.builder.events import EventLog
 from minibox.builder.plan import check_layer_stacks
@@ -30,6 +32,7 @@ from minibox.wire.keys import (BUILDS_INDEX, job_cancel_key, job_hosts_key, job_
 
 log = logging.getLogger("minibox.builds")
 RECORD_TTL = 7 * 86400
+BROKER_WAIT = 120.0      # how long a build that lost Redis waits for it to write its end
 FINAL = ("done", "failed", "cancelled")
 
 
@@ -125,6 +128,8 @@ class BuildManager:
         except MiniBoxError as e:
             self._update(job_id, status="failed", error=e.message, finished=time.time())
             events.emit(JobFailed(error=e.to_dict()))
+        except RedisError as e:   # the broker went away (restarted, cut off) mid-build
+            self._fail_after_broker_loss(job_id, req, e)
         except Exception as e:   # a bug: say so plainly, keep the traceback in the log
             log.exception("build %s crashed", job_id)
             err = {"kind": "internal", "message": f"internal error: {e!r}", "hint":
@@ -133,6 +138,30 @@ class BuildManager:
             events.emit(JobFailed(error=err))
         finally:
             self._drop_context(req)
+
+    def _fail_after_broker_loss(self, job_id: str, req: BuildRequest, err: Exception) -> None:
+        """Fail the job with the reason once Redis answers again (up to BROKER_WAIT): its
+        queued blocks, results and events may be gone with it, so the build cannot be
+        followed to its end, but it must end.  A Redis that came back empty gets the job's
+        record again, so `builds ls` shows how it ended."""
+        log.warning("build %s: lost the broker: %s", job_id, err)
+        error = {"kind": "build", "message": f"the farm's Redis went away during the build "
+                 f"({err})", "hint": "build again; blocks already built are cache hits"}
+        deadline = time.monotonic() + BROKER_WAIT
+        while True:
+            try:
+                self._update(job_id, id=job_id, tag=req.tag, status="failed",
+                             error=error["message"], finished=time.time())
+                self.redis.expire(job_record_key(job_id), RECORD_TTL)
+                self.redis.zadd(BUILDS_INDEX, {job_id: time.time()}, nx=True)
+                EventLog(self.redis, job_id).emit(JobFailed(error=error))
+                return
+            except RedisError:
+                if time.monotonic() > deadline:
+                    log.error("build %s: Redis did not come back in %ss; its record "
+                              "could not be ended", job_id, BROKER_WAIT)
+                    return
+                time.sleep(0.5)
 
     @staticmethod
     def _drop_context(req: BuildRequest) -> None:

@@ -36,6 +36,7 @@ class Daemon:
 
         token = settings.api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.settings, self.auth = settings, headers
         if url.startswith("unix://"):
             self.http = httpx.Client(base_url="http://miniboxd", headers=headers,
                                      transport=httpx.HTTPTransport(uds=url[7:]), timeout=600)
@@ -51,7 +52,7 @@ class Daemon:
                                       "MINIBOX_TLS_CA (and MINIBOX_TLS_CLIENT_CERT/KEY) here")
 
     def _refused(self, resp) -> None:
-        if resp.status_code == 401:
+        if getattr(resp, "status_code", None) == 401 or getattr(resp, "status", None) == 401:
             what = "refused this worker's API token" if "authorization" in self.http.headers \
                 else "needs an API token, and this worker has none"
             raise Unauthorized(f"miniboxd at {self.url} {what}",
@@ -71,7 +72,46 @@ class Daemon:
             raise DaemonUnavailable(f"miniboxd at {self.url} answered {resp.status_code} "
                                     "to GET /version", hint="is MINIBOX_PUBLIC_URL the daemon's?")
 
+    def _direct(self):
+        """A plain http.client connection for blob bodies over TCP (None on a unix socket):
+        it moves a layer several times faster than httpx, whose h11 reads 64 KiB per event
+        (a 100 MB layer: ~75 MB/s through httpx, the socket's pace through this)."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        u = urlsplit(self.url)
+        if u.scheme == "https":
+            return http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=600,
+                                               context=_tls(self.settings), blocksize=CHUNK)
+        if u.scheme == "http":
+            return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600,
+                                              blocksize=CHUNK)
+        return None
+
     def fetch_blob(self, store, digest: str, media_type: str) -> None:
+        import http.client
+
+        conn = self._direct()
+        if conn is None:
+            return self._fetch_blob_httpx(store, digest, media_type)
+        try:
+            conn.request("GET", f"/blobs/{digest}", headers=dict(self.auth))
+            resp = conn.getresponse()
+            self._refused(resp)
+            if resp.status != 200:
+                raise StoreError(f"the daemon has no blob {digest} ({resp.status})")
+            size = resp.length
+            with store.open_blob_writer(media_type, expected_digest=digest) as w:
+                while chunk := resp.read(CHUNK):
+                    w.write(chunk)
+                if size is not None and w.size != size:     # nothing half is committed
+                    raise http.client.IncompleteRead(b"", size - w.size)
+        except (OSError, http.client.HTTPException) as e:
+            raise self._fail(f"cannot fetch {digest}", e) from None
+        finally:
+            conn.close()
+
+    def _fetch_blob_httpx(self, store, digest: str, media_type: str) -> None:
         import httpx
 
         try:
@@ -80,7 +120,7 @@ class Daemon:
                 if resp.status_code != 200:
                     raise StoreError(f"the daemon has no blob {digest} ({resp.status_code})")
                 with store.open_blob_writer(media_type, expected_digest=digest) as w:
-                    for chunk in resp.iter_bytes(CHUNK):
+                    for chunk in resp.iter_raw(CHUNK):    # blobs are sent as they are
                         w.write(chunk)
         except httpx.TransportError as e:
             raise self._fail(f"cannot fetch {digest}", e) from None
@@ -96,6 +136,28 @@ class Daemon:
         return resp.status_code == 200
 
     def push_blob(self, store, digest: str) -> None:
+        import http.client
+
+        conn = self._direct()
+        if conn is None:
+            return self._push_blob_httpx(store, digest)
+        path = store.blob_path(digest)
+        try:
+            with open(path, "rb") as f:
+                conn.request("PUT", f"/blobs/{digest}", body=f, headers={
+                    **self.auth, "Content-Length": str(os.fstat(f.fileno()).st_size),
+                    "Content-Type": "application/octet-stream"})
+            resp = conn.getresponse()
+            text = resp.read(200).decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as e:
+            raise self._fail(f"cannot send {digest}", e) from None
+        finally:
+            conn.close()
+        self._refused(resp)
+        if resp.status >= 300:
+            raise StoreError(f"the daemon refused layer {digest}: {text}")
+
+    def _push_blob_httpx(self, store, digest: str) -> None:
         import httpx
 
         def body():

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from minibox import graph
-from minibox.builder import cachekey
+from minibox.builder import cachekey, platforms
 from minibox.builder.cache import BlockCache
 from minibox.builder.events import EventLog
 from minibox.builder.flow import Flow
@@ -35,7 +35,7 @@ from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (Base, BasePull, BlockCached, BlockQueued, BlockResultEvent,
                                  BlockRetry, CancelRequested, Event, Image)
 from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_tasks_key
-from minibox.wire.queues import BUILD_BLOCK, BUILD_QUEUE
+from minibox.wire.queues import BUILD_BLOCK
 
 MAX_ATTEMPTS = 3
 LOST_AFTER = 3 * LOCK_TTL
@@ -54,6 +54,7 @@ class BuildRequest:
     owns_context: bool = False
     timestamp: int | None = None      # SOURCE_DATE_EPOCH: created times, layer mtimes clamped
     pull: str = "missing"          # the base: "missing", "always" or "never" pull it
+    platform: str | None = None    # --platform: the workers' platform (default: the base's)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Pending:
     task_id: str = ""
     attempts: int = 0
     started_without_lock: float = 0.0
+    task_state: str = "PENDING"      # its Celery task's, as last polled
     state: BuildState = field(default_factory=BuildState)
     components: dict = field(default_factory=dict)
 
@@ -123,6 +125,8 @@ class Build:
                                  resolvers_for(self.req.pull, self._pull_progress))
         self.held = held
         held.add_layers(self.base.layers)
+        self.route = platforms.Route(self.redis, platforms.build_platform(
+            self.req.platform, self.base.platform, self.mb.base))
         self.events.emit(Base(ref=self.mb.base, digest=self.base.digest,
                               layers=len(self.base.layers)))
         self.base_state = BuildState.from_image_config(self.base.config)
@@ -171,7 +175,7 @@ class Build:
                     parents={n: keyed[n].key for n in block.deps},
                     inherited=inherited.to_dict(), instructions=plan.key_material,
                     copy_hashes=self._copy_hashes(plan), lines=plan.lines,
-                    timestamp=self.req.timestamp)
+                    timestamp=self.req.timestamp, platform=self.route.platform)
                 keyed[block.name] = Keyed(block, i, plan, inputs.key(), inputs.components())
         return keyed
 
@@ -264,6 +268,8 @@ class Build:
                     if outcome is not None:
                         del running[name]
                         self._complete(p, outcome)
+                self.route.watch(queued=any(p.task_state != "STARTED"
+                                            for p in running.values()))
         except MiniBoxError:
             self._flush()
             self._stop_siblings(running.values())
@@ -282,6 +288,8 @@ class Build:
             if pend is not None:
                 misses.append(pend)
         self._flush()
+        if misses:
+            self.route.require(self._check_cancel)
         for p in misses:
             self._send(p)
         if misses:
@@ -291,8 +299,9 @@ class Build:
     def _send(self, p: Pending) -> None:
         p.attempts += 1
         p.started_without_lock = 0.0
+        p.task_state = "PENDING"
         # argsrepr: what Flower and the workers' logs show for the task (not the payload)
-        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=BUILD_QUEUE,
+        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=self.route.queue,
                                     argsrepr=f"build={self.job} block={p.block.name}")
         p.task_id = res.id
 
@@ -314,7 +323,7 @@ class Build:
 
     def _poll(self, p: Pending) -> BlockResult | None:
         res = self.celery.AsyncResult(p.task_id)
-        state = res.state
+        state = p.task_state = res.state
         if state == "SUCCESS":
             return BlockResult.from_wire(res.result)
         if state in ("FAILURE", "REVOKED"):

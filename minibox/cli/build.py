@@ -29,13 +29,16 @@ from minibox.errors import UserError
               help="The RUN steps' network: build (own namespace, outbound NAT, no access to "
                    "the host's loopback), none (loopback only) or host (the host's network; "
                    "opt-in, trusted MiniBox files only).")
+@click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+              help="Run the blocks on build workers of this platform (default: the base "
+                   "image's, else the daemon's).")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "json"]),
               default="auto", show_default=True, help="How to show progress.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job id and return at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.argument("context", default=".", type=click.Path(file_okay=False))
-def build(tag, file_, target, no_cache, pull, timestamp, network, progress, detach, quiet,
-          context) -> int:
+def build(tag, file_, target, no_cache, pull, timestamp, network, platform, progress, detach,
+          quiet, context) -> int:
     """Build an image from a MiniBox file in CONTEXT (default: the current directory)."""
     mb_path, display = _minibox_path(context, file_)
     try:
@@ -48,7 +51,7 @@ def build(tag, file_, target, no_cache, pull, timestamp, network, progress, deta
     if timestamp is None:
         timestamp = _source_date_epoch()
     job = _submit(context, tag, display, text, target, no_cache, timestamp, pull,
-                  network)
+                  network, platform)
     if detach:
         click.echo(job["id"])
         return 0
@@ -85,7 +88,7 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
 # than an unchanged rebuild takes on the daemon.
 
 def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing",
-            network="build") -> dict:
+            network="build", platform=None) -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
@@ -100,6 +103,8 @@ def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull=
                   "network": network}
         if target:
             fields["target"] = target
+        if platform:
+            fields["platform"] = platform
         if timestamp is not None:
             fields["timestamp"] = str(timestamp)
         parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)
@@ -159,28 +164,43 @@ def follow(job_id: str, progress: str = "auto") -> int:
 
 @click.group(cls=Group)
 def builds() -> None:
-    """List, follow and cancel build jobs."""
+    """List, follow and cancel build jobs; list the build workers."""
 
 
 @builds.command("ls")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def builds_ls(as_json) -> None:
     """List recent build jobs."""
-    import json
     import time
+
+    _list("/builds", as_json, ["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED",
+                               "ERROR"],
+          lambda j: [j["id"], j["tag"], j["status"], j.get("blocks", ""),
+                     ",".join(j.get("hosts") or []) or "-",
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
+                     (j.get("error") or "")[:60]])
+
+
+@builds.command("workers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def builds_workers(as_json) -> None:
+    """List the farm's live build workers: host, platform, slots, queue."""
+    _list("/workers", as_json, ["NAME", "HOST", "PLATFORM", "SLOTS", "QUEUE"],
+          lambda a: [a["name"], a["host"], a["platform"], a["concurrency"], a["queue"]])
+
+
+def _list(path: str, as_json: bool, headers: list[str], row) -> None:
+    """GET a list and print it as JSON or as a table, one ``row(item)`` per item."""
+    import json
 
     from minibox.cli.client import Client
 
-    jobs = Client().get("/builds").json()
+    items = Client().get(path).json()
     if as_json:
-        click.echo(json.dumps(jobs, indent=2))
+        click.echo(json.dumps(items, indent=2))
         return
     from minibox.cli.tables import print_table
-    rows = [[j["id"], j["tag"], j["status"], j.get("blocks", ""),
-             ",".join(j.get("hosts") or []) or "-",
-             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(j["created"]))),
-             (j.get("error") or "")[:60]] for j in jobs]
-    print_table(["JOB ID", "IMAGE", "STATUS", "BLOCKS", "HOSTS", "CREATED", "ERROR"], rows)
+    print_table(headers, [row(item) for item in items])
 
 
 @builds.command("logs")

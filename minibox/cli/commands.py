@@ -45,7 +45,7 @@ COMMANDS = {
 
 HELP_SUMMARIES = {
     "build": "Build an image from a MiniBox file.",
-    "builds": "List, follow and cancel build jobs.",
+    "builds": "List, follow and cancel build jobs; list the build workers.",
     "images": "List images.",
     "rmi": "Remove an image tag.",
     "inspect": "Show low-level information about a container or image.",

@@ -152,6 +152,10 @@ class VolumeCreate(_Body):
     labels: Labels = {}
 
 
+#: OS/ARCH[/VARIANT], as in an image index: the platform a build's blocks run on
+PLATFORM_PATTERN = r"^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$"
+
+
 class PathBuild(_Body):
     """POST /builds/path: a build of a directory on the daemon's machine."""
 
@@ -163,6 +167,7 @@ class PathBuild(_Body):
     timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None
     pull: Literal["missing", "always", "never"] = "missing"
     network: Literal["build", "none", "host"] = "build"
+    platform: Text(64, pattern=PLATFORM_PATTERN) | None = None
 
 
 class ErrorDetail(BaseModel):

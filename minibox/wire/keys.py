@@ -11,6 +11,13 @@ BUILDS_INDEX = "minibox:builds"
 #: hash: url, data_root, pid of the farm's daemon (remote build workers check it at start)
 DAEMON_RECORD = "minibox:daemon"
 
+#: set of the build workers' names that advertised themselves (wire.workers.WorkerAd)
+WORKERS_INDEX = "minibox:workers"
+#: a worker's advertisement lives this long in seconds unless refreshed (every
+#: WORKER_TTL / 5): Redis expires it, so a dead or cut-off worker drops out by itself and
+#: no one compares clocks
+WORKER_TTL = 10.0
+
 #: a block lock's lease in seconds; its holder refreshes it every LOCK_TTL / 3, and the
 #: daemon declares a STARTED block lost when its lock has been gone for 3 x LOCK_TTL
 LOCK_TTL = 6.0
@@ -53,3 +60,8 @@ def block_cache_key(cache_key: str) -> str:
 
 #: SCAN pattern of every farm-wide cache entry
 BLOCK_CACHE_PATTERN = block_cache_key("*")
+
+
+def worker_key(name: str) -> str:
+    """String (JSON, expiring): a live build worker's advertisement (wire.workers.WorkerAd)."""
+    return f"minibox:worker:{name}"

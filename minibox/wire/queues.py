@@ -5,7 +5,8 @@ Both sides import these; a task renamed on one side only would be a message nobo
 
 from __future__ import annotations
 
-BUILD_QUEUE = "build"        # prefork build workers, any machine: blocks (safe to redo)
+BUILD_QUEUE = "build"        # prefork build workers, any machine: blocks (safe to redo);
+                             # a block goes to its platform's queue, build_queue(platform)
 RUNTIME_QUEUE = "runtime"    # the ONE runtime worker of a machine: containers (acked on receipt)
 
 BUILD_TASK_PREFIX = "minibox.builder."
@@ -16,6 +17,12 @@ BUILD_PING = BUILD_TASK_PREFIX + "ping"
 
 #: the runtime worker's verbs; the daemon calls them with runtime.remote.call(celery, verb, ...)
 RUNTIME_VERBS = ("run", "create", "start", "kill", "remove", "reconcile", "ping")
+
+
+def build_queue(platform: str) -> str:
+    """The build queue of a platform ("linux/arm/v7" -> "build.linux-arm-v7"): a worker
+    consumes only its own platform's, so a block never runs on a worker of another."""
+    return f"{BUILD_QUEUE}.{platform.strip().lower().replace('/', '-')}"
 
 
 def runtime_task(verb: str) -> str:

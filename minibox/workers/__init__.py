@@ -1,7 +1,7 @@
 """The Celery side: ``celery_app`` (the app, its queues and routes from minibox.wire),
 thin tasks in ``build_tasks`` and ``runtime_tasks``, ``result_backend`` (the runtime
 worker's), ``main`` (``minibox-worker build|runtime|flower``), ``flower_auth`` (Flower's
-credentials)."""
+credentials), ``heartbeat`` (a build worker's advertisement of its platform and capacity)."""
 
-__all__ = ["build_tasks", "celery_app", "flower_auth", "main", "result_backend",
+__all__ = ["build_tasks", "celery_app", "flower_auth", "heartbeat", "main", "result_backend",
            "runtime_tasks"]

@@ -10,7 +10,7 @@ import sys
 import click
 
 from minibox.config import Settings
-from minibox.wire.queues import BUILD_QUEUE, RUNTIME_QUEUE
+from minibox.wire.queues import RUNTIME_QUEUE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,19 +22,34 @@ def cli() -> None:
 @click.option("-c", "--concurrency", type=int, default=None,
               help="Worker processes (default: max(4, 2 x cores)). [env MINIBOX_BUILD_CONCURRENCY]")
 @click.option("-n", "--name", default=None, help="Worker name (default build@HOSTNAME).")
-def build(concurrency, name) -> None:
-    """Run build workers: execute blocks from the `build` queue.
+@click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+              help="The platform whose blocks this worker runs (default: this machine's). "
+                   "[env MINIBOX_BUILD_PLATFORM]")
+def build(concurrency, name, platform) -> None:
+    """Run build workers: execute blocks from the build queue of this worker's platform
+    (`build.linux-amd64`), and advertise platform, capacity and host in Redis.
 
     A worker on another data root than the daemon's calls the daemon's API (blobs, build
     contexts) with MINIBOX_API_TOKEN; it checks that it can before taking any block."""
+    from minibox.errors import UserError
+    from minibox.store.manifests import parse_platform
+    from minibox.wire.queues import build_queue
+    from minibox.workers.heartbeat import Heartbeat
+
     settings = Settings.from_env()
+    try:
+        plat = str(parse_platform(platform or os.environ.get("MINIBOX_BUILD_PLATFORM")))
+    except UserError as e:
+        raise click.UsageError(f"{e.message} ({e.hint})") from None
     _check_daemon(settings)
     from minibox.workers.celery_app import app
 
-    app.worker_main(["worker", "-Q", BUILD_QUEUE, "-P", "prefork",
-                     "-c", str(concurrency or settings.build_concurrency),
-                     "--prefetch-multiplier", "1", "-E", "--without-gossip",
-                     "--without-mingle", "-n", name or f"build@{socket.gethostname()}",
+    name = name or f"build@{socket.gethostname()}"
+    concurrency = concurrency or settings.build_concurrency
+    Heartbeat(settings, name, plat, concurrency).attach()
+    app.worker_main(["worker", "-Q", build_queue(plat), "-P", "prefork",
+                     "-c", str(concurrency), "--prefetch-multiplier", "1", "-E",
+                     "--without-gossip", "--without-mingle", "-n", name,
                      "--loglevel", "INFO"])
 
 

@@ -3,38 +3,16 @@ another machine) fetches the context and layers from the daemon and sends its la
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.farm.hosts import start_worker
 from tests.farm.test_build import unpack_file
 from tests.farmkit import Farm, busybox_tarball, write_ctx
-
-
-def _worker(farm, root: Path, name: str, concurrency: int) -> subprocess.Popen:
-    """A build worker on its own data root (as on another machine), on the farm's Redis."""
-    env = dict(farm.env, MINIBOX_DATA_ROOT=str(root), MINIBOX_API_TOKEN=farm.token(),
-               MINIBOX_BROKER_URL=f"redis+socket://{farm.root}/run/redis.sock")
-    return subprocess.Popen([sys.executable, "-m", "minibox.workers.main", "build",
-                             "-c", str(concurrency), "-n", name], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
-def _end(worker: subprocess.Popen) -> None:
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
 
 
 @pytest.fixture
@@ -48,11 +26,12 @@ def split_farm(request):
     workers = []
     try:
         for n, root in enumerate(roots):
-            workers.append(_worker(farm, root, f"remote{n}@test", 2 if hosts == 1 else 1))
+            workers.append(start_worker(farm, f"remote{n}@test", root=root,
+                                        concurrency=2 if hosts == 1 else 1))
         yield farm, roots[0], workers[0]
     finally:
         for w in workers:
-            _end(w)
+            w.end()
         farm.destroy()
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)

@@ -126,6 +126,18 @@ def test_the_workers_register_exactly_the_contracts_task_names():
 def test_redis_keys_of_different_jobs_and_kinds_never_collide():
     keys = [f("job1") for f in (wire.job_record_key, wire.job_events_key,
                                 wire.job_cancel_key, wire.job_tasks_key)]
-    keys += [wire.block_lock_key("job1"), wire.BUILDS_INDEX, wire.job_record_key("job2")]
+    keys += [wire.block_lock_key("job1"), wire.BUILDS_INDEX, wire.job_record_key("job2"),
+             wire.worker_key("job1"), wire.WORKERS_INDEX]
     assert len(set(keys)) == len(keys)
     assert all(k.startswith("minibox:") for k in keys)
+
+
+def test_a_worker_advertisement_round_trips_and_names_its_platform_queue():
+    ad = wire.WorkerAd(name="build@b1", host="b1", platform="linux/arm/v7",
+                       queue=wire.build_queue("linux/arm/v7"), concurrency=4, pid=42)
+    assert ad.queue == "build.linux-arm-v7"
+    assert wire.WorkerAd.decode(ad.encode()) == ad
+    assert wire.WorkerAd.from_wire(through_json(ad.to_wire())) == ad
+    with pytest.raises(wire.ProtocolError, match="worker advertisement: missing platform"):
+        wire.WorkerAd.from_wire({k: v for k, v in ad.to_wire().items() if k != "platform"})
+    assert wire.build_queue("linux/amd64") != wire.build_queue("linux/arm64")

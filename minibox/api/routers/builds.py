@@ -16,7 +16,7 @@ from minibox.builder.events import EventLog
 from minibox.builder.jobs import FINAL
 from minibox.builder.scheduler import BuildRequest
 from minibox.errors import NotFound, UserError
-from minibox.wire.api import MAX_TIMESTAMP, BuildEventsCursor, JobId, PathBuild
+from minibox.wire.api import MAX_TIMESTAMP, PLATFORM_PATTERN, BuildEventsCursor, JobId, PathBuild
 from minibox.wire.events import TERMINAL_EVENTS
 
 MAX_MINIBOX_BYTES = 16 << 20
@@ -46,7 +46,11 @@ def create_build(request: Request,
                  timestamp: Annotated[int | None, Form(ge=0, le=MAX_TIMESTAMP)] = None,
                  pull: Annotated[Literal["missing", "always", "never"], Form()] = "missing",
                  network: Annotated[Literal["build", "none", "host"],
-                                    Form(description="the RUN steps' network")] = "build"
+                                    Form(description="the RUN steps' network")] = "build",
+                 platform: Annotated[str | None, Form(
+                     max_length=64, pattern=PLATFORM_PATTERN,
+                     description="OS/ARCH[/VARIANT] of the build workers (default: the "
+                                 "base image's)")] = None
                  ) -> dict:
     """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
     MiniBox file's text (else ``file`` is read from the context)."""
@@ -56,7 +60,7 @@ def create_build(request: Request,
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
                        no_cache=no_cache, timestamp=timestamp, owns_context=True, pull=pull,
-                       network=network)
+                       network=network, platform=platform or None)
     try:
         unpack_context(context.file, ctx, s.settings.context_limits)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
@@ -79,7 +83,8 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=body.tag, text="", filename=body.file, context_dir=ctx,
                        target=body.target, no_cache=body.no_cache, timestamp=body.timestamp,
-                       owns_context=True, pull=body.pull, network=body.network)
+                       owns_context=True, pull=body.pull, network=body.network,
+                       platform=body.platform)
     limits = s.settings.context_limits
     try:
         with tempfile.TemporaryFile(dir=s.settings.contexts_dir) as tar:

@@ -15,6 +15,7 @@ from minibox.store.layout import remove_tree
 from minibox.wire.api import ImageRef
 
 router = APIRouter(tags=["images"])
+BLOB_CHUNK = 1 << 20         # blobs to and from build workers: 1 MiB per read and write
 Name = Annotated[ImageRef, Path(description="NAME[:TAG], NAME@DIGEST, a digest or an id")]
 Digest = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex>")]
 
@@ -107,7 +108,9 @@ def get_blob(request: Request, digest: Digest) -> FileResponse:
     store = _store(request)
     if not store.has_blob(_digest(digest)):
         raise NotFound(f"blob {digest} not found")
-    return FileResponse(store.blob_path(digest), media_type="application/octet-stream")
+    resp = FileResponse(store.blob_path(digest), media_type="application/octet-stream")
+    resp.chunk_size = BLOB_CHUNK       # not 64 KiB: each chunk is a thread hop and a send
+    return resp
 
 
 @router.head("/blobs/{digest}")
@@ -131,10 +134,18 @@ async def put_blob(request: Request, digest: Digest) -> dict:
     writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
     await run_in_threadpool(writer.__enter__)
     sent = hashlib.sha256()         # a body that is not the blob is bad input, not a 5xx
+
+    def take(data: bytes) -> None:  # off the event loop, one hop per BLOB_CHUNK, not per read
+        sent.update(data)
+        writer.write(data)
     try:
+        pending = bytearray()
         async for chunk in request.stream():
-            sent.update(chunk)
-            await run_in_threadpool(writer.write, chunk)
+            pending += chunk
+            if len(pending) >= BLOB_CHUNK:
+                await run_in_threadpool(take, bytes(pending))
+                pending.clear()
+        await run_in_threadpool(take, bytes(pending))
         if "sha256:" + sent.hexdigest() != digest:
             raise UserError(f"the body does not hash to {digest}",
                             hint="PUT /blobs/DIGEST takes the blob's exact bytes")
