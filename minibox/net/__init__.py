@@ -17,7 +17,7 @@ links (pyroute2: bridge, veth, sysctls), ipam (leases), iptables (chains rendere
 applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
 build steps' network: a pool of prepared namespaces), ports (port maps: parse, hold, DNAT
 rules), registry (user-defined networks: create/get/all/remove), dns (a network's resolver),
-state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
+names (who answers to which name, per network and asker), state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
 Raw syscalls stay in minibox/kernel.py; pyroute2 is imported lazily, never at CLI start.
 """
 

@@ -112,10 +112,12 @@ def remove_link(name: str) -> None:
 
 
 def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
-           gateway: str) -> None:
+           gateway: str, ifname: str = "eth0", default_route: bool = True) -> None:
     """Plug namespace ``ns_fd`` into ``bridge``: a veth ``host_if`` whose peer is created
-    directly inside the namespace as ``eth0`` (no move, no rename), ``address/prefixlen`` on
-    it, eth0 and lo up, the default route via ``gateway``.  On failure nothing is left."""
+    directly inside the namespace as ``ifname`` (no move, no rename), ``address/prefixlen``
+    on it, it and lo up, and (``default_route``) the default route via ``gateway``; a
+    container on more networks gets eth1, eth2... with only their subnet's route.  On
+    failure nothing is left."""
     ipr = _ipr()
     br = index_of(bridge)
     if br is None:
@@ -123,13 +125,14 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
     with _netlink(f"cannot create veth {host_if} on {bridge}"):
         # one request: the pair, the peer made inside the namespace, enslaved and up
         ipr.link("add", ifname=host_if, kind="veth", master=br, state="up",
-                 peer={"ifname": "eth0", "net_ns_fd": ns_fd})
+                 peer={"ifname": ifname, "net_ns_fd": ns_fd})
     try:
         with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
             kernel.set_link_up("lo")
-            kernel.set_ipv4_address("eth0", address, prefixlen)
-            kernel.set_link_up("eth0")
-            kernel.add_default_route(gateway)
+            kernel.set_ipv4_address(ifname, address, prefixlen)
+            kernel.set_link_up(ifname)
+            if default_route:
+                kernel.add_default_route(gateway)
     except BaseException:
         with contextlib.suppress(Exception):
             remove_link(host_if)
