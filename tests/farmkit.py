@@ -189,6 +189,26 @@ class Farm:
         return r.json()
 
 
+def daemon_procs(root) -> tuple[list[int], list[int]]:
+    """PIDs of the redis-server and of the worker processes a daemon on data root ``root``
+    runs (found by their socket and environment: only that farm's processes)."""
+    redis, workers = [], []
+    sock, mark = f"{root}/run/redis.sock".encode(), f"MINIBOX_DATA_ROOT={root}\0".encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read()
+            env = open(f"/proc/{d}/environ", "rb").read() if b"minibox.workers" in cmd else b""
+        except OSError:
+            continue
+        if b"redis-server" in cmd and sock in cmd:
+            redis.append(int(d))
+        elif mark in env:
+            workers.append(int(d))
+    return sorted(redis), sorted(workers)
+
+
 def build_busybox(farm: Farm, ctx: Path, tag: str = "busybox") -> None:
     """Build the offline busybox base as the image ``tag`` (``ctx``: an empty directory)."""
     shutil.copy(busybox_tarball(), ctx / "busybox.tar.gz")

@@ -1,4 +1,4 @@
 
 
-__all__ = ["daemon", "logs", "model", "netadapter", "ops", "plan", "render", "schema",
-           "source", "up"]
+__all__ = ["daemon", "logs", "model", "netadapter", "network_schema", "ops", "plan", "render",
+           "schema", "source", "up"]

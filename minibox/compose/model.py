@@ -52,7 +52,8 @@ class Service:
     shm_size: str | None = None
     mem_limit: str | None = None
     cpus: float | None = None
-    networks: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)        # keys of Project.networks
+    aliases: dict[str, list[str]] = field(default_factory=dict)   # network key -> aliases
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +71,7 @@ class Network:
     key: str
     name: str                 # PROJECT_KEY, or `name:`
     external: bool = False
+    subnet: str | None = None     # ipam.config[0].subnet; None: the daemon picks one
 
 
 @dataclass

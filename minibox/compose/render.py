@@ -19,10 +19,16 @@ def _clean(v):
 def to_yaml(project: Project) -> str:
     doc = {"name": project.name,
            "services": {n: _clean(s.to_dict()) for n, s in project.services.items()},
-           "networks": {k: {"name": n.name, **({"external": True} if n.external else {})}
+           "networks": {k: {"name": n.name, **({"external": True} if n.external else {}),
+                            **({"ipam": {"config": [{"subnet": n.subnet}]}} if n.subnet else {})}
                         for k, n in project.networks.items()},
            "volumes": {k: {"name": v.name, **({"external": True} if v.external else {})}
                        for k, v in project.volumes.items()}}
-    for s in doc["services"].values():
+    doc = _clean(doc)
+    for n, s in doc["services"].items():
         s.pop("name", None)
-    return yaml.safe_dump(_clean(doc), sort_keys=False, default_flow_style=False)
+        aliases = s.pop("aliases", None)
+        if aliases:            # compose's mapping form: the aliases under their network
+            s["networks"] = {k: {"aliases": aliases[k]} if k in aliases else None
+                             for k in project.services[n].networks}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)

@@ -10,7 +10,7 @@ import os
 import re
 import shlex
 
-from minibox.compose.model import (CONDITIONS, Build, Healthcheck, NamedVolume, Network,
+from minibox.compose.model import (CONDITIONS, Build, Healthcheck, NamedVolume,
                                    Project, Service, VolumeMount)
 from minibox.compose.source import Source, child
 
@@ -43,8 +43,8 @@ def project_from(raw, src: Source, file: str, name: str | None) -> Project:
         raise src.error("services" if "services" in raw else "",
                         "a mapping of services is required", hint="services:\n  web:\n    image: busybox")
     volumes = _top(raw, "volumes", pname, src, NamedVolume)
-    networks = _top(raw, "networks", pname, src, Network)
-    networks.setdefault("default", Network("default", f"{pname}_default"))
+    from minibox.compose.network_schema import top_networks      # it uses our helpers
+    networks = top_networks(raw, pname, src)
     services = {}
     for sname, body in services_raw.items():
         where = child("services", sname)
@@ -87,7 +87,8 @@ def _project_name(given, in_file, workdir: str, src: Source) -> str:
     return name
 
 
-def _top(raw, key: str, pname: str, src: Source, cls):
+def _top(raw, key: str, pname: str, src: Source, cls,
+         allowed=("name", "external", "labels", "driver")):
     out = {}
     section = raw.get(key)
     if section is None:
@@ -101,7 +102,7 @@ def _top(raw, key: str, pname: str, src: Source, cls):
         body = {} if body is None else body
         if not isinstance(body, dict):
             raise src.error(where, "expected a mapping (or nothing)")
-        _known(body, where, ("name", "external", "labels", "driver"), src)
+        _known(body, where, allowed, src)
         ext = body.get("external", False)
         if not isinstance(ext, bool):
             raise src.error(child(where, "external"), "expected true or false")
@@ -158,7 +159,9 @@ def _service(sname: str, body, where: str, src: Source, workdir: str,
     svc.shm_size = f.size("shm_size")
     svc.mem_limit = f.size("mem_limit")
     svc.cpus = f.number("cpus")
-    svc.networks = _networks(body.get("networks"), child(where, "networks"), src, networks)
+    from minibox.compose.network_schema import service_networks
+    svc.networks, svc.aliases = service_networks(body.get("networks"),
+                                                 child(where, "networks"), src, networks)
     return svc
 
 
@@ -462,18 +465,3 @@ def _healthcheck(v, where: str, src: Source) -> Healthcheck | None:
         hc.retries = r
     return hc
 
-
-def _networks(v, where: str, src: Source, networks: dict) -> list[str]:
-    if v is None:
-        return ["default"]
-    names = list(v) if isinstance(v, dict) else v if isinstance(v, list) else None
-    if names is None:
-        raise src.error(where, f"expected a list of networks, not {_kind(v)}")
-    for i, n in enumerate(names):
-        at = child(where, n if isinstance(v, dict) else i)
-        if not isinstance(n, str) or n not in networks:
-            raise src.error(at, f"the network {n!r} is not declared in the top-level `networks`",
-                            hint=f"declare it:  networks:\\n  {n}: {{}}")
-        if isinstance(v, dict) and v[n] is not None and not isinstance(v[n], dict):
-            raise src.error(at, "expected a mapping (or nothing)")
-    return list(names)

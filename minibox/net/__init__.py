@@ -18,7 +18,7 @@ rtnetlink request), ipam (leases), iptables (chains rendered from state,
 applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
 build steps' network: a pool of prepared namespaces), ports (port maps: parse, hold, DNAT
 rules), registry (user-defined networks: create/get/all/remove), dns (a network's resolver),
-state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
+names (who answers to which name, per network and asker), state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
 Raw syscalls stay in minibox/kernel.py; pyroute2 is imported lazily, never at CLI start.
 """
 

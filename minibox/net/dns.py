@@ -32,16 +32,16 @@ def _qname(data: bytes, off: int) -> tuple[str, int]:
         off += 1 + n
 
 
-def answer(query: bytes, table: dict[str, list[str]]) -> bytes | None:
-    """The reply to ``query`` from ``table`` (lower-case name -> addresses), or None when the
-    name is not ours (forward it)."""
+def answer(query: bytes, lookup) -> bytes | None:
+    """The reply to ``query`` from ``lookup(name) -> addresses or None`` (or a table:
+    lower-case name -> addresses), or None when the name is not ours (forward it)."""
     qid, flags, qd = struct.unpack("!HHH", query[:6])
     if qd != 1 or flags & 0x8000:
         return None
     name, end = _qname(query, 12)
     qtype, qclass = struct.unpack("!HH", query[end:end + 4])
     key = name.lower().rstrip(".")
-    addrs = table.get(key)
+    addrs = lookup.get(key) if isinstance(lookup, dict) else lookup(key)
     if addrs is None:
         return None
     question = query[12:end + 4]
@@ -65,12 +65,15 @@ def nxdomain(query: bytes) -> bytes:
 
 
 class Resolver:
-    """One network's responder (a thread on ``address``:``port``/udp)."""
+    """One network's responder (a thread on ``address``:``port``/udp).  It answers from
+    ``lookup(name, peer_address)`` if given (names.Names: what the asking container may
+    know), else from the table ``set`` gives it."""
 
-    def __init__(self, address: str, upstream: list[str], port: int = 53):
+    def __init__(self, address: str, upstream: list[str], port: int = 53, lookup=None):
         self.table: dict[str, list[str]] = {}
         self.address = address
         self.upstream = upstream
+        self.lookup = lookup
         self._lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.sock.bind((address, port))
@@ -94,9 +97,12 @@ class Resolver:
             except OSError:
                 return
             try:
-                with self._lock:
-                    table = self.table
-                reply = answer(query, table)
+                if self.lookup is not None:
+                    reply = answer(query, lambda name: self.lookup(name, peer[0]))
+                else:
+                    with self._lock:
+                        table = self.table
+                    reply = answer(query, table)
                 if reply is None:
                     reply = self._forward(query) or nxdomain(query)
                 self.sock.sendto(reply, peer)

@@ -114,10 +114,12 @@ def remove_link(name: str) -> None:
 
 
 def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
-           gateway: str) -> None:
+           gateway: str, ifname: str = "eth0", default_route: bool = True) -> None:
     """Plug namespace ``ns_fd`` into ``bridge``: a veth ``host_if`` whose peer is created
-    directly inside the namespace as ``eth0`` (no move, no rename), ``address/prefixlen`` on
-    it, eth0 and lo up, the default route via ``gateway``.  On failure nothing is left."""
+    directly inside the namespace as ``ifname`` (no move, no rename), ``address/prefixlen``
+    on it, it and lo up, and (``default_route``) the default route via ``gateway``; a
+    container on more networks gets eth1, eth2... with only their subnet's route.  On
+    failure nothing is left."""
     from minibox.net import rtnl
 
     br = index_of(bridge)
@@ -125,16 +127,17 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
         raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
     try:
         # one request: the pair, the peer made inside the namespace, enslaved and up
-        rtnl.veth_into(host_if, br, "eth0", ns_fd)
+        rtnl.veth_into(host_if, br, ifname, ns_fd)
     except OSError as e:
         raise KernelError(f"cannot create veth {host_if} on {bridge}: {e.strerror}",
                           errno=e.errno or 0) from None
     try:
         with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
             kernel.set_link_up("lo")
-            kernel.set_ipv4_address("eth0", address, prefixlen)
-            kernel.set_link_up("eth0")
-            kernel.add_default_route(gateway)
+            kernel.set_ipv4_address(ifname, address, prefixlen)
+            kernel.set_link_up(ifname)
+            if default_route:
+                kernel.add_default_route(gateway)
     except BaseException:
         with contextlib.suppress(Exception):
             remove_link(host_if)

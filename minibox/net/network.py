@@ -106,3 +106,36 @@ def check_no_overlap(net: Network) -> None:
             raise UserError(f"subnet {net.subnet} of network {net.name!r} overlaps the host's "
                             f"route {route} on {dev}",
                             hint="choose another subnet (--subnet), e.g. in 10.x.y.0/24")
+
+
+MAX_EXTRA = 8
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")       # a host name
+
+
+def parse_extra(value, primary: str) -> dict[str, list[str]]:
+    """A container request's ``extra_networks`` (network name -> its aliases there): the
+    user-defined networks it is on besides ``primary`` (eth1, eth2...)."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError("invalid extra_networks: expected a mapping of network names to "
+                        "lists of aliases")
+    if primary in ("none", "host"):
+        raise UserError(f"a container with --network {primary} cannot be on other networks")
+    if len(value) > MAX_EXTRA:
+        raise UserError(f"a container is on at most {MAX_EXTRA + 1} networks, not "
+                        f"{len(value) + 1}")
+    out = {}
+    for name, aliases in value.items():
+        if not isinstance(name, str) or not NAME.match(name) \
+                or name in ("bridge", "none", "host", primary):
+            raise UserError(f"invalid extra network {name!r}",
+                            hint="the name of a user-defined network other than the "
+                                 "container's first (minibox network ls)")
+        aliases = list(aliases or [])
+        for a in aliases:
+            if not isinstance(a, str) or not _ALIAS.match(a):
+                raise UserError(f"invalid alias {a!r} on network {name!r}",
+                                hint="letters, digits, '.' and '-' (a host name)")
+        out[name] = aliases
+    return out

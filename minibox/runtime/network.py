@@ -38,6 +38,7 @@ class Plugged:
     host_if: str
     ports: list = None       # PortMap, with the host ports picked
     names: list = None       # what other containers on the network resolve to it
+    extra: list = None       # its other networks' endpoints (info dicts: eth1, eth2...)
 
     @property
     def path(self) -> str:
@@ -49,11 +50,17 @@ class Plugged:
         return {"name": self.network["name"], "bridge": self.network["bridge"],
                 "ip": self.address, "prefixlen": self.prefixlen, "gateway": self.gateway,
                 "host_if": self.host_if, "ports": [p.to_dict() for p in self.ports or []],
-                "names": list(self.names or [])}
+                "names": list(self.names or []), "extra": list(self.extra or [])}
 
 
-def host_if_of(cid: str) -> str:
-    return "mb" + cid[:13]
+def host_if_of(cid: str, n: int = 0) -> str:
+    """The host end of a container's veth on its ``n``-th network (0: eth0's)."""
+    return "mb" + cid[:13] if n == 0 else f"mb{cid[:11]}n{n}"
+
+
+def endpoints(info: dict | None) -> list[dict]:
+    """Every network endpoint of a container's network info: eth0's, then the others."""
+    return [info, *(info.get("extra") or [])] if info else []
 
 
 class ContainerNetworks:
@@ -62,7 +69,9 @@ class ContainerNetworks:
         self._ensured: set[str] = set()
         self._lock = threading.Lock()
         self._held: dict = {}                # cid -> ports.Held (its host ports)
-        self._members: dict[str, dict[str, tuple[list[str], str]]] = {}  # net -> cid -> ..
+        from minibox.net.names import Names
+
+        self.names = Names()                 # who answers to which name, per network
         self._dns: dict = {}                 # net name -> dns.Resolver
 
     # --- which network ----------------------------------------------------------------------
@@ -85,25 +94,32 @@ class ContainerNetworks:
 
     # --- a container's start --------------------------------------------------------------
     def plug(self, cid: str, network: str, maps: list | None = None,
-             names: list[str] | None = None) -> Plugged | None:
+             names: list[str] | None = None,
+             extra: dict[str, list[str]] | None = None) -> Plugged | None:
         """A namespace on ``network`` for container ``cid`` with its port maps (None:
-        --network none/host).  A host port in use fails here, before anything is made."""
+        --network none/host), and on each network of ``extra`` (name -> the container's
+        names there) too.  A host port in use fails here, before anything is made."""
         if network in OWN_NETWORKS:
             return None
         from minibox.net import iptables, links, netns, ports
         from minibox.net.ipam import Ipam
 
         net = self.lookup(network)
-        self._ensure(net)
+        more = [(self.lookup(n), ns) for n, ns in (extra or {}).items()]
+        for n in [net, *(m for m, _ in more)]:
+            self._ensure(n)
         maps, held = ports.hold(maps or [], f"container {cid[:12]}")
         ipam = Ipam(self.settings.net_dir, net)
         fd = -1
         host_if = host_if_of(cid)
+        others: list[dict] = []
         try:
             lease = ipam.allocate(cid)
             links.remove_link(host_if)       # a previous run's, if its namespace is still dying
             fd = netns.create()
             links.attach(fd, net.bridge, host_if, lease.address, lease.prefixlen, lease.gateway)
+            for i, (m, ns) in enumerate(more, 1):
+                others.append(self._attach_more(fd, cid, i, m, ns))
             if maps:
                 iptables.Rules(self.settings).set(f"ports:{cid}",
                                                   ports.rules(maps, lease.address))
@@ -114,63 +130,77 @@ class ContainerNetworks:
                 with contextlib.suppress(Exception):
                     links.remove_link(host_if)
             ipam.release(cid)
+            for e in others:
+                self._release_endpoint(cid, e)
             with contextlib.suppress(Exception):
                 iptables.Rules(self.settings).drop(f"ports:{cid}")
             raise
         with self._lock:
             self._held[cid] = held
         plugged = Plugged(fd, net.to_dict(), lease.address, lease.gateway, lease.prefixlen,
-                          host_if, maps, [n for n in names or [] if n])
-        self._member(net.name, cid, plugged.info())
+                          host_if, maps, [n for n in names or [] if n], others)
+        for e in endpoints(plugged.info()):
+            self._member(e["name"], cid, e)
         return plugged
+
+    def _attach_more(self, fd: int, cid: str, n: int, net, names: list[str]) -> dict:
+        """The namespace's ``eth<n>`` on another network (no default route); its info."""
+        from minibox.net import links
+        from minibox.net.ipam import Ipam
+
+        ipam = Ipam(self.settings.net_dir, net)
+        host_if = host_if_of(cid, n)
+        lease = ipam.allocate(cid)
+        try:
+            links.remove_link(host_if)
+            links.attach(fd, net.bridge, host_if, lease.address, lease.prefixlen,
+                         lease.gateway, ifname=f"eth{n}", default_route=False)
+        except BaseException:
+            ipam.release(cid)
+            raise
+        return {"name": net.name, "bridge": net.bridge, "ip": lease.address,
+                "prefixlen": lease.prefixlen, "gateway": lease.gateway, "host_if": host_if,
+                "names": [x for x in names if x]}
 
     # --- names (user-defined networks) ---------------------------------------------------
     def _member(self, net_name: str, cid: str, info: dict | None) -> None:
-        """Add (``info``) or remove (None) a container from a network's name table and
-        give the network's resolver the new table at once."""
+        """Add (``info``) or remove (None) a container from a network's names; its
+        resolver answers from them at once.  It runs while the network has members: it
+        starts with the first and stops with the last (a removed network's address must
+        not stay bound: another network, of this daemon or another, may get it next)."""
         if net_name == "bridge":
             return                           # the default network has no names (as Docker)
         with self._lock:
-            members = self._members.setdefault(net_name, {})
-            if info is None:
-                members.pop(cid, None)
-            else:
-                members[cid] = (info.get("names") or [], info["ip"])
-            table: dict[str, list[str]] = {}
-            for names, ip in members.values():
-                for n in names:
-                    table.setdefault(n.lower(), []).append(ip)
-            resolver = self._dns.get(net_name)
-        if resolver is None and info is not None:
-            resolver = self._start_resolver(net_name, info["gateway"])
-        if resolver is not None:
-            resolver.set(table)
+            left = self.names.set(net_name, cid, (info or {}).get("names"),
+                                  (info or {}).get("ip"))
+            if info is not None and net_name not in self._dns:
+                self._start_resolver(net_name, info["gateway"])
+            elif not left and net_name in self._dns:
+                self._dns.pop(net_name).close()
 
-    def _start_resolver(self, net_name: str, gateway: str):
+    def _start_resolver(self, net_name: str, gateway: str) -> None:
+        """(under self._lock)"""
         from minibox.net import dns
 
-        with self._lock:
-            if net_name not in self._dns:
-                # a resolver on this address under another name belongs to a network that
-                # was removed (live networks never share a subnet): it holds the address's
-                # port 53, so a network made again on that subnet would get no names
-                for old in [n for n, r in self._dns.items() if r.address == gateway]:
-                    self._dns.pop(old).close()
-                    self._members.pop(old, None)
-                    self._ensured.discard(old)
-                try:
-                    self._dns[net_name] = dns.Resolver(gateway, dns.host_upstream())
-                except OSError as e:
-                    log.warning("no name resolution on network %s (%s:53: %s)", net_name,
-                                gateway, e.strerror)
-                    return None
-            return self._dns[net_name]
+        # a resolver on this address under another name belongs to a network that was
+        # removed (live networks never share a subnet): it holds the address's port 53
+        for old in [n for n, r in self._dns.items() if r.address == gateway]:
+            self._dns.pop(old).close()
+            self.names.forget(old)
+            self._ensured.discard(old)
+        try:
+            self._dns[net_name] = dns.Resolver(
+                gateway, dns.host_upstream(),
+                lookup=lambda name, peer: self.names.lookup(net_name, name, peer))
+        except OSError as e:
+            log.warning("no name resolution on network %s (%s:53: %s)", net_name,
+                        gateway, e.strerror)
 
     def stop_resolver(self, net_name: str) -> None:
         with self._lock:
             r = self._dns.pop(net_name, None)
-            self._members.pop(net_name, None)
             self._ensured.discard(net_name)
+        self.names.forget(net_name)
         if r is not None:
             r.close()
 
@@ -189,22 +219,26 @@ class ContainerNetworks:
 
     # --- a container's end --------------------------------------------------------------------
     def release(self, cid: str, info: dict | None) -> None:
-        """Its veth (if the kernel has not deleted it yet), address and port rules."""
-        from minibox.net import iptables, links
-        from minibox.net.ipam import Ipam
-        from minibox.net.network import Network
+        """Its veths (if the kernel has not deleted them yet), addresses and port rules."""
+        from minibox.net import iptables
 
         with self._lock:
             held = self._held.pop(cid, None)
         if held is not None:
             held.close()
         iptables.Rules(self.settings).drop(f"ports:{cid}")
-        if not info:
-            return
-        self._member(info["name"], cid, None)
+        for e in endpoints(info):
+            self._release_endpoint(cid, e)
+
+    def _release_endpoint(self, cid: str, e: dict) -> None:
+        from minibox.net import links
+        from minibox.net.ipam import Ipam
+        from minibox.net.network import Network
+
+        self._member(e["name"], cid, None)
         with contextlib.suppress(MiniBoxError):
-            links.remove_link(info.get("host_if") or host_if_of(cid))
-        net = Network(info["name"], info["bridge"], _subnet(info), "bridge")
+            links.remove_link(e.get("host_if") or host_if_of(cid))
+        net = Network(e["name"], e["bridge"], _subnet(e), "bridge")
         Ipam(self.settings.net_dir, net).release(cid)
 
     def resync(self, running: dict[str, dict]) -> None:
@@ -218,7 +252,8 @@ class ContainerNetworks:
         rules = iptables.Rules(self.settings)
         rules.drop_where(lambda sec: sec.startswith("ports:") and sec[6:] not in running)
         for cid, info in running.items():             # names; hold their host ports again
-            self._member(info["name"], cid, info)
+            for e in endpoints(info):
+                self._member(e["name"], cid, e)
             maps = [ports.PortMap.from_dict(d) for d in info.get("ports") or []]
             if maps and cid not in self._held:
                 try:

@@ -104,6 +104,8 @@ class Runtime:
         net = None
         if spec.network not in ("none", "host"):
             net = self.net.lookup(spec.network)  # an unknown network: NotFound, nothing made
+            for other in spec.extra_networks:
+                self.net.lookup(other)
         image = images.resolve(self.data_root, spec.image)
         argv = process.argv(spec, image)
         uid, gid, groups, home = process.user(spec, image)
@@ -215,7 +217,9 @@ class Runtime:
         plugged = None
         try:
             plugged = self.net.plug(cid, spec.network, _port_maps(spec, rec.config),
-                                    [rec.name, *spec.network_aliases, cid[:12]])
+                                    [rec.name, *spec.network_aliases, cid[:12]],
+                                    {n: [rec.name, *a, cid[:12]]
+                                     for n, a in spec.extra_networks.items()})
             plan = self._plan(rec, spec, cg, run)
             if plugged is not None:
                 plan["netns"] = plugged.path

@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from minibox.errors import UserError
+from minibox.net.network import parse_extra
 from minibox.runtime import caps
 from minibox.runtime.logs import DEFAULT_MAX_FILES as DEFAULT_LOG_MAX_FILES
 from minibox.runtime.logs import DEFAULT_MAX_SIZE as DEFAULT_LOG_MAX_SIZE
@@ -59,6 +60,8 @@ class ContainerSpec:
     ports: list[dict] = field(default_factory=list)     # minibox.net.ports.PortMap dicts
     publish_all: bool = False       # -P: the image's PORTs to free host ports
     network_aliases: list[str] = field(default_factory=list)   # more names on its network
+    # its other user-defined networks (eth1...): name -> its aliases there (compose)
+    extra_networks: dict[str, list[str]] = field(default_factory=dict)
     memory: int = 0                 # bytes; 0 = no limit
     cpus: float = 0.0               # CPUs of quota; 0 = no quota
     cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
@@ -331,6 +334,7 @@ def from_request(data: dict) -> ContainerSpec:
     spec = ContainerSpec(
         image=image, name=name, hostname=hostname, network=network, ports=ports,
         network_aliases=_aliases(data, network),
+        extra_networks=parse_extra(data.get("extra_networks"), network),
         publish_all=bool(data.get("publish_all")),
         command=_str_list(data.get("command"), "command") or None,
         entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),

@@ -101,6 +101,9 @@ class RunRequest(_Body):
     hostname: Text(64, pattern=_NO_CTRL) | None = None
     network: Text(64, pattern=_NO_CTRL) | None = None
     network_aliases: Annotated[list[Text(253, pattern=_NO_CTRL)], Field(max_length=FEW)] = []
+    # more user-defined networks (eth1...): network name -> the container's aliases there
+    extra_networks: Annotated[dict[Text(64, pattern=_NO_CTRL), Annotated[
+        list[Text(253, pattern=_NO_CTRL)], Field(max_length=FEW)]], Field(max_length=8)] = {}
     ports: Annotated[list[Text(128, pattern=_NO_CTRL)], Field(max_length=FEW)] = []
     publish_all: bool | None = None
     restart: Text(64, pattern=_NO_CTRL) | None = None

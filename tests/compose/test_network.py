@@ -102,3 +102,106 @@ def test_project_network_names_ports_and_cleanup(project):
     assert _leftovers(p.farm, ids, nets, net["bridge"]) == []
     with p.farm.http() as h:
         assert h.get(f"/networks/{p.name}_default").status_code == 404
+
+
+NETWORKS = """\
+services:
+  proxy:
+    image: busybox
+    command: ["sleep", "600"]
+    networks:
+      front:
+      back: {{aliases: [gate]}}
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo page-of-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+    networks: [front]
+  db:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo page-of-db > /www/index.html && exec httpd -f -p 80 -h /www"]
+    networks:
+      back:
+        aliases: [database]
+networks:
+  front: {{driver: bridge}}
+  back:
+    ipam:
+      config:
+        - subnet: {subnet}
+"""
+
+
+def _bound_udp(address: str, port: int) -> bool:
+    """Whether a UDP socket is bound to ``address``:``port`` (from /proc/net/udp)."""
+    import socket
+    import struct
+    want = f"{struct.unpack('<I', socket.inet_aton(address))[0]:08X}:{port:04X}"
+    with open("/proc/net/udp") as f:
+        return any(ln.split()[1] == want for ln in list(f)[1:])
+
+
+def test_service_networks_isolate_and_resolve_by_name_and_alias(project):
+    """proxy is on front and back; web only on front; db only on back (its own subnet):
+    proxy reaches both by service name and alias, web and db neither resolve nor reach
+    each other.  After `down -v` no veth (eth0's or eth1's), lease or network is left."""
+    import ipaddress
+    from tests.netkit import free_subnets
+
+    subnet = free_subnets(1, f"{project.name}-{os.getpid()}-{time.time()}")[0]
+    p = project.write(NETWORKS.format(subnet=subnet))
+    p.ok("up", "-d")
+    cs = p.containers()
+    proxy, web, db = (cs[f"{p.name}-{s}-1"] for s in ("proxy", "web", "db"))
+    assert web["network"]["name"] == f"{p.name}_front"
+    assert db["network"]["name"] == f"{p.name}_back"
+    assert ipaddress.IPv4Address(db["network"]["ip"]) in ipaddress.IPv4Network(subnet)
+    assert proxy["network"]["name"] == f"{p.name}_front"
+    (back,) = proxy["network"]["extra"]
+    assert back["name"] == f"{p.name}_back"
+    assert ipaddress.IPv4Address(back["ip"]) in ipaddress.IPv4Network(subnet)
+
+    def fetch(svc: str, url: str) -> str:
+        return p.ok("exec", "-T", svc, "sh", "-c",
+                    f"for i in $(seq 60); do timeout 5 wget -q -O- {url} && exit 0; "
+                    "sleep 0.5; done; exit 1")   # (this busybox's wget -T crashes)
+
+    assert "page-of-web" in fetch("proxy", "http://web/")          # front, by service name
+    assert "page-of-db" in fetch("proxy", "http://db/")            # back, by service name
+    assert "page-of-db" in fetch("proxy", "http://database/")      # back, by alias
+    out = p.ok("exec", "-T", "db", "nslookup", "gate")             # proxy's alias on back
+    assert back["ip"] in out
+    # no shared network: no name, and no route through the host either
+    for svc, other in (("web", "db"), ("db", "web"), ("web", "database")):
+        r = p.run("exec", "-T", svc, "nslookup", other)
+        assert r.returncode != 0, (svc, other, r.stdout)
+    for svc, other in (("web", db), ("db", web)):
+        r = p.run("exec", "-T", svc, "timeout", "3", "wget", "-q", "-O-",
+                  f"http://{other['network']['ip']}/")
+        assert r.returncode != 0 and "page-of" not in r.stdout, (svc, r.stdout)
+
+    with p.farm.http() as h:
+        nets = {n: h.get(f"/networks/{p.name}_{n}").json() for n in ("front", "back")}
+    assert nets["back"]["subnet"] == subnet
+    ids = [c["id"] for c in cs.values()]
+    ends = [c["network"] for c in cs.values()] + [back]
+    assert all(_bound_udp(n["gateway"], 53) for n in nets.values())   # their resolvers
+    p.ok("down", "-v", "-t", "1")
+    for n in nets.values():
+        assert _leftovers(p.farm, ids, ends, n["bridge"]) == []
+        assert not _bound_udp(n["gateway"], 53)      # the address is free for the next one
+    with p.farm.http() as h:
+        assert h.get(f"/networks/{p.name}_back").status_code == 404
+
+
+def test_a_changed_subnet_asks_for_down_first(project):
+    from tests.netkit import free_subnets
+
+    a, b = free_subnets(2, f"{project.name}-{os.getpid()}-{time.time()}")
+    p = project.write(NETWORKS.format(subnet=a))
+    p.ok("up", "-d", "db")
+    p.write(NETWORKS.format(subnet=b))
+    r = p.run("up", "-d", "db")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"exists with subnet {a}, but the file asks for {b} (minibox-compose.yaml:" \
+        in r.stderr, r.stderr
+    assert "compose down" in r.stderr

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from minibox.compose import plan
+from minibox.compose import netadapter, plan
 from minibox.errors import ParseError
 
 
@@ -126,6 +126,68 @@ BAD = [
           web:
             command: ["true"]
         """, 2, "services.web", "has neither `image` nor `build`"),
+    ("undeclared network", """\
+        services:
+          web:
+            image: busybox
+            networks: [front, back]
+        networks:
+          front:
+        """, 4, "services.web.networks[1]", "the network 'back' is not declared"),
+    ("undeclared network in map form", """\
+        services:
+          web:
+            image: busybox
+            networks:
+              frnt:
+                aliases: [www]
+        networks:
+          front:
+        """, 5, "services.web.networks.frnt", "(declared: front, default)"),
+    ("unknown field of a service's network", """\
+        services:
+          web:
+            image: busybox
+            networks:
+              front:
+                alias: [www]
+        networks:
+          front:
+        """, 6, "services.web.networks.front.alias", "did you mean 'aliases'?"),
+    ("bad alias", """\
+        services:
+          web:
+            image: busybox
+            networks:
+              front:
+                aliases: [ok, "not ok"]
+        networks:
+          front:
+        """, 6, "services.web.networks.front.aliases[1]", "invalid alias 'not ok'"),
+    ("network driver", """\
+        services:
+          web: {image: busybox}
+        networks:
+          front:
+            driver: overlay
+        """, 5, "networks.front.driver", "unsupported network driver 'overlay'"),
+    ("network subnet", """\
+        services:
+          web: {image: busybox}
+        networks:
+          back:
+            ipam:
+              config:
+                - subnet: 10.1.2.3/24
+        """, 7, "networks.back.ipam.config[0].subnet", "invalid subnet '10.1.2.3/24'"),
+    ("ipam of an external network", """\
+        services:
+          web: {image: busybox}
+        networks:
+          corp:
+            external: true
+            ipam: {config: [{subnet: 10.1.2.0/24}]}
+        """, 6, "networks.corp.ipam", "an external network's addresses are set where"),
     ("healthcheck duration", """\
         services:
           web:
@@ -232,3 +294,38 @@ def test_project_name_defaults_to_the_file_directory(tmp_path):
     assert plan.load_project(str(d / "minibox-compose.yaml")).name == "myshop"
     with pytest.raises(ParseError, match="invalid project name 'Bad Name'"):
         plan.load_project(str(d / "minibox-compose.yaml"), "Bad Name")
+
+
+def test_networks_list_and_mapping_forms_with_aliases_and_subnet(tmp_path):
+    """A service on several networks: its first carries the port maps, the others are
+    extra networks; on each it has its service name and that network's aliases."""
+    (tmp_path / "minibox-compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          proxy:
+            image: busybox
+            ports: ["8080:80"]
+            networks:
+              front:
+              back: {aliases: [gw]}
+          web: {image: busybox, networks: [front]}
+          db: {image: busybox}
+        networks:
+          front: {driver: bridge}
+          back:
+            ipam: {config: [{subnet: 10.91.3.0/24}]}
+          corp: {external: true}
+        """))
+    p = plan.load_project(str(tmp_path / "minibox-compose.yaml"), "demo")
+    assert p.networks["back"].subnet == "10.91.3.0/24" and p.networks["corp"].name == "corp"
+    proxy = plan.request(p, p.services["proxy"], 1, netadapter.for_service(p, p.services["proxy"]))
+    assert proxy["network"] == "demo_front" and proxy["network_aliases"] == ["proxy"]
+    assert proxy["extra_networks"] == {"demo_back": ["proxy", "gw"]}
+    assert proxy["ports"] == ["8080:80"]
+    web = netadapter.for_service(p, p.services["web"])
+    assert web == {"network": "demo_front", "network_aliases": ["web"]}
+    assert netadapter.for_service(p, p.services["db"])["network"] == "demo_default"
+    r = _config(tmp_path, (tmp_path / "minibox-compose.yaml").read_text())
+    import yaml
+    doc = yaml.safe_load(r.stdout)
+    assert doc["services"]["proxy"]["networks"] == {"front": None, "back": {"aliases": ["gw"]}}
+    assert doc["networks"]["back"]["ipam"] == {"config": [{"subnet": "10.91.3.0/24"}]}

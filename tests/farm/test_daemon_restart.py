@@ -4,7 +4,6 @@ a stop afterwards leaves no process of the farm behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,27 +11,13 @@ import time
 
 import pytest
 
-from tests.farmkit import Farm, write_ctx
+from tests.farmkit import Farm, daemon_procs, write_ctx
 from tests.runtime.images import import_busybox
 
 
 def _procs(root) -> tuple[list[int], list[int]]:
     """PIDs of the farm's redis-server and of its worker processes."""
-    redis, workers = [], []
-    sock, mark = f"{root}/run/redis.sock".encode(), f"MINIBOX_DATA_ROOT={root}\0".encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{d}/cmdline", "rb").read()
-            env = open(f"/proc/{d}/environ", "rb").read() if b"minibox.workers" in cmd else b""
-        except OSError:
-            continue
-        if cmd.startswith(b"/usr/bin/redis-server") and sock in cmd:
-            redis.append(int(d))
-        elif mark in env:
-            workers.append(int(d))
-    return sorted(redis), sorted(workers)
+    return daemon_procs(root)
 
 
 def _ppid(pid: int) -> int:

@@ -79,3 +79,14 @@ def test_remove_all_leaves_nothing(rules):
     r.set("net:n", iptables.network_rules(Network("n", s.bridge, s.bridge_subnet)))
     r.remove_all()
     assert mine(s.chain_prefix, "nat") == [] and mine(s.chain_prefix, "filter") == []
+
+
+def test_a_jump_deleted_behind_our_back_comes_back_at_resync(rules):
+    """Jumps are checked once per process and at every resync (a daemon or worker start),
+    not by every change."""
+    r, s = rules
+    r.set("net:n", iptables.network_rules(Network("n", s.bridge, s.bridge_subnet)))
+    jump = ["-j", f"{s.chain_prefix}-POSTROUTING"]
+    subprocess.run(["iptables", "-w", "-t", "nat", "-D", "POSTROUTING", *jump], check=True)
+    r.resync()
+    assert mine(s.chain_prefix, "nat").count(f"-A POSTROUTING -j {s.chain_prefix}-POSTROUTING") == 1

@@ -31,7 +31,8 @@ def _users(request: Request, name: str) -> list[str]:
     out = []
     for rec in StateStore(request.app.state.settings.data_root).all():
         cfg = read_json(rec.dir / "config.json") or {}
-        if (cfg.get("spec") or {}).get("network") == name:
+        spec = cfg.get("spec") or {}
+        if spec.get("network") == name or name in (spec.get("extra_networks") or {}):
             out.append(rec.name)
     return sorted(out)
 
