@@ -14,7 +14,6 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,8 +28,8 @@ from minibox.store.layout import remove_tree
 from minibox.store.manifests import (MAX_CONFIG_BYTES, Platform, kind_of, manifest_parts,
                                      parse_json, pick_platform)
 from minibox.store.oci import INDEX_DIGEST, Descriptor, sha256_digest
+from minibox.store.parallel import in_parallel
 
-PARALLEL = 4
 RETRIES = 4
 _QUEUED_CHUNKS = 16                  # a download runs this far ahead of its unpacking
 Progress = Callable[[dict], None]
@@ -153,19 +152,8 @@ class _Pull:
         return parse_json(self.store.read_blob(desc.digest), f"image config of {self.ref}")
 
     def _layers(self, layers: list[LayerInfo]) -> None:
-        if not layers:
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(layers)),
-                                thread_name_prefix="pull") as pool:
-            futures = [pool.submit(self._layer, layer) for layer in layers]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self.stop.set()
-                for f in futures:
-                    f.cancel()
-                wait(futures)
-                raise failed[0].exception()
+        in_parallel(self._layer, [(layer,) for layer in layers], "pull",
+                    on_failure=self.stop.set)
 
     def _layer(self, layer: LayerInfo) -> None:
         short = layer.digest[7:19]
