@@ -37,6 +37,7 @@ class Container:
     layer_dirs: set[str]
     volumes: set[str]
     upper: Path
+    stamp: tuple = field(default=(), compare=False)   # its files' (inode, mtime, size)
 
 
 @dataclass
@@ -158,6 +159,7 @@ class _ContainerRecords:
             return hit[1]
         container = _read_container(d)
         if container is not None:
+            container.stamp = key
             with _RECORDS_LOCK:
                 self.cache[d] = (key, container)
         return container

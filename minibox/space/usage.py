@@ -114,6 +114,28 @@ def save_layer_sizes(store: Store) -> None:
         pass                                         # only a cache: measured again later
 
 
+def upper_size(c: refs.Container) -> int:
+    """Disk use of a container's upper dir.  Only its processes write there, so the size of
+    a container at rest is measured once per state it is in (a start or an exit rewrites
+    its state or exit record, and with it the stamp)."""
+    if c.status not in _AT_REST or not c.stamp:
+        return disk_usage(c.upper)
+    with _LOCK:
+        hit = _UPPERS.get(c.id)
+    if hit is not None and hit[0] == c.stamp:
+        return hit[1]
+    size = disk_usage(c.upper)
+    with _LOCK:
+        if len(_UPPERS) > 100_000:
+            _UPPERS.clear()
+        _UPPERS[c.id] = (c.stamp, size)
+    return size
+
+
+_AT_REST = ("created", "exited")
+_UPPERS: dict[str, tuple[tuple, int]] = {}
+
+
 def blob_size(store: Store, digest: str) -> int:
     try:
         return os.lstat(store.blob_path(digest)).st_blocks * 512
@@ -151,7 +173,7 @@ def df(store: Store, *, verbose: bool = False) -> dict:
     containers = []
     container_size = running_size = 0
     for c in scan.containers:
-        size = disk_usage(c.upper)
+        size = upper_size(c)
         container_size += size
         if c.status in ("running", "paused", "restarting"):
             running_size += size
