@@ -15,6 +15,8 @@ import json
 import posixpath
 import shutil
 import tarfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,7 @@ from minibox.archive.save import CONTAINERD_NAME
 from minibox.errors import StoreError, UserError
 from minibox.store import Store
 from minibox.store.compress import open_decompressed
+from minibox.store.parallel import in_parallel
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layout import remove_tree
 from minibox.store.manifests import (MAX_CONFIG_BYTES, host_platform, kind_of,
@@ -46,9 +49,10 @@ class Loaded:
 class Archive:
     """Random access to the members of a plain tar, by normalized name."""
 
-    def __init__(self, tar: tarfile.TarFile, label: str):
+    def __init__(self, tar: tarfile.TarFile, label: str, path: Path):
         self.tar = tar
         self.label = label
+        self.path = path
         self.members: dict[str, tarfile.TarInfo] = {}
         for m in tar.getmembers():
             name = _norm(m.name)
@@ -94,6 +98,40 @@ class Archive:
         m = self._find(name)
         return self.tar.extractfile(m), m.size
 
+    def chunks(self, name: str) -> "_MemberChunks":
+        """The bytes of a member in large reads, on a file handle of its own (so layers
+        can be read in parallel)."""
+        m = self._find(name)
+        if m.sparse is not None:
+            raise UserError(f"{self.label}: '{name[:200]}' is a sparse file, which no image "
+                            f"archive holds")
+        return _MemberChunks(self.path, m.offset_data, m.size, f"{self.label}: '{name[:200]}'")
+
+
+class _MemberChunks:
+    """``next()`` gives a member's next bytes (``b""`` at its end); use as a context manager."""
+
+    def __init__(self, path: Path, offset: int, size: int, what: str):
+        self._file = open(path, "rb", buffering=0)
+        self._file.seek(offset)
+        self._left = size
+        self._what = what
+
+    def next(self) -> bytes:
+        if not self._left:
+            return b""
+        data = self._file.read(min(self._left, _CHUNK))
+        if not data:
+            raise UserError(f"{self._what} is cut short: the archive is truncated")
+        self._left -= len(data)
+        return data
+
+    def __enter__(self) -> "_MemberChunks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
 
 def _norm(name: str) -> str | None:
     """A member name as a relative path; None for names that point outside the archive."""
@@ -113,7 +151,7 @@ def load(store: Store, path: Path, progress: Progress | None = None,
         plain = _plain_tar(store, path, label)
         try:
             with tarfile.open(plain, mode="r:") as tar:
-                loader = _Loader(store, Archive(tar, label), progress)
+                loader = _Loader(store, Archive(tar, label, plain), progress)
                 return loader.run()
         except (tarfile.TarError, EOFError) as e:
             raise UserError(f"{label} is not a valid tar archive: {e}",
@@ -144,6 +182,7 @@ class _Loader:
         self.store, self.arc, self.progress = store, archive, progress
         self.added_blobs: list[str] = []
         self.added_layers: list[str] = []
+        self.lock = threading.Lock()
 
     def run(self) -> list[Loaded]:
         try:
@@ -254,20 +293,55 @@ class _Loader:
                 not all(isinstance(d, str) and is_digest(d) for d in diff_ids):
             raise UserError(f"{self.arc.label}: config {config.digest} lists "
                             f"{len(diff_ids)} diff_ids for {len(layers)} layers")
+        work = {}                               # a layer shared by two images: once
         for (member, desc), diff_id in zip(layers, diff_ids):
-            self._put(desc, member)
-            layer = LayerInfo.from_descriptor(desc, diff_id)
-            if not self.store.has_layer_dir(diff_id):
-                self.progress({"id": desc.digest[7:19], "status": "Loading layer"})
-                try:
-                    self.store.ensure_layer_dir(layer)
-                except StoreError as e:
-                    raise UserError(f"{self.arc.label}: {e.message}") from None
-                self.added_layers.append(diff_id)
+            work.setdefault((desc.digest, diff_id), (member, LayerInfo.from_descriptor(
+                desc, diff_id)))
+        in_parallel(self._layer, list(work.values()), "load")
         manifest = self.store.put_blob_bytes(body, media_type)
         return Descriptor(manifest.digest, manifest.size, media_type,
                           platform={"os": cfg.get("os") or "linux",
                                     "architecture": cfg.get("architecture") or "amd64"})
+
+    def _layer(self, member: str, layer: LayerInfo) -> None:
+        """Store one layer's blob and unpacked dir; a blob the store lacks is copied and
+        unpacked in one read of the archive."""
+        if self.store.has_layer_dir(layer.diff_id) or self.store.has_blob(layer.digest):
+            self._put(layer.descriptor, member)
+            if self.store.has_layer_dir(layer.diff_id):
+                return
+            self.progress({"id": layer.digest[7:19], "status": "Loading layer"})
+            try:
+                self.store.ensure_layer_dir(layer)
+            except StoreError as e:
+                raise UserError(f"{self.arc.label}: {e.message}") from None
+        else:
+            self.progress({"id": layer.digest[7:19], "status": "Loading layer"})
+            self._copy_and_unpack(member, layer)
+        with self.lock:
+            self.added_layers.append(layer.diff_id)
+
+    def _copy_and_unpack(self, member: str, layer: LayerInfo) -> None:
+        from minibox.store.layertar import extract_stream
+
+        what = f"{self.arc.label}: layer {layer.digest}"
+        work = self.store.tmp_dir("layer-")
+        try:
+            with self.arc.chunks(member) as source, self._writer(layer.descriptor) as blob:
+                def chunks() -> bytes:
+                    data = source.next()
+                    blob.write(data)
+                    return data
+
+                diff_id = extract_stream(chunks, layer.media_type, work, what)
+            self._note_blob(blob)
+            if diff_id != layer.diff_id:
+                raise UserError(f"{what} unpacks to {diff_id}, not the {layer.diff_id} its "
+                                f"image config says", hint="the archive is damaged")
+            self.store.adopt_layer_dir(work, layer.diff_id)
+        except BaseException:
+            remove_tree(work)
+            raise
 
     def _blob_bytes(self, digest: str, what: str) -> bytes:
         body = self.arc.read(f"blobs/sha256/{digest.split(':', 1)[1]}")
@@ -282,23 +356,31 @@ class _Loader:
         if self.store.has_blob(desc.digest):
             return
         if member is None or isinstance(member, str):
-            f, _ = self.arc.open(member or f"blobs/sha256/{desc.digest[7:]}")
-            chunks = iter(lambda: f.read(_CHUNK), b"")
+            with self.arc.chunks(member or f"blobs/sha256/{desc.digest[7:]}") as source, \
+                    self._writer(desc) as w:
+                while chunk := source.next():
+                    w.write(chunk)
         else:
-            chunks = member()
+            with self._writer(desc) as w:
+                for chunk in member():
+                    w.write(chunk)
+        self._note_blob(w)
+
+    @contextmanager
+    def _writer(self, desc: Descriptor):
+        """A blob writer expecting ``desc``; a mismatch is the archive's fault."""
         try:
             with self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
                                              expected_size=desc.size) as w:
-                for chunk in chunks:
-                    w.write(chunk)
+                yield w
         except StoreError as e:
             raise UserError(f"{self.arc.label}: blob {desc.digest} is corrupt: {e.message}",
                             hint="the archive is damaged; nothing was loaded") from None
-        self._note_blob(w)
 
     def _note_blob(self, writer) -> None:
         if writer.created:
-            self.added_blobs.append(writer.descriptor.digest)
+            with self.lock:
+                self.added_blobs.append(writer.descriptor.digest)
 
     def _undo(self) -> None:
         for diff_id in self.added_layers:

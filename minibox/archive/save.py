@@ -11,13 +11,12 @@ same images give the same bytes.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
 from typing import BinaryIO
 
-from minibox.errors import UserError
+from minibox.errors import StoreError, UserError
 from minibox.store import Image, Store
 from minibox.store.oci import MEDIA_INDEX, REF_NAME_ANNOTATION, Descriptor
 
@@ -45,31 +44,34 @@ def full_name(name: str) -> str:
 
 
 def save(store: Store, images: list[tuple[str | None, Image]], out: BinaryIO) -> None:
-    """Write the archive of ``images`` to ``out`` (a stream: it is never seeked)."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        _add_dir(tar, "blobs")
-        _add_dir(tar, "blobs/sha256")
-        seen: set[str] = set()
-        index, docker = [], []
-        for name, image in images:
-            config = Descriptor.from_oci(image.manifest["config"])
-            for desc in (config, *image.layers, image.descriptor):
-                if desc.digest not in seen:
-                    seen.add(desc.digest)
-                    _add_blob(tar, store, desc.digest)
-            annotations = {}
-            if name:
-                annotations = {CONTAINERD_NAME: full_name(name),
-                               REF_NAME_ANNOTATION: name.rpartition(":")[2]}
-            index.append(Descriptor(image.digest, image.descriptor.size,
-                                    image.descriptor.media_type, annotations).to_oci())
-            docker.append({"Config": _blob_path(config.digest),
-                           "RepoTags": [name] if name else [],
-                           "Layers": [_blob_path(d.digest) for d in image.layers]})
-        _add_bytes(tar, "index.json", json.dumps(
-            {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": index}).encode())
-        _add_bytes(tar, "manifest.json", json.dumps(docker).encode())
+    """Write the archive of ``images`` to ``out`` (a stream: it is never seeked).  Blobs go
+    out as they are stored (never recompressed), in 1 MiB writes: each write is a chunk of
+    the HTTP answer, so small ones cost more than the bytes."""
+    tar = _TarWriter(out)
+    tar.add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    tar.add_dir("blobs")
+    tar.add_dir("blobs/sha256")
+    seen: set[str] = set()
+    index, docker = [], []
+    for name, image in images:
+        config = Descriptor.from_oci(image.manifest["config"])
+        for desc in (config, *image.layers, image.descriptor):
+            if desc.digest not in seen:
+                seen.add(desc.digest)
+                tar.add_blob(store, desc.digest)
+        annotations = {}
+        if name:
+            annotations = {CONTAINERD_NAME: full_name(name),
+                           REF_NAME_ANNOTATION: name.rpartition(":")[2]}
+        index.append(Descriptor(image.digest, image.descriptor.size,
+                                image.descriptor.media_type, annotations).to_oci())
+        docker.append({"Config": _blob_path(config.digest),
+                       "RepoTags": [name] if name else [],
+                       "Layers": [_blob_path(d.digest) for d in image.layers]})
+    tar.add_bytes("index.json", json.dumps(
+        {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": index}).encode())
+    tar.add_bytes("manifest.json", json.dumps(docker).encode())
+    tar.close()
 
 
 def _blob_path(digest: str) -> str:
@@ -85,21 +87,55 @@ def _info(name: str, kind: bytes, size: int = 0) -> tarfile.TarInfo:
     return info
 
 
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    tar.addfile(_info(name, tarfile.DIRTYPE))
+class _TarWriter:
+    """The bytes ``tarfile`` writes in PAX format (headers, data, padding, two zero blocks,
+    zeros to a whole record), with the data in large writes."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.offset = 0
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
+
+    @staticmethod
+    def _header(info: tarfile.TarInfo) -> bytes:
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+    def add_dir(self, name: str) -> None:
+        self._write(self._header(_info(name, tarfile.DIRTYPE)))
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self._write(self._header(_info(name, tarfile.REGTYPE, len(data))) + data +
+                    _padding(len(data)))
+
+    def add_blob(self, store: Store, digest: str) -> None:
+        path = store.blob_path(digest)
+        try:
+            f = open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise UserError(f"blob {digest} is missing from the store; cannot save the image",
+                            hint="re-pull or rebuild the image") from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            pending = self._header(_info(_blob_path(digest), tarfile.REGTYPE, size))
+            left = size
+            while left:
+                data = f.read(min(left, _CHUNK))
+                if not data:
+                    raise StoreError(f"blob {digest} shrank while it was being saved")
+                left -= len(data)
+                self._write(pending + data if pending else data)
+                pending = b""
+            self._write(pending + _padding(size))
+
+    def close(self) -> None:
+        self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        rest = self.offset % tarfile.RECORDSIZE
+        if rest:
+            self._write(tarfile.NUL * (tarfile.RECORDSIZE - rest))
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    tar.addfile(_info(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
-
-
-def _add_blob(tar: tarfile.TarFile, store: Store, digest: str) -> None:
-    path = store.blob_path(digest)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise UserError(f"blob {digest} is missing from the store; cannot save the image",
-                        hint="re-pull or rebuild the image") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        tar.addfile(_info(_blob_path(digest), tarfile.REGTYPE, size), f)
+def _padding(size: int) -> bytes:
+    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)

@@ -27,9 +27,14 @@ class Response:
     def getheader(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
 
+    @property
+    def complete(self) -> bool:
+        """The whole body arrived (the last chunk, or Content-Length bytes)."""
+        return not self.chunked and self.left <= 0
+
     def _fill(self) -> bool:
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(1 << 18)
         except OSError as e:      # reset, timed out: the daemon went away mid-answer
             from minibox.cli.daemon_errors import lost_connection
             raise lost_connection(e) from None

@@ -23,6 +23,19 @@ def _auth_for(registry: str) -> dict | None:
     return {"username": creds.username, "password": creds.password} if creds else None
 
 
+def _transfer(path: str, body: dict, quiet: bool) -> dict:
+    """POST a pull or push and follow its progress (over cli/fasthttp: importing httpx
+    and making its TLS context cost a short pull more CPU than the daemon spends)."""
+    from minibox.cli import fasthttp
+    from minibox.cli.transfer_view import follow
+
+    resp = fasthttp.stream_post(path, {}, body)
+    try:
+        return follow(resp, quiet)
+    finally:
+        resp.close()
+
+
 @click.command()
 @click.argument("reference")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
@@ -31,15 +44,12 @@ def _auth_for(registry: str) -> dict | None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 def pull(reference, platform, insecure, quiet) -> None:
     """Pull an image from a registry (Docker Hub by default)."""
-    from minibox.cli.client import Client
-    from minibox.cli.transfer_view import follow
     from minibox.registry.reference import parse
 
     ref = parse(reference)
     body = {"reference": reference, "platform": platform, "insecure_registries": list(insecure),
             "auth": _auth_for(ref.registry)}
-    with Client(timeout=None).stream("POST", "/images/pull", json=body) as resp:
-        result = follow(resp, quiet)
+    result = _transfer("/images/pull", body, quiet)
     if quiet:
         click.echo(result["digest"])
     else:
@@ -54,15 +64,12 @@ def pull(reference, platform, insecure, quiet) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
 def push(name, destination, insecure, quiet) -> None:
     """Push the local image NAME to the registry its name (or DESTINATION) says."""
-    from minibox.cli.client import Client
-    from minibox.cli.transfer_view import follow
     from minibox.registry.reference import parse
 
     ref = parse(destination or name)
     body = {"name": name, "destination": destination, "insecure_registries": list(insecure),
             "auth": _auth_for(ref.registry)}
-    with Client(timeout=None).stream("POST", "/images/push", json=body) as resp:
-        result = follow(resp, quiet)
+    result = _transfer("/images/push", body, quiet)
     click.echo(result["digest"] if quiet else
                f"Pushed {result['reference']}\nDigest: {result['digest']}")
 

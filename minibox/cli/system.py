@@ -24,10 +24,11 @@ def df(verbose, as_json) -> None:
     """Show the disk space images, containers, volumes and the build cache take."""
     import json
 
-    from minibox.cli.client import Client
+    from minibox.cli import fasthttp
     from minibox.cli.tables import human_size, print_table
 
-    out = Client().get("/system/df", params={"verbose": "true" if verbose else "false"}).json()
+    out = fasthttp.get_json("/system/df", {"verbose": "true" if verbose else "false"},
+                            timeout=120)
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return

@@ -63,21 +63,11 @@ class TransferView:
         self.out.flush()
 
 
-def _lines(resp):
-    """The stream's lines; a connection lost mid-way is the CLI's one clear error."""
-    import httpx
-
-    try:
-        yield from resp.iter_lines()
-    except httpx.TransportError as e:
-        from minibox.cli.daemon_errors import lost_connection
-        raise lost_connection(e) from None
-
-
 def follow(resp, quiet: bool = False) -> dict:
-    """Read an NDJSON transfer stream to its end; returns the result, raises its error."""
+    """Read an NDJSON transfer stream (a cli/fasthttp answer, which makes a connection lost
+    mid-way the CLI's one clear error) to its end; returns the result, raises its error."""
     view = None if quiet else TransferView()
-    for line in _lines(resp):
+    for line in resp.iter_lines():
         if not line.strip():
             continue
         ev = json.loads(line)

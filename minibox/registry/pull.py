@@ -11,9 +11,9 @@ the blobs and layer dirs it added.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,9 +28,10 @@ from minibox.store.layout import remove_tree
 from minibox.store.manifests import (MAX_CONFIG_BYTES, Platform, kind_of, manifest_parts,
                                      parse_json, pick_platform)
 from minibox.store.oci import INDEX_DIGEST, Descriptor, sha256_digest
+from minibox.store.parallel import in_parallel
 
-PARALLEL = 4
 RETRIES = 4
+_QUEUED_CHUNKS = 16                  # a download runs this far ahead of its unpacking
 Progress = Callable[[dict], None]
 
 
@@ -151,19 +152,8 @@ class _Pull:
         return parse_json(self.store.read_blob(desc.digest), f"image config of {self.ref}")
 
     def _layers(self, layers: list[LayerInfo]) -> None:
-        if not layers:
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(layers)),
-                                thread_name_prefix="pull") as pool:
-            futures = [pool.submit(self._layer, layer) for layer in layers]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self.stop.set()
-                for f in futures:
-                    f.cancel()
-                wait(futures)
-                raise failed[0].exception()
+        in_parallel(self._layer, [(layer,) for layer in layers], "pull",
+                    on_failure=self.stop.set)
 
     def _layer(self, layer: LayerInfo) -> None:
         short = layer.digest[7:19]
@@ -278,11 +268,11 @@ class _Pull:
 
 
 class _StreamedUnpack:
-    """Unpacks a layer in a thread from the bytes of its download, through a pipe, into a
-    private dir under ``tmp/``.  Its result counts only if the download completed (the
-    blob's digest verified) and its diff_id is the config's; otherwise the caller unpacks
-    the stored blob as usual.  A failed unpack drains the pipe, so the download never
-    blocks on it."""
+    """Unpacks a layer in a thread from the chunks of its download (handed over through a
+    short queue, not copied) into a private dir under ``tmp/``.  Its result counts only if
+    the download completed (the blob's digest verified) and its diff_id is the config's;
+    otherwise the caller unpacks the stored blob as usual.  A failed unpack drains the
+    queue, so the download never blocks on it."""
 
     def __init__(self, store: Store, layer: LayerInfo, label: str):
         self.store, self.layer, self.label = store, layer, label
@@ -291,29 +281,32 @@ class _StreamedUnpack:
         self.error: BaseException | None = None
         self.complete = False
         self._live = True
-        read_fd, self._write_fd = os.pipe()
-        self._thread = threading.Thread(target=self._unpack, args=(read_fd,),
-                                        name="pull-unpack", daemon=True)
+        self._ended = False                           # the end marker was taken
+        self._chunks: queue.Queue = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._thread = threading.Thread(target=self._unpack, name="pull-unpack", daemon=True)
         self._thread.start()
 
-    def _unpack(self, read_fd: int) -> None:
+    def _unpack(self) -> None:
         from minibox.store.layertar import extract_stream
 
-        with os.fdopen(read_fd, "rb", buffering=1 << 20) as stream:
-            try:
-                self.diff_id = extract_stream(stream, self.layer.media_type, self.work,
-                                              self.label)
-            except BaseException as e:
-                self.error = e
-            while stream.read(1 << 20):                 # drain: never block the writer
-                pass
+        try:
+            self.diff_id = extract_stream(self._next, self.layer.media_type, self.work,
+                                          self.label)
+        except BaseException as e:
+            self.error = e
+        while self._next():                           # drain: never block the download
+            pass
+
+    def _next(self) -> bytes:
+        if self._ended:
+            return b""
+        chunk = self._chunks.get()
+        self._ended = not chunk
+        return chunk
 
     def write(self, chunk: bytes) -> None:
-        if not self._live:
-            return
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self._write_fd, view):]
+        if self._live and chunk:
+            self._chunks.put(chunk)
 
     def abandon(self) -> None:
         """The download starts over: what was streamed is no longer the blob."""
@@ -324,7 +317,7 @@ class _StreamedUnpack:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.complete = exc_type is None and self._live
-        os.close(self._write_fd)
+        self._chunks.put(b"")                         # the end of the stream
         self._thread.join()
         if not self.complete:
             self.diff_id = None

@@ -19,7 +19,7 @@ from typing import Iterator
 from minibox.errors import Conflict
 from minibox.space import refs
 from minibox.space.hold import oldest_start
-from minibox.space.usage import disk_usage
+from minibox.space.usage import disk_usage, forget_layer_sizes
 from minibox.store import Store
 from minibox.store.layout import remove_tree
 
@@ -133,12 +133,16 @@ def _sweep(store: Store, grace: float, report: Report) -> None:
                 continue
             report.freed += size
             report.deleted.append("sha256:" + path.name)
+    removed = []
     for path in _entries(store.layout.layers):
         if path.name not in live_dirs and _mtime(path) < grace:
             size = disk_usage(path)
             remove_tree(path)
             report.freed += size
             report.deleted.append(f"layer {path.name[:12]}")
+            removed.append(path.name)
+    if removed:
+        forget_layer_sizes(store, removed)
 
 
 def _prune_volumes(root: Path, report: Report) -> None:

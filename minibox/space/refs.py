@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Container:
     layer_dirs: set[str]
     volumes: set[str]
     upper: Path
+    stamp: tuple = field(default=(), compare=False)   # its files' (inode, mtime, size)
 
 
 @dataclass
@@ -61,7 +63,12 @@ class Scan:
 
 def closure(store: Store, digest: str) -> Closure:
     """Everything the manifest ``digest`` needs (only what is stored: a damaged image is
-    still walked as far as it goes)."""
+    still walked as far as it goes).  A whole one is remembered: content-addressed, it
+    never changes."""
+    key = (str(store.root), digest)
+    known = _CLOSURES.get(key)
+    if known is not None:
+        return known
     out = Closure()
     try:
         manifest = json.loads(store.blob_path(digest).read_bytes())
@@ -74,8 +81,14 @@ def closure(store: Store, digest: str) -> Closure:
         for diff_id in (cfg.get("rootfs") or {}).get("diff_ids") or []:
             out.layer_dirs.add(diff_id.removeprefix("sha256:"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, MiniBoxError):
-        pass
+        return out
+    if len(_CLOSURES) > 10_000:
+        _CLOSURES.clear()
+    _CLOSURES[key] = out
     return out
+
+
+_CLOSURES: dict[tuple[str, str], Closure] = {}
 
 
 def scan(store: Store, *, with_closures: bool = True) -> Scan:
@@ -94,11 +107,12 @@ def scan(store: Store, *, with_closures: bool = True) -> Scan:
     if with_closures:
         for digest in {*images, *(c.image_digest for c in containers), *held}:
             if is_digest(digest):
-                closures[digest] = closure(store, digest)
+                found = closures[digest] = closure(store, digest)
                 for index_digest in extra.get(digest, ()):
                     path = store.blob_path(index_digest)
-                    if path.exists():
-                        closures[digest].blobs[index_digest] = path.stat().st_size
+                    if path.exists():                # a copy: the remembered one stays
+                        found = closures[digest] = Closure({**found.blobs}, found.layer_dirs)
+                        found.blobs[index_digest] = path.stat().st_size
     return Scan(images, closures, containers, _cache_entries(store.root / "cache" / "blocks"),
                 _base_records(store.layout.bases), held,
                 [CacheEntry(Path(), blob, diff_id.removeprefix("sha256:"))
@@ -107,27 +121,81 @@ def scan(store: Store, *, with_closures: bool = True) -> Scan:
 
 def scan_containers(root: Path) -> list[Container]:
     out = []
-    base = root / "containers"
+    base = os.path.join(root, "containers")
     try:
         names = os.listdir(base)
     except FileNotFoundError:
         return out
+    seen = set()
     for cid in names:
         if cid.startswith("."):
             continue
-        d = base / cid
-        cfg = _read_json(d / "config.json")
-        st = _read_json(d / "state.json")
-        if cfg is None and st is None:
-            continue
-        cfg, st = cfg or {}, st or {}
-        image = cfg.get("image") or {}
-        dirs = {os.path.basename(str(p).rstrip("/")) for p in image.get("layers") or []}
-        vols = {m.get("source") for m in cfg.get("mounts") or [] if m.get("kind") == "volume"}
-        out.append(Container(cid, st.get("name") or "", st.get("status") or "unknown",
-                             image.get("digest") or st.get("image_digest") or "", dirs,
-                             {v for v in vols if v}, d / "upper"))
+        d = os.path.join(base, cid)
+        seen.add(d)
+        container = _RECORDS.get(d)
+        if container is not None:
+            out.append(container)
+    with _RECORDS_LOCK:
+        for gone in set(_RECORDS.cache) - seen:
+            del _RECORDS.cache[gone]
     return out
+
+
+class _ContainerRecords:
+    """Containers as their ``config.json``, ``state.json`` and the monitor's ``exit.json``
+    say, parsed again only when one of the files changed (a df of 500 containers would
+    otherwise read and parse 1000 JSON files every time).  They are only ever replaced by
+    rename, so a changed file has a new inode."""
+
+    FILES = ("config.json", "state.json", "exit.json")
+
+    def __init__(self):
+        self.cache: dict[str, tuple[tuple, Container]] = {}
+
+    def get(self, d: str) -> Container | None:
+        key = tuple(_stamp(os.path.join(d, name)) for name in self.FILES)
+        hit = self.cache.get(d)
+        if hit is not None and hit[0] == key and None not in key:
+            return hit[1]
+        container = _read_container(d)
+        if container is not None:
+            container.stamp = key
+            with _RECORDS_LOCK:
+                self.cache[d] = (key, container)
+        return container
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _read_container(d: str) -> Container | None:
+    cfg = _read_json(Path(d, "config.json"))
+    st = _read_json(Path(d, "state.json"))
+    if cfg is None and st is None:
+        return None
+    cfg, st = cfg or {}, st or {}
+    status = st.get("status") or "unknown"
+    if status in ("running", "stopping"):            # exited, and the worker has not
+        ex = _read_json(Path(d, "exit.json"))        # recorded it yet
+        if ex and ex.get("run") == st.get("run"):
+            status = "exited"
+    image = cfg.get("image") or {}
+    dirs = {os.path.basename(str(p).rstrip("/")) for p in image.get("layers") or []}
+    vols = {m.get("source") for m in cfg.get("mounts") or [] if m.get("kind") == "volume"}
+    return Container(os.path.basename(d), st.get("name") or "", status,
+                     image.get("digest") or st.get("image_digest") or "", dirs,
+                     {v for v in vols if v}, Path(d, "upper"))
+
+
+_RECORDS = _ContainerRecords()
+_RECORDS_LOCK = threading.Lock()
 
 
 def _cache_entries(d: Path) -> list[CacheEntry]:

@@ -1,59 +1,139 @@
 """``system df``: what the images, containers, volumes and build cache take on disk, and how
 much of it a prune could free.  Sizes are disk blocks, as ``du`` counts them (hard links
-once); unpacked layer dirs are measured once and remembered (they never change), so a df
-of a large store stays fast."""
+once); unpacked layer dirs are measured once and remembered in ``layers/.sizes.json``
+(they never change; the record names the dir's inode, so a layer removed and unpacked
+again is measured again), so a df of a large store stays fast, also after a restart."""
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import threading
 from pathlib import Path
 
 from minibox.space import refs
 from minibox.store import Store
+from minibox.store.layout import atomic_write
 
-_LAYER_SIZES: dict[tuple[str, int], int] = {}      # (layer dir, its inode) -> bytes
+SIZES_FILE = ".sizes.json"                          # in layers/: {hex: [inode, bytes]}
+_SIZES: dict[str, dict[str, list[int]]] = {}        # data root -> that file's content
+_DIRTY: set[str] = set()
 _LOCK = threading.Lock()
 
 
 def disk_usage(path: Path) -> int:
     """Bytes of disk ``path`` takes (a file or a whole tree, never following symlinks)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return 0
-    total += st.st_blocks * 512
-    if not os.path.isdir(path) or os.path.islink(path):
+    total = st.st_blocks * 512
+    if not stat.S_ISDIR(st.st_mode):
         return total
-    for top, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except FileNotFoundError:
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
+    seen: set[tuple[int, int]] = set()
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
                     continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
+                if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
     return total
 
 
 def layer_size(store: Store, hex_name: str) -> int:
     path = store.layout.layers / hex_name
     try:
-        key = (hex_name, os.lstat(path).st_ino)
+        ino = os.lstat(path).st_ino
     except FileNotFoundError:
         return 0
+    sizes = _sizes(store)
     with _LOCK:
-        if key in _LAYER_SIZES:
-            return _LAYER_SIZES[key]
+        known = sizes.get(hex_name)
+        if known and known[0] == ino:
+            return known[1]
     size = disk_usage(path)
     with _LOCK:
-        _LAYER_SIZES[key] = size
+        sizes[hex_name] = [ino, size]
+        _DIRTY.add(str(store.root))
     return size
+
+
+def _sizes(store: Store) -> dict[str, list[int]]:
+    root = str(store.root)
+    with _LOCK:
+        if root in _SIZES:
+            return _SIZES[root]
+    try:
+        data = json.loads((store.layout.layers / SIZES_FILE).read_bytes())
+        sizes = {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 2
+                 and all(isinstance(n, int) for n in v)}
+    except (OSError, ValueError, AttributeError):
+        sizes = {}                                   # none yet, or damaged: measure again
+    with _LOCK:
+        return _SIZES.setdefault(root, sizes)
+
+
+def forget_layer_sizes(store: Store, hex_names: list[str]) -> None:
+    """Drop the records of removed layer dirs (prune calls this)."""
+    sizes = _sizes(store)
+    with _LOCK:
+        for name in hex_names:
+            sizes.pop(name, None)
+        _DIRTY.add(str(store.root))
+    save_layer_sizes(store)
+
+
+def save_layer_sizes(store: Store) -> None:
+    """Write the sizes measured since the last save (records of removed layers dropped)."""
+    root = str(store.root)
+    with _LOCK:
+        if root not in _DIRTY:
+            return
+        _DIRTY.discard(root)
+        sizes = _SIZES[root]
+        for gone in [k for k in sizes if not (store.layout.layers / k).is_dir()]:
+            del sizes[gone]
+        data = json.dumps(sizes, separators=(",", ":")).encode()
+    try:
+        atomic_write(store.layout.layers / SIZES_FILE, data, store.layout.tmp)
+    except OSError:
+        pass                                         # only a cache: measured again later
+
+
+def upper_size(c: refs.Container) -> int:
+    """Disk use of a container's upper dir.  Only its processes write there, so the size of
+    a container at rest is measured once per state it is in (a start or an exit rewrites
+    its state or exit record, and with it the stamp)."""
+    if c.status not in _AT_REST or not c.stamp:
+        return disk_usage(c.upper)
+    with _LOCK:
+        hit = _UPPERS.get(c.id)
+    if hit is not None and hit[0] == c.stamp:
+        return hit[1]
+    size = disk_usage(c.upper)
+    with _LOCK:
+        if len(_UPPERS) > 100_000:
+            _UPPERS.clear()
+        _UPPERS[c.id] = (c.stamp, size)
+    return size
+
+
+_AT_REST = ("created", "exited")
+_UPPERS: dict[str, tuple[tuple, int]] = {}
 
 
 def blob_size(store: Store, digest: str) -> int:
@@ -93,7 +173,7 @@ def df(store: Store, *, verbose: bool = False) -> dict:
     containers = []
     container_size = running_size = 0
     for c in scan.containers:
-        size = disk_usage(c.upper)
+        size = upper_size(c)
         container_size += size
         if c.status in ("running", "paused", "restarting"):
             running_size += size
@@ -117,6 +197,7 @@ def df(store: Store, *, verbose: bool = False) -> dict:
     ]}
     if verbose:
         out.update(images=images, containers=containers, volumes=volumes)
+    save_layer_sizes(store)
     return out
 
 

@@ -16,12 +16,9 @@ diff without the lower layers); such entries are refused.
 from __future__ import annotations
 
 import errno
-import gzip
-import hashlib
 import os
 import stat
 import tarfile
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -29,8 +26,10 @@ import zstandard
 
 from minibox.errors import StoreError, UserError
 from minibox.store import tarstream as ts
-from minibox.store.compress import BackgroundSink, LayerPipeline, Sink, open_decompressed
+from minibox.store.compress import BackgroundSink, LayerPipeline, Sink
 from minibox.store.layerinfo import LayerInfo
+from minibox.store.layerreader import (INFLATE_ERRORS, Chunks, LayerReader, file_chunks,
+                                       open_tar)
 from minibox.store.layout import mounts_under, remove_tree
 from minibox.store.oci import LAYER_MEDIA_TYPES
 from minibox.store.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerExtractor, Limits
@@ -113,85 +112,28 @@ def extract_layer(blob_path: Path, media_type: str, dest_dir: Path,
     bytes or entries, or a compression ratio no real layer has) raise UserError; failures
     to write, StoreError.
     """
-    with open(blob_path, "rb") as raw:
-        return _extract(raw, f"{blob_path}", media_type, dest_dir, limits)
+    with open(blob_path, "rb", buffering=0) as raw:
+        return extract_stream(file_chunks(raw), media_type, dest_dir, f"{blob_path}", limits)
 
 
-def extract_stream(stream, media_type: str, dest_dir: Path, label: str,
+def extract_stream(chunks: Chunks, media_type: str, dest_dir: Path, label: str,
                    limits: Limits | None = None) -> str:
-    """``extract_layer`` on a stream read once (a download as it arrives); ``stream``
-    needs ``read`` and ``peek`` (an ``io.BufferedReader``)."""
-    return _extract(_Counted(stream), label, media_type, dest_dir, limits)
-
-
-def _extract(raw, label: str, media_type: str, dest_dir: Path, limits: Limits | None) -> str:
+    """``extract_layer`` on bytes read once (a download or an upload as it arrives):
+    ``chunks()`` gives the next compressed bytes, ``b""`` at the end."""
     limits = limits or Limits.from_env()
     try:
-        stream, kind = open_decompressed(raw)
-        hashing = _HashingReader(stream, raw if kind != "none" else None, limits,
-                                 media_type or "layer")
+        reader = LayerReader(chunks, limits, media_type or "layer")
         extractor = LayerExtractor(Path(dest_dir), limits)
         try:
-            with tarfile.open(fileobj=hashing, mode="r|") as tar:
-                extractor.extract_all(tar)
+            extractor.extract_all(open_tar(reader))
         finally:
             extractor.close()
-        hashing.drain()
-    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError,
-            gzip.BadGzipFile) as e:
+        reader.drain()
+    except (tarfile.TarError, EOFError, zstandard.ZstdError, *INFLATE_ERRORS) as e:
         raise UserError(f"{label} is not a valid {media_type or 'layer'} archive: {e}") from e
     except OSError as e:
         raise StoreError(f"cannot extract {label} into {dest_dir}: {e}") from e
-    return hashing.digest
-
-
-class _Counted:
-    """A stream that counts what was read from it (``tell`` for a pipe)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._count += len(data)
-        return data
-
-    def peek(self, size: int = 0) -> bytes:
-        return self._stream.peek(size)
-
-    def tell(self) -> int:
-        return self._count
-
-
-class _HashingReader:
-    """Passes reads through while hashing them (the diff_id of what tarfile reads) and
-    enforcing the size and compression-ratio limits."""
-
-    def __init__(self, stream, compressed, limits: Limits, what: str):
-        self._stream = stream
-        self._compressed = compressed          # the raw file under a decompressor, or None
-        self._limits = limits
-        self._what = what
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        self._limits.check_size(self.size, self._what)
-        if self._compressed is not None:
-            self._limits.check_ratio(self.size, self._compressed.tell(), self._what)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_READ_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+    return reader.digest
 
 
 # -- the writer ---------------------------------------------------------------------------

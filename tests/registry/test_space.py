@@ -161,3 +161,55 @@ def test_system_info(sfarm):
     assert "Storage driver: overlay" in r.stdout and "Versions: minibox" in r.stdout
     info = json.loads(sfarm.cli("system", "info", "--json").stdout)
     assert info["images"] >= 1 and info["cgroup_version"] in ("1", "2")
+
+
+def df_rows(farm) -> dict:
+    r = farm.cli("system", "df", "-v", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    return {**{row["type"]: row for row in out["rows"]},
+            "by_name": {c["name"]: c for c in out["containers"]}}
+
+
+def test_df_remembered_sizes_stay_right_through_rm_prune_and_a_restart(sfarm, tmp_path):
+    """df keeps layer sizes in layers/.sizes.json and container records in memory: what
+    it reports must still follow every change."""
+    start = df_rows(sfarm)
+    build(sfarm, tmp_path, "sized:1", "BASE busybox\nBLOCK s\n"
+                                      "    RUN head -c 3000000 /dev/urandom > /big\n")
+    grown = df_rows(sfarm)
+    assert grown["Images"]["size"] >= start["Images"]["size"] + 3_000_000   # layer dir
+    sizes = json.loads((sfarm.root / "layers" / ".sizes.json").read_text())
+    layer = sfarm.image("sized:1")["rootfs"]["diff_ids"][-1][7:]
+    assert sizes[layer][1] >= 3_000_000
+
+    # a record that names another inode is not this layer's: measured again
+    sizes[layer] = [sizes[layer][0] + 1, 1]
+    (sfarm.root / "layers" / ".sizes.json").write_text(json.dumps(sizes))
+    sfarm.stop()
+    sfarm.start()
+    assert df_rows(sfarm)["Images"]["size"] == grown["Images"]["size"]
+
+    # a container's upper and its state: followed as they change
+    r = sfarm.cli("run", "-d", "--name", "df-writer", "--network", "none", "sized:1", "sh",
+                  "-c", "head -c 2000000 /dev/urandom > /written; sleep 600")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 120
+    while (rows := df_rows(sfarm))["Containers"]["size"] < \
+            start["Containers"]["size"] + 2_000_000:
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert rows["by_name"]["df-writer"]["status"] == "running"
+    sfarm.cli("kill", "df-writer", check=True)
+    deadline = time.monotonic() + 120
+    while df_rows(sfarm)["by_name"]["df-writer"]["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    sfarm.cli("rm", "-f", "df-writer", check=True)
+    sfarm.cli("rmi", "sized:1", check=True)
+    sfarm.cli("system", "prune", "--build-cache", "-f", check=True)
+    after = df_rows(sfarm)
+    assert after["Containers"]["size"] == start["Containers"]["size"]
+    assert after["Images"]["size"] <= start["Images"]["size"]
+    assert not (sfarm.root / "layers" / layer).exists()
+    assert layer not in json.loads((sfarm.root / "layers" / ".sizes.json").read_text())

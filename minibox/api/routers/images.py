@@ -267,8 +267,13 @@ async def load_images(request: Request) -> StreamingResponse:
     path = work / "archive"
     try:
         with open(path, "wb") as f:
-            async for chunk in request.stream():
-                await run_in_threadpool(f.write, chunk)
+            pending = bytearray()           # the body comes in ~64 KiB pieces: written a
+            async for chunk in request.stream():    # MiB at a time, one thread hop each
+                pending += chunk
+                if len(pending) >= 1 << 20:
+                    await run_in_threadpool(f.write, pending)
+                    pending = bytearray()
+            await run_in_threadpool(f.write, pending)
     except BaseException:
         remove_tree(work)
         raise
