@@ -12,10 +12,10 @@ that the farm has the layer (a missing unpacked directory is extracted again fro
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
+from minibox import atomic
 from minibox.wire.keys import BLOCK_CACHE_PATTERN, block_cache_key
 
 
@@ -60,12 +60,7 @@ class BlockCache:
         entry = {"key": key, "block": block, "layer": layer, "created": time.time()}
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.write_json(path, entry)
         if self.redis is not None:
             self.redis.set(block_cache_key(key), json.dumps(entry))
         return entry

@@ -13,11 +13,12 @@ changed: "COPY sources at line 7 changed", "parent block 'runtime' changed", …
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
+
+from minibox import atomic
 
 KEY_VERSION = 1
 
@@ -112,6 +113,4 @@ class LastBuilds:
     def put(self, tag: str, block: str, components: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self._path(tag, block)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(components))
-        os.replace(tmp, path)
+        atomic.write_json(path, components, durable=False)   # lost: a cache miss, no more

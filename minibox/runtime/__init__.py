@@ -6,7 +6,8 @@ Public API (the runtime worker calls ``service``; the daemon reads with ``query`
 - ``service.Runtime(data_root)``: ``create(request) -> id``, ``start(id) -> state``,
   ``run(request) -> state`` (create + start; a failed start removes everything),
   ``kill(id, sig) -> bool``, ``remove(id, force)``, ``reconcile()`` (after a restart).
-- ``spec.from_request(dict) -> ContainerSpec``: validation of every user input.
+- ``spec.from_request(dict) -> ContainerSpec``: validation of every user input (at the API
+  edge; the frozen ContainerSpec, StartPlan and StartResult are in ``minibox.wire.runtime``).
 - ``query``: ``list_containers``, ``inspect``, ``wait_exited(store, ids, timeout)``.
 - ``streams``: ``log_stream`` (plain or Docker-multiplexed, follow until exit + exit frame),
   ``exec_stream``, ``pty_stream``.
@@ -24,5 +25,5 @@ per-container monitor), ``logs`` (framed, rotated log files), ``state`` (crash-s
 
 __all__ = ["caps", "cgroups", "exec", "health", "health_scheduler", "ids", "images", "init",
            "initlayer", "logs", "minimon", "monitor", "monitor_attach", "nsexec", "process",
-           "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec", "startspec",
+           "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec",
            "state", "stats", "streams", "volumes", "zygote", "network", "restart"]

@@ -18,15 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from minibox import kernel
+from minibox.hostsfile import hosts_text
 from minibox.errors import Conflict, MiniBoxError, UserError
 from minibox.runtime import (caps, cgroups, ids, images, initlayer, minimon, process, restart,
                              seccomp, spawn)
 from minibox.config import Settings
 from minibox.runtime.network import ContainerNetworks, ExitWatcher
-from minibox.runtime.spec import ContainerSpec, from_request
-from minibox.runtime.state import Record, StateStore, alive, read_json, sync_later, write_json
+from minibox.runtime.spec import from_request
+from minibox.runtime.state import Record, StateStore, alive, read_json, sync_later
 from minibox.runtime import volumes as volume_store
 from minibox.runtime.volumes import VolumeStore
+from minibox.wire.runtime import ContainerSpec, ProcessSpec, StartPlan
 
 NOFILE_DEFAULT = 1048576
 
@@ -50,7 +52,9 @@ class Runtime:
         return self._cid_locks[hash(cid) % len(self._cid_locks)]
 
     # --- create -----------------------------------------------------------------------
-    def create(self, request: dict) -> str:
+    def create(self, request: ContainerSpec | dict) -> str:
+        """``request``: a ContainerSpec (validated at the API edge), or a raw request body
+        (validated here: callers in this process)."""
         with self._rw.shared():
             return self._create(request)
 
@@ -99,8 +103,8 @@ class Runtime:
         with self._rw.exclusive():
             return self._reconcile()
 
-    def _create(self, request: dict) -> str:
-        spec = from_request(request)
+    def _create(self, request: ContainerSpec | dict) -> str:
+        spec = request if isinstance(request, ContainerSpec) else from_request(request)
         net = None
         if spec.network not in ("none", "host"):
             net = self.net.lookup(spec.network)  # an unknown network: NotFound, nothing made
@@ -218,7 +222,7 @@ class Runtime:
                                     [rec.name, *spec.network_aliases, cid[:12]])
             plan = self._plan(rec, spec, cg, run)
             if plugged is not None:
-                plan["netns"] = plugged.path
+                plan = plan.with_netns(plugged.path)
             started = spawn.start(plan)
         except BaseException:
             cgroups.remove(cg.dirs)
@@ -273,7 +277,7 @@ class Runtime:
         sync_later([d / "config.json", d / "state.json", d, self.store.root])
         return state
 
-    def _plan(self, rec: Record, spec: ContainerSpec, cg, run: int) -> dict:
+    def _plan(self, rec: Record, spec: ContainerSpec, cg, run: int) -> StartPlan:
         cfg = rec.config
         names = caps.container_caps(privileged=spec.privileged, add=spec.cap_add,
                                     drop=spec.cap_drop, extra=caps.DB_EXTRA if spec.db_mode else ())
@@ -282,34 +286,34 @@ class Runtime:
             mask &= ~(1 << caps.NUMBER["MKNOD"])   # no devices cgroup: no mknod at all
         relax = frozenset(("mount", "umount", "umount2")) if "SYS_ADMIN" in names else frozenset()
         d = str(rec.dir)
-        return {
-            "id": rec.id, "name": rec.name, "run": run, "dir": d, "data_root": str(self.data_root),
+        return StartPlan(
+            id=rec.id, name=rec.name, run=run, dir=d, data_root=str(self.data_root),
             # the overlay is mounted in the container's own mount namespace only, so one
             # shared empty directory serves every container as the mount point (older
             # containers have their own)
-            "rootfs": f"{d}/rootfs" if os.path.isdir(f"{d}/rootfs") else str(self.store.mnt),
-            "upper": f"{d}/upper", "work": f"{d}/work",
-            "etc_files": cfg.get("etc_files"),
-            "lowers": _with_init_layer(self.data_root, cfg["image"]["layers"]),
-            "mounts": cfg["mounts"],
-            "hostname": cfg["hostname"], "network": spec.network, "shm_size": spec.shm_size,
-            "tty": spec.tty, "interactive": spec.interactive,
-            "sysctls": spec.sysctls, "process": cfg["process"],
-            "caps_mask": mask, "privileged": spec.privileged,
-            "no_new_privs": spec.no_new_privileges and not spec.privileged,
-            "seccomp": seccomp.compile_filter(relax) if spec.seccomp and not spec.privileged else None,
-            "cgroup_dirs": cg.dirs, "cgroup_version": cg.version,
-            "oom_score_adj": spec.oom_score_adj, "autoremove": spec.autoremove,
-            "log_max_size": spec.log_max_size, "log_max_files": spec.log_max_files,
-            "rlimits": {"RLIMIT_NOFILE": (NOFILE_DEFAULT, NOFILE_DEFAULT)},
-            "minimon": minimon.path(self.data_root),
+            rootfs=f"{d}/rootfs" if os.path.isdir(f"{d}/rootfs") else str(self.store.mnt),
+            upper=f"{d}/upper", work=f"{d}/work",
+            etc_files=cfg.get("etc_files"),
+            lowers=_with_init_layer(self.data_root, cfg["image"]["layers"]),
+            mounts=cfg["mounts"],
+            hostname=cfg["hostname"], network=spec.network, shm_size=spec.shm_size,
+            tty=spec.tty, interactive=spec.interactive,
+            sysctls=spec.sysctls, process=ProcessSpec.from_wire(cfg["process"]),
+            caps_mask=mask, privileged=spec.privileged,
+            no_new_privs=spec.no_new_privileges and not spec.privileged,
+            seccomp=seccomp.compile_filter(relax) if spec.seccomp and not spec.privileged else None,
+            cgroup_dirs=cg.dirs, cgroup_version=cg.version,
+            oom_score_adj=spec.oom_score_adj, autoremove=spec.autoremove,
+            log_max_size=spec.log_max_size, log_max_files=spec.log_max_files,
+            rlimits={"RLIMIT_NOFILE": (NOFILE_DEFAULT, NOFILE_DEFAULT)},
+            minimon=minimon.path(self.data_root),
             # --rm: the monitor deletes these volume dirs (DataRoot/volumes/<name>) once the
             # container has exited, before its exit record, as Docker does; it checks each
             # one (under DataRoot/volumes, anonymous, made for this container, unused)
-            "anonymous_volumes": [str(self.volumes.root / n)
-                                  for n in volume_store.anonymous_of(cfg["mounts"])]
+            anonymous_volumes=[str(self.volumes.root / n)
+                               for n in volume_store.anonymous_of(cfg["mounts"])]
             if spec.autoremove else [],
-        }
+        )
 
     @staticmethod
     def _warnings(spec: ContainerSpec) -> list[str]:
@@ -319,7 +323,7 @@ class Runtime:
                        "left unchanged")
         return out
 
-    def run(self, request: dict, attach: bool = False) -> dict:
+    def run(self, request: ContainerSpec | dict, attach: bool = False) -> dict:
         """create + start; a failed start removes the container again (nothing left).
 
         ``attach``: the caller will follow the output (a foreground run in one round trip).
@@ -453,12 +457,10 @@ def _etc_files(hostname: str, network: str, net=None) -> dict:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of a container.  Its init writes them
     into its own /dev tmpfs at each start and bind-mounts them (rootfs.bind_etc_files): no
     files on disk per container."""
+    hosts = hosts_text(hostname, host_network=network == "host")
     if network == "host":
-        hosts = _read("/etc/hosts")
         resolv = _read("/etc/resolv.conf")
     else:
-        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                 f"127.0.1.1\t{hostname}\n")
         if network == "none":
             resolv = "# --network none: no DNS\n"
         elif network != "bridge" and net is not None:
@@ -530,4 +532,4 @@ def _read(path: str) -> str:
         return ""
 
 
-__all__ = ["Runtime", "write_json"]
+__all__ = ["Runtime"]

@@ -66,7 +66,7 @@ class Zygote:
             if self.sock is None:
                 self._start()
 
-    def spawn(self, plan: dict, report_w: int) -> bool:
+    def spawn(self, plan, report_w: int) -> bool:
         """Have the zygote start this container's monitor; False if it cannot (use fork)."""
         data = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
         if len(data) > MAX_MSG:

@@ -13,8 +13,9 @@ runtime.remote, the API) and the workers (workers.*, builder.executor, builder.r
 - ``api``: the HTTP API's request models (pydantic, validated at the API edge; imported by
   the daemon's routers only, so not re-exported here).
 
-Not yet here as messages: the runtime worker's run request (checked at the edge by
-api.RunRequest, then by runtime.spec.from_request) and its start plan (runtime.startspec).
+- ``runtime``: ContainerSpec (the validated run/create request, daemon -> runtime worker),
+  StartResult (its answer), StartPlan + ProcessSpec (runtime worker -> monitor and init;
+  ``StartPlan.encode`` for the compiled start).
 
 The worker messages are frozen dataclasses with ``to_wire()`` (a JSON-able dict, what Celery and Redis
 carry) and ``from_wire(dict)``; optional fields that are None stay off the wire, unknown keys
@@ -28,13 +29,14 @@ from minibox.wire.events import EVENT_TYPES, TERMINAL_EVENTS, Event, event_from_
 from minibox.wire.keys import (BLOCK_CACHE_PATTERN, BUILDS_INDEX, DAEMON_RECORD, LOCK_TTL, block_cache_key,
                                block_lock_key, job_cancel_key, job_events_key, job_hosts_key,
                                job_record_key, job_tasks_key)
+from minibox.wire.runtime import ContainerSpec, ProcessSpec, StartPlan, StartResult
 from minibox.wire.queues import (BUILD_BLOCK, BUILD_PING, BUILD_QUEUE, RUNTIME_QUEUE,
                                  RUNTIME_VERBS, TASK_ROUTES, runtime_task)
 
 __all__ = [
     "BLOCK_CACHE_PATTERN", "BUILDS_INDEX", "BUILD_BLOCK", "BUILD_PING", "BUILD_QUEUE",
-    "BlockJob", "BlockResult", "DAEMON_RECORD", "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError",
-    "RUNTIME_QUEUE", "RUNTIME_VERBS", "TASK_ROUTES", "TERMINAL_EVENTS", "block_cache_key",
+    "BlockJob", "BlockResult", "ContainerSpec", "DAEMON_RECORD", "EVENT_TYPES", "Event", "LOCK_TTL", "ProcessSpec", "ProtocolError",
+    "RUNTIME_QUEUE", "RUNTIME_VERBS", "StartPlan", "StartResult", "TASK_ROUTES", "TERMINAL_EVENTS", "block_cache_key",
     "block_lock_key", "event_from_wire", "job_cancel_key", "job_events_key", "job_hosts_key",
     "job_record_key", "job_tasks_key", "runtime_task",
 ]
