@@ -5,7 +5,9 @@ Public API (the runtime worker calls ``service``; the daemon reads with ``query`
 
 - ``service.Runtime(data_root)``: ``create(request) -> id``, ``start(id) -> state``,
   ``run(request) -> state`` (create + start; a failed start removes everything),
-  ``kill(id, sig) -> bool``, ``remove(id, force)``, ``reconcile()`` (after a restart).
+  ``kill(id, sig) -> bool``, ``remove(id, force)``, ``reconcile()`` (after a restart); one
+  module per verb (``create``, ``start``, ``kill``, ``remove``, ``reconcile``, ``exits``),
+  the status enum and its transitions in ``status``.
 - ``spec.from_request(dict) -> ContainerSpec``: validation of every user input (at the API
   edge; the frozen ContainerSpec, StartPlan and StartResult are in ``minibox.wire.runtime``).
 - ``query``: ``list_containers``, ``inspect``, ``wait_exited(store, ids, timeout)``.
@@ -23,7 +25,8 @@ per-container monitor), ``logs`` (framed, rotated log files), ``state`` (crash-s
 ``health`` + ``health_scheduler``, ``ids``, ``images``, ``process``.
 """
 
-__all__ = ["caps", "cgroups", "exec", "health", "health_scheduler", "ids", "images", "init",
-           "initlayer", "logs", "minimon", "monitor", "monitor_attach", "nsexec", "process",
-           "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec",
-           "state", "stats", "streams", "volumes", "zygote", "network", "restart"]
+__all__ = ["caps", "cgroups", "create", "exec", "exits", "health", "health_scheduler", "ids",
+           "images", "init", "initlayer", "kill", "logs", "minimon", "monitor", "monitor_attach",
+           "network", "nsexec", "process", "query", "reconcile", "remote", "remove", "restart",
+           "rootfs", "seccomp", "service", "spawn", "spec", "start", "state", "stats", "status",
+           "streams", "volumes", "zygote"]
