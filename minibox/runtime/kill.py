@@ -22,6 +22,8 @@ def kill(rt: Runtime, cid: str, sig: int = signal.SIGKILL) -> bool:
     """Signal the container's init (through a pidfd: never a reused pid).  False if it is
     not running."""
     rec = rt.store.load(cid)
+    if rec is None:            # removed meanwhile (its monitor, for --rm)
+        return False
     st = rec.effective()
     if st["status"] != "running":
         return False
