@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 from minibox.errors import Conflict, UserError
-from minibox.runtime import caps, images, process, seccomp
+from minibox.runtime.security import caps, seccomp
+from minibox.runtime import images, process
 from minibox.runtime.spec import parse_env
 from minibox.wire.runtime import ContainerSpec
 from minibox.runtime.state import Record, alive

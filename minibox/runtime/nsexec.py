@@ -18,7 +18,7 @@ import sys
 
 from minibox import kernel as k
 from minibox.errors import KernelError
-from minibox.runtime import init as cinit   # loaded before setns: no import after it
+from minibox.runtime.start import init as cinit   # loaded before setns: no import after it
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 

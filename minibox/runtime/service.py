@@ -24,13 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from minibox.config import Settings
-from minibox.runtime import create as create_verb
-from minibox.runtime import kill as kill_verb
-from minibox.runtime import reconcile as reconcile_verb
-from minibox.runtime import remove as remove_verb
+from minibox.runtime.verbs import create as create_verb
+from minibox.runtime.verbs import kill as kill_verb
+from minibox.runtime.verbs import reconcile as reconcile_verb
+from minibox.runtime.verbs import remove as remove_verb
 from minibox.runtime import restart
-from minibox.runtime import start as start_verb
-from minibox.runtime.exits import Exits
+from minibox.runtime.verbs import start as start_verb
+from minibox.runtime.verbs.exits import Exits
 from minibox.runtime.network import ContainerNetworks
 from minibox.runtime.state import Record, StateStore
 from minibox.runtime.volumes import VolumeStore

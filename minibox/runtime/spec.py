@@ -12,7 +12,7 @@ import os
 import re
 
 from minibox.errors import UserError
-from minibox.runtime import caps
+from minibox.runtime.security import caps
 from minibox.wire.runtime import (DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE,
                                   DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE, ContainerSpec,
                                   HealthSpec, Mount)

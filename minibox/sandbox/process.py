@@ -28,7 +28,8 @@ import signal
 from dataclasses import dataclass
 
 from minibox import kernel
-from minibox.runtime import caps, rootfs, seccomp
+from minibox.runtime.security import caps, seccomp
+from minibox.runtime.start import rootfs
 
 DEFAULT_CAPS = caps.mask_of(caps.DOCKER_DEFAULT)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

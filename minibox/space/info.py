@@ -12,7 +12,7 @@ from minibox.store import Store
 
 
 def info(store: Store, settings) -> dict:
-    from minibox.runtime import cgroups
+    from minibox.runtime.limits import cgroups
 
     counts = info_counts(store)
     return {

@@ -7,7 +7,7 @@
   validate it again.
 - ``StartResult``: what the ``run`` and ``start`` tasks answer (worker -> daemon).
 - ``ProcessSpec`` and ``StartPlan``: every decision of one start, made by the runtime
-  worker (minibox.runtime.start), read by the monitor and the container's init (Python:
+  worker (minibox.runtime.verbs.start), read by the monitor and the container's init (Python:
   pickled to the zygote or forked; compiled: ``StartPlan.encode`` -> ``minimon --start``).
 
 Frozen dataclasses with ``to_wire()`` / ``from_wire()`` as in ``minibox.wire.build``.
@@ -205,7 +205,7 @@ class StartPlan:
     def encode(self, clone_flags: int, fs_steps: list[tuple], init_path: str) -> bytes:
         """The compiled start's spec: NUL-terminated tokens in the order of mbstart.c's
         ``parse``.  ``clone_flags`` and ``fs_steps`` (rootfs.OP_FIELDS per step) are the
-        runtime's decisions for this plan (minibox.runtime.rootfs); ``init_path`` is where
+        runtime's decisions for this plan (minibox.runtime.start.rootfs); ``init_path`` is where
         tini is inside the container."""
         proc = self.process
         env = dict(e.split("=", 1) for e in proc.env)

@@ -98,7 +98,9 @@ def _on_ready(sender=None, **_kw) -> None:
         return
     rt = runtime()
     log.info("runtime worker ready: %s", rt.reconcile())
-    from minibox.runtime import health_scheduler, minimon, seccomp, spawn
+    from minibox.runtime import health_scheduler
+    from minibox.runtime.start import minimon, spawn
+    from minibox.runtime.security import seccomp
     seccomp.compile_filter()
     spawn.tini_fd()
     compiled = minimon.path(rt.data_root)

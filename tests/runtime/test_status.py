@@ -11,7 +11,7 @@ import time
 import pytest
 
 from minibox.errors import Conflict
-from minibox.runtime.status import TRANSITIONS, IllegalTransition, Status, check
+from minibox.runtime.state.status import TRANSITIONS, IllegalTransition, Status, check
 
 
 def test_the_transitions():

@@ -11,7 +11,7 @@ import pickle
 import pytest
 
 from minibox.errors import UserError
-from minibox.runtime import rootfs, spawn
+from minibox.runtime.start import rootfs, spawn
 from minibox.runtime.spec import from_request
 from minibox.wire import ContainerSpec, ProtocolError, StartPlan, StartResult
 from minibox.wire.runtime import ProcessSpec

@@ -2,7 +2,7 @@
 
 Mutations go to the runtime worker (Celery queue ``runtime``); reads come straight from the
 container records and cgroups (no worker round trip).  Streams are Docker-style
-multiplexed frames (see minibox.runtime.streams) when ``mux=1``.
+multiplexed frames (see minibox.runtime.io.streams) when ``mux=1``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from fastapi.responses import StreamingResponse
 from minibox.api.routers import tty_sessions
 from minibox.api.streaming import mux_guard
 from minibox.errors import Conflict, UserError
-from minibox.runtime import query, streams
+from minibox.runtime import query
+from minibox.runtime.io import streams
 from minibox.runtime.remote import call
 from minibox.runtime.state import StateStore
-from minibox.runtime.stats import Sampler
+from minibox.runtime.limits.stats import Sampler
 from minibox.wire.api import ContainerRef, ExecId, ExecRequest, RunRequest, StopRequest
 from minibox.wire.runtime import ContainerSpec, StartResult
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
-from minibox.runtime import cgroups
+from minibox.runtime.limits import cgroups
 from minibox.runtime import volumes as volume_store
-from minibox.runtime.status import Status, check, of
+from minibox.runtime.state.status import Status, check, of
 
 if TYPE_CHECKING:
     from minibox.runtime.service import Runtime

@@ -26,7 +26,7 @@ import socket
 import struct
 
 from minibox import kernel as k
-from minibox.runtime import rootfs
+from minibox.runtime.start import rootfs
 from minibox.wire.runtime import StartPlan
 
 TIOCSCTTY = 0x540E

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from minibox.runtime import cgroups, restart
-from minibox.runtime.status import Status
+from minibox.runtime.limits import cgroups
+from minibox.runtime import restart
+from minibox.runtime.state.status import Status
 
 if TYPE_CHECKING:
     from minibox.runtime.service import Runtime

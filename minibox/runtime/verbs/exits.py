@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from minibox.runtime.network import ExitWatcher
-from minibox.runtime.status import Status, of
+from minibox.runtime.state.status import Status, of
 
 if TYPE_CHECKING:
     from minibox.runtime.service import Runtime

@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 
 from minibox import kernel as k
-from minibox.runtime import cgroups, init, logs, rootfs
-from minibox.runtime.monitor_attach import AttachServer
+from minibox.runtime.limits import cgroups
+from minibox.runtime.start import init, rootfs
+from minibox.runtime.io import logs
+from minibox.runtime.start.monitor_attach import AttachServer
 from minibox.atomic import write_json
 from minibox.runtime.state import StateStore, proc_start_time
 from minibox.wire.runtime import StartPlan

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from minibox import kernel
 from minibox.errors import MiniBoxError
-from minibox.runtime import logs
+from minibox.runtime.io import logs
 from minibox.runtime.query import wait_exited
 from minibox.runtime.state import StateStore, alive, read_json
 from minibox.wire.runtime import StartResult

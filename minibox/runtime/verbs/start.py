@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minibox.errors import MiniBoxError
-from minibox.runtime import caps, cgroups, initlayer, minimon, restart, seccomp, spawn
+from minibox.runtime.security import caps, seccomp
+from minibox.runtime.limits import cgroups
+from minibox.runtime.start import initlayer, minimon, spawn
+from minibox.runtime import restart
 from minibox.runtime import volumes as volume_store
 from minibox.runtime.state import Record, read_json, sync_later
-from minibox.runtime.status import Status, check
+from minibox.runtime.state.status import Status, check
 from minibox.wire.runtime import ContainerSpec, ProcessSpec, StartPlan
 
 if TYPE_CHECKING:
@@ -153,7 +156,7 @@ def _warnings(spec: ContainerSpec) -> list[str]:
 
 def attach_link(rt: Runtime, cid: str) -> str:
     """The log, made before the start and hard-linked as ``.attach/<id>`` (see Runtime.run)."""
-    from minibox.runtime.logs import LOG
+    from minibox.runtime.io.logs import LOG
     log = rt.store.dir(cid) / LOG
     os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
     link = str(rt.store.attach / cid)

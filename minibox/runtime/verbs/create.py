@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from minibox.errors import Conflict, UserError
 from minibox.hostsfile import hosts_text
-from minibox.runtime import ids, images, process
+from minibox.runtime.state import ids
+from minibox.runtime import images, process
 from minibox.runtime import volumes as volume_store
 from minibox.runtime.spec import from_request
-from minibox.runtime.status import Status
+from minibox.runtime.state.status import Status
 from minibox.wire.runtime import ContainerSpec
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from minibox import kernel
 from minibox.config import process_settings
 from minibox.errors import KernelError, MiniBoxError, UserError
-from minibox.runtime import monitor, rootfs
+from minibox.runtime.start import monitor, rootfs
 from minibox.wire.runtime import NulInPlan, StartPlan
 
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/sbin/tini-static")
@@ -106,7 +106,7 @@ def tini_fd() -> int:
 def zygote():
     """This process's zygote handle (made on first use; see zygote.py)."""
     if not _ZYGOTE:
-        from minibox.runtime.zygote import Zygote
+        from minibox.runtime.start.zygote import Zygote
         _ZYGOTE.append(Zygote())
     return _ZYGOTE[0]
 
