@@ -83,7 +83,7 @@ def bench_api(farm, n: int) -> float:
 
 def bench_runtime(farm, n: int) -> float:
     """The runtime layer alone, in this process (what the worker does per container)."""
-    from minibox.runtime import cgroups
+    from minibox.runtime.limits import cgroups
     from minibox.runtime.query import wait_exited
     from minibox.runtime.service import Runtime
     root = farm.root

@@ -4,7 +4,12 @@ The reference engine's variables keep their meaning: MINIBOX_DATA_ROOT, MINIBOX_
 MINIBOX_API_TOKEN, MINIBOX_BUILD_PREFIXES.  New ones: MINIBOX_BROKER_URL (use this Redis
 instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COMPRESSION, and
 the networks' names (MINIBOX_BUILD_BRIDGE/_SUBNET, MINIBOX_BRIDGE/_SUBNET,
-MINIBOX_NET_CHAIN_PREFIX; see minibox/net).
+MINIBOX_NET_CHAIN_PREFIX; see minibox/net).  The runtime's: MINIBOX_CGROUP_PARENT (the cgroup
+containers are made under), MINIBOX_PYTHON_MONITOR and MINIBOX_NO_ZYGOTE (force the Python
+monitor, and its fork out of the worker: for tests and measurements).
+
+Each process reads its environment once, here: ``process_settings()`` (the CLI has its own
+one place, minibox.cli.endpoint).
 
 The API always needs a credential (DESIGN.md, "Trust boundaries"): MINIBOX_API_TOKEN when
 set, else a token the daemon generates once into ``run/api-token`` (0640 root:minibox); a
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_DATA_ROOT = "/var/lib/minibox"
@@ -27,6 +33,7 @@ DEFAULT_BUILD_PREFIXES = "/home,/tmp,/var/tmp,/var/lib/minibox,/root,/srv,/opt,/
 DEFAULT_BRIDGE, DEFAULT_BRIDGE_SUBNET = "minibox0", "172.19.0.0/24"
 DEFAULT_BUILD_BRIDGE, DEFAULT_BUILD_SUBNET = "mbbuild0", "172.19.1.0/24"
 DEFAULT_CHAIN_PREFIX = "MINIBOX"
+DEFAULT_CGROUP_PARENT = "minibox"
 
 
 def _default_concurrency() -> int:
@@ -83,6 +90,9 @@ class Settings:
     build_bridge: str = DEFAULT_BUILD_BRIDGE       # build steps' network
     build_subnet: str = DEFAULT_BUILD_SUBNET
     chain_prefix: str = DEFAULT_CHAIN_PREFIX       # MiniBox's own iptables chains
+    cgroup_parent: str = DEFAULT_CGROUP_PARENT     # containers' cgroups live under it
+    python_monitor: bool = False                   # never the compiled monitor
+    no_zygote: bool = False                        # Python monitors fork from the worker
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -109,6 +119,10 @@ class Settings:
             build_bridge=_env(env, "MINIBOX_BUILD_BRIDGE", DEFAULT_BUILD_BRIDGE),
             build_subnet=_env(env, "MINIBOX_BUILD_SUBNET", DEFAULT_BUILD_SUBNET),
             chain_prefix=_env(env, "MINIBOX_NET_CHAIN_PREFIX", DEFAULT_CHAIN_PREFIX),
+            cgroup_parent=(env.get("MINIBOX_CGROUP_PARENT") or "").strip().strip("/")
+            or DEFAULT_CGROUP_PARENT,
+            python_monitor=bool(env.get("MINIBOX_PYTHON_MONITOR")),
+            no_zygote=bool(env.get("MINIBOX_NO_ZYGOTE")),
         )
 
     # --- derived paths -----------------------------------------------------------
@@ -155,3 +169,9 @@ class Settings:
         if self.broker_url:
             return self.broker_url
         return f"redis+socket://{self.redis_socket}"
+
+
+@lru_cache(maxsize=1)
+def process_settings() -> Settings:
+    """This process's settings, read from its environment once (the first time it is asked)."""
+    return Settings.from_env()

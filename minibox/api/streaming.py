@@ -13,7 +13,7 @@ import json
 import logging
 
 from minibox.errors import MiniBoxError
-from minibox.runtime.streams import EXIT, frame
+from minibox.runtime.io.streams import EXIT, frame
 
 log = logging.getLogger("minibox.api")
 STREAM_ERROR = "stream_error"

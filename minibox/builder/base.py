@@ -27,7 +27,7 @@ from typing import Protocol
 from minibox.errors import NotFound, UserError
 from minibox.store import LayerInfo, Store, normalize_name
 from minibox.store.compress import open_decompressed, sniff
-from minibox.store.layout import atomic_write
+from minibox.atomic import write_file
 from minibox.store.oci import LAYER_MEDIA_TYPES, digest_hex
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -252,5 +252,5 @@ def _import_archive(store: Store, path: Path, digest: str) -> LayerInfo:
                     blob.write(chunk)
     layer = store.import_layer(blob.descriptor)
     record = json.dumps(layer.to_dict() | {"dir": None}, sort_keys=True).encode()
-    atomic_write(_record_path(store, digest), record, store.layout.tmp)
+    write_file(_record_path(store, digest), record, tmp_dir=store.layout.tmp)
     return layer

@@ -12,10 +12,10 @@ that the farm has the layer (a missing unpacked directory is extracted again fro
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
+from minibox import atomic
 from minibox.wire.keys import BLOCK_CACHE_PATTERN, block_cache_key
 
 
@@ -83,12 +83,9 @@ class BlockCache:
         entry = {"key": key, "block": block, "layer": layer, "created": time.time()}
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        # no fsync: the blob it names was fsynced before, and an entry lost (or left empty)
-        # by a crash is only a miss (unreadable JSON is one), never a wrong layer
-        with open(tmp, "w") as f:
-            json.dump(entry, f)
-        os.replace(tmp, path)
+        # not durable: the blob it names was fsynced before, and an entry lost (or left
+        # empty) by a crash is only a miss (unreadable JSON is one), never a wrong layer
+        atomic.write_json(path, entry, durable=False)
         if pipe is not None or self.redis is not None:
             (pipe if pipe is not None else self.redis).set(block_cache_key(key),
                                                            json.dumps(entry))

@@ -15,11 +15,12 @@ changed: "COPY sources at line 7 changed", "parent block 'runtime' changed", …
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
+
+from minibox import atomic
 
 KEY_VERSION = 1
 
@@ -132,12 +133,9 @@ class LastBuilds:
         self._changed.add(tag)
 
     def save(self) -> None:
-        """Write the tags that changed (temp + rename; the blocks not built this time keep
-        what the earlier builds recorded)."""
+        """Write the tags that changed (the blocks not built this time keep what the
+        earlier builds recorded); lost by a crash: a miss explained less well, no more."""
         for tag in sorted(self._changed):
             self.dir.mkdir(parents=True, exist_ok=True)
-            path = self._path(tag)
-            tmp = path.with_suffix(f".tmp{os.getpid()}-{id(self)}")
-            tmp.write_text(json.dumps(self._blocks(tag)))
-            os.replace(tmp, path)
+            atomic.write_json(self._path(tag), self._blocks(tag), durable=False)
         self._changed.clear()

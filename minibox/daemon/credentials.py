@@ -24,6 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from minibox import atomic
 from minibox.config import API_GROUP, Settings
 from minibox.errors import MiniBoxError
 
@@ -82,19 +83,9 @@ def load_token(settings: Settings, gid: int | None) -> str:
     token = token or kept or secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     if token != kept:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, token.encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            share_with_group(tmp, gid, 0o640)
-            os.rename(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # 0600 until it has its group, then 0640 root:minibox: never open to more
+        atomic.write_file(path, token + "\n", mode=0o600,
+                          prepare=lambda tmp: share_with_group(tmp, gid, 0o640))
     else:
         share_with_group(path, gid, 0o640)      # the group may be new since the last start
     _warn_if_unreachable(path, gid)

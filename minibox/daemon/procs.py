@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from minibox import atomic
+
 log = logging.getLogger("minibox.supervisor")
 
 __all__ = ["Child", "start_time", "read_state", "write_state"]
@@ -126,7 +128,7 @@ def read_state(path: Path) -> dict[str, dict]:
 
 
 def write_state(path: Path, children: list[Child]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"daemon": os.getpid(),
-                               "children": [c.record() for c in children if c.pid]}))
-    os.replace(tmp, path)
+    # not durable: after a power loss none of these processes runs anyway
+    atomic.write_json(path, {"daemon": os.getpid(),
+                             "children": [c.record() for c in children if c.pid]},
+                      durable=False)

@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from minibox import atomic
+
 
 class JsonState:
     def __init__(self, directory: str | os.PathLike, name: str):
@@ -33,9 +35,7 @@ class JsonState:
             return {}
 
     def write(self, data: dict) -> None:
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, sort_keys=True, indent=1))
-        os.replace(tmp, self.path)
+        atomic.write_json(self.path, data, indent=1)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -1,28 +1,30 @@
 """The container runtime.
 
-Public API (the runtime worker calls ``service``; the daemon reads with ``query``,
-``streams``, ``stats`` and runs exec through ``exec``):
+Its parts, as packages:
 
-- ``service.Runtime(data_root)``: ``create(request) -> id``, ``start(id) -> state``,
-  ``run(request) -> state`` (create + start; a failed start removes everything),
-  ``kill(id, sig) -> bool``, ``remove(id, force)``, ``reconcile()`` (after a restart).
-- ``spec.from_request(dict) -> ContainerSpec``: validation of every user input.
+- ``service.Runtime(data_root)``: the runtime worker's face.  ``create(request) -> id``,
+  ``start(id) -> state``, ``run(request) -> state`` (create + start; a failed start removes
+  everything), ``kill(id, sig) -> bool``, ``remove(id, force)``, ``reconcile()`` (after a
+  restart); one module per verb in ``verbs`` (create, start, kill, remove, reconcile, exits).
+- ``state``: the container's records (``records``: state.json and the others, crash-safe),
+  its status enum and allowed transitions (``status``), ids and names (``ids``).
+- ``start``: the start path that carries out a ``wire.StartPlan``: ``spawn``, the compiled
+  monitor (``minimon`` + its C sources) or the Python one (``zygote``, ``monitor``,
+  ``init``), the filesystem steps (``rootfs``), the init layer (``initlayer``).
+- ``io``: ``logs`` (framed, rotated log files), ``streams`` (logs, exec, attach as HTTP).
+- ``limits``: ``cgroups`` (v1 and v2), ``stats``.
+- ``security``: ``caps``, ``seccomp``.
+- ``spec.from_request(dict) -> ContainerSpec``: validation of every user input (at the API
+  edge; ContainerSpec, StartPlan and StartResult are in ``minibox.wire.runtime``).
 - ``query``: ``list_containers``, ``inspect``, ``wait_exited(store, ids, timeout)``.
-- ``streams``: ``log_stream`` (plain or Docker-multiplexed, follow until exit + exit frame),
-  ``exec_stream``, ``pty_stream``.
-- ``exec.exec_spec`` / ``spawn_exec`` / ``run_capture``: commands inside a running container.
-- ``stats.Sampler().sample(state)``: CPU % from the previous sample, memory, pids, IO, net.
-- ``volumes.VolumeStore``: named volumes.
+- ``exec.exec_spec`` / ``spawn_exec`` / ``run_capture`` (through ``nsexec``): commands
+  inside a running container.
+- ``volumes.VolumeStore``: named volumes.  ``network``: a container's network.
+  ``restart``: restart policies.  ``health`` + ``health_scheduler``: healthchecks.
+- ``images``, ``process``: the image and the process a container runs.
 - ``remote.call(celery, verb, *args)``: the daemon's side of the ``minibox.runtime.*`` tasks.
-
-Inside: ``cgroups`` (v1 and v2), ``seccomp`` (filter compiled once, loaded raw), ``caps``,
-``rootfs`` + ``init`` (the container's first process: namespaces, overlay, pivot_root,
-/proc /dev /sys, masks, privileges, exec of tini), ``monitor`` + ``minimon.c`` (the
-per-container monitor), ``logs`` (framed, rotated log files), ``state`` (crash-safe records),
-``health`` + ``health_scheduler``, ``ids``, ``images``, ``process``.
 """
 
-__all__ = ["caps", "cgroups", "exec", "health", "health_scheduler", "ids", "images", "init",
-           "initlayer", "logs", "minimon", "monitor", "monitor_attach", "nsexec", "process",
-           "query", "remote", "rootfs", "seccomp", "service", "spawn", "spec", "startspec",
-           "state", "stats", "streams", "volumes", "zygote", "network", "restart"]
+__all__ = ["exec", "health", "health_scheduler", "images", "io", "limits", "network", "nsexec",
+           "process", "query", "remote", "restart", "security", "service", "spec", "start",
+           "state", "verbs", "volumes"]

@@ -8,14 +8,17 @@ with a timeout (healthchecks).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
 from minibox.errors import Conflict, UserError
-from minibox.runtime import caps, images, process, seccomp
-from minibox.runtime.spec import ContainerSpec, parse_env
+from minibox.runtime.security import caps, seccomp
+from minibox.runtime import images, process
+from minibox.runtime.spec import parse_env
+from minibox.wire.runtime import ContainerSpec
 from minibox.runtime.state import Record, alive
 
 
@@ -32,7 +35,7 @@ def exec_spec(rec: Record, cmd: list[str], env=(), workdir: str | None = None,
     proc = dict(cfg["process"])
     if user is not None:
         image = images.ResolvedImage(spec.image, spec.image, "", {}, cfg["image"]["layers"])
-        spec.user = user
+        spec = dataclasses.replace(spec, user=user)
         proc["uid"], proc["gid"], proc["groups"], _ = process.user(spec, image)
     merged = {}
     for item in list(proc["env"]) + parse_env(list(env)):

@@ -15,7 +15,8 @@ import threading
 import time
 
 from minibox.runtime import restart
-from minibox.runtime.state import StateStore, read_json, write_json
+from minibox.atomic import write_json
+from minibox.runtime.state import StateStore, read_json
 
 log = logging.getLogger("minibox.health")
 KEEP = 5

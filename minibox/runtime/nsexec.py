@@ -18,7 +18,7 @@ import sys
 
 from minibox import kernel as k
 from minibox.errors import KernelError
-from minibox.runtime import init as cinit   # loaded before setns: no import after it
+from minibox.runtime.start import init as cinit   # loaded before setns: no import after it
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -97,7 +97,9 @@ def _child(spec: dict, root_fd: int) -> None:
             os.setsid()
             import fcntl
             fcntl.ioctl(0, cinit.TIOCSCTTY, 0)
-        cinit._drop_privileges(spec, proc)
+        cinit.drop_privileges(spec["caps_mask"], bool(spec.get("privileged")), proc["uid"],
+                              proc["gid"], proc.get("groups"), spec.get("no_new_privs", True),
+                              spec.get("seccomp"))
         k.reset_signals()
         os.execve(found, proc["argv"], dict(e.split("=", 1) for e in env))
     except BaseException as e:  # noqa: BLE001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from minibox import accounts
 from minibox.errors import UserError
 from minibox.runtime.images import ResolvedImage, read_image_file
 
@@ -38,38 +39,20 @@ def environment(spec, image: ResolvedImage, hostname: str, home: str) -> list[st
 
 
 def user(spec, image: ResolvedImage) -> tuple[int, int, list[int], str]:
-    """(uid, gid, supplementary gids, home) for ``--user`` or the image's User."""
+    """(uid, gid, supplementary gids, home) for ``--user`` or the image's User
+    (minibox.accounts' rules)."""
     text = (spec.user if spec.user is not None else image.config.get("User") or "").strip()
-    if not text:
-        text = "0"
-    name, _, group = text.partition(":")
-    passwd = _table(read_image_file(image.layers, "/etc/passwd"))
-    groups = _table(read_image_file(image.layers, "/etc/group"))
-    entry = _find(passwd, name)
-    if entry is None and not name.isdigit():
-        raise UserError(f"unable to find user {name}: no matching entries in the image's "
-                        "/etc/passwd", hint="use a numeric uid, or a user the image defines")
-    uid = int(name) if name.isdigit() else int(entry[2])
-    gid = int(entry[3]) if entry else 0
-    home = entry[5] if entry and len(entry) > 5 and entry[5] else ("/root" if uid == 0 else "/")
-    if group:
-        g = _find(groups, group)
-        if g is None and not group.isdigit():
-            raise UserError(f"unable to find group {group}: no matching entries in the "
-                            "image's /etc/group")
-        gid = int(group) if group.isdigit() else int(g[2])
-    login = entry[0] if entry else None
-    extra = sorted({int(g[2]) for g in groups if login and len(g) > 3 and g[2].isdigit()
-                    and login in g[3].split(",") and int(g[2]) != gid})
-    return uid, gid, extra, home
-
-
-def _table(text: str | None) -> list[list[str]]:
-    return [ln.split(":") for ln in (text or "").splitlines() if ln and not ln.startswith("#")]
-
-
-def _find(rows: list[list[str]], key: str):
-    for row in rows:
-        if len(row) > 3 and (row[0] == key or (key.isdigit() and row[2] == key)):
-            return row
-    return None
+    try:
+        a = accounts.resolve(text or "0", read_image_file(image.layers, "/etc/passwd"),
+                             read_image_file(image.layers, "/etc/group"))
+    except accounts.UnknownName as e:
+        if e.kind == "group":
+            raise UserError(f"unable to find group {e.name}: no matching entries in the "
+                            "image's /etc/group") from None
+        raise UserError(f"unable to find user {e.name}: no matching entries in the image's "
+                        "/etc/passwd", hint="use a numeric uid, or a user the image defines") \
+            from None
+    except accounts.IdOutOfRange as e:
+        raise UserError(f"invalid --user {text!r}: {e}") from None
+    home = a.home or ("/root" if a.uid == 0 else "/")
+    return a.uid, a.gid, sorted({g for g in a.memberships if g != a.gid}), home

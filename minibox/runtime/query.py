@@ -73,6 +73,8 @@ def _status_text(st: dict) -> str:
         return f"Up {_ago(now - (st.get('started_at') or now))}"
     if st["status"] == "created":
         return "Created"
+    if st["status"] == "removing":
+        return "Removal In Progress"
     code = st.get("exit_code")
     when = st.get("finished_at")
     tail = f" {_ago(now - when)} ago" if when else ""

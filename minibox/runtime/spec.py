@@ -1,20 +1,22 @@
-"""What a client asks for (``ContainerSpec``), validated once, with clear errors.
+"""What a client asks for, validated once into a ``ContainerSpec``, with clear errors.
 
-The API takes a JSON body with these fields; the CLI fills it from its flags.  Everything a
-person can get wrong is checked here, before anything is created.
+The API takes a JSON body with these fields (minibox.wire.api.RunRequest); the CLI fills it
+from its flags.  Everything a person can get wrong is checked here, at the API edge, before
+anything is queued: the runtime worker gets the frozen ``ContainerSpec`` (minibox.wire.runtime)
+and does not check it again.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
 
 from minibox.errors import UserError
 from minibox.net.network import parse_extra
-from minibox.runtime import caps
-from minibox.runtime.logs import DEFAULT_MAX_FILES as DEFAULT_LOG_MAX_FILES
-from minibox.runtime.logs import DEFAULT_MAX_SIZE as DEFAULT_LOG_MAX_SIZE
+from minibox.runtime.security import caps
+from minibox.wire.runtime import (DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE,
+                                  DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE, ContainerSpec,
+                                  HealthSpec, Mount)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -22,83 +24,8 @@ ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
 NETWORKS = ("none", "host", "bridge")
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEFAULT_PIDS_LIMIT = 4096
 SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
 SYSCTL_EXACT = ("kernel.sem",)
-
-
-@dataclass
-class HealthSpec:
-    cmd: list[str]
-    interval: float = 30.0
-    timeout: float = 30.0
-    retries: int = 3
-    start_period: float = 0.0
-
-
-@dataclass
-class Mount:
-    source: str          # absolute host path (bind), a volume name, "" (anonymous volume)
-    target: str          # absolute path inside the container
-    readonly: bool = False
-    kind: str = "bind"   # bind | volume | tmpfs
-    options: str = ""    # tmpfs data (size=...)
-
-
-@dataclass
-class ContainerSpec:
-    image: str
-    command: list[str] | None = None
-    entrypoint: list[str] | None = None
-    name: str | None = None
-    env: list[str] = field(default_factory=list)
-    mounts: list[Mount] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    network: str = "bridge"         # bridge (the default network), none, host, or a name
-    ports: list[dict] = field(default_factory=list)     # minibox.net.ports.PortMap dicts
-    publish_all: bool = False       # -P: the image's PORTs to free host ports
-    network_aliases: list[str] = field(default_factory=list)   # more names on its network
-    # its other user-defined networks (eth1...): name -> its aliases there (compose)
-    extra_networks: dict[str, list[str]] = field(default_factory=dict)
-    memory: int = 0                 # bytes; 0 = no limit
-    cpus: float = 0.0               # CPUs of quota; 0 = no quota
-    cpu_shares: int = 0             # relative weight (docker's -c; 1024 = normal)
-    cpuset_cpus: str = ""
-    io_weight: int = 0              # 10..1000; 0 = unset
-    pids_limit: int = DEFAULT_PIDS_LIMIT   # <= 0: unlimited
-    oom_score_adj: int = 0
-    shm_size: int = 64 << 20
-    sysctls: dict[str, str] = field(default_factory=dict)
-    tty: bool = False
-    interactive: bool = False
-    autoremove: bool = False
-    privileged: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    seccomp: bool = True
-    no_new_privileges: bool = True
-    health: HealthSpec | None = None
-    no_healthcheck: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    db_mode: bool = False
-    log_max_size: int = DEFAULT_LOG_MAX_SIZE
-    log_max_files: int = DEFAULT_LOG_MAX_FILES
-    restart: dict = field(default_factory=lambda: {"name": "no", "max_retries": 0})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ContainerSpec":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known}
-        kw["mounts"] = [m if isinstance(m, Mount) else Mount(**m) for m in kw.get("mounts") or []]
-        h = kw.get("health")
-        if isinstance(h, dict):
-            kw["health"] = HealthSpec(**h)
-        return cls(**kw)
 
 
 # --- parsing the pieces a person types -------------------------------------------------
@@ -255,12 +182,13 @@ def parse_health(data: dict | None) -> HealthSpec | None:
         cmd = ["/bin/sh", "-c", cmd]
     if not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd) or not cmd:
         raise UserError("invalid --health-cmd", hint="a shell command string")
-    h = HealthSpec(cmd=cmd)
+    kw = {}
     for key in ("interval", "timeout", "start_period"):
         if data.get(key) not in (None, ""):
-            setattr(h, key, parse_duration(data[key], f"--health-{key.replace('_', '-')}"))
+            kw[key] = parse_duration(data[key], f"--health-{key.replace('_', '-')}")
     if data.get("retries") not in (None, ""):
-        h.retries = _int(data["retries"], "--health-retries", 1, 1000)
+        kw["retries"] = _int(data["retries"], "--health-retries", 1, 1000)
+    h = HealthSpec(cmd=cmd, **kw)
     if h.interval <= 0 or h.timeout <= 0:
         raise UserError("health interval and timeout must be positive")
     return h
@@ -331,7 +259,16 @@ def from_request(data: dict) -> ContainerSpec:
         check_target(path, t)
         mounts.append(Mount(source="tmpfs", target=path, kind="tmpfs", options=opts))
     _no_duplicate_targets(mounts)
-    spec = ContainerSpec(
+    restart = parse_restart(data.get("restart"))
+    if data.get("autoremove") and restart["name"] != "no":
+        raise UserError("--restart and --rm cannot be used together",
+                        hint="a container removed at its exit cannot be restarted: drop one")
+    log_max_size, log_max_files = parse_log_opts(_str_list(data.get("log_opts"), "--log-opt"))
+    seccomp, no_new_privileges = _security_opts(data.get("security_opt") or [])
+    workdir = data.get("workdir") or None
+    if workdir is not None and not workdir.startswith("/"):
+        raise UserError(f"invalid working directory {workdir!r}", hint="it must be absolute")
+    return ContainerSpec(
         image=image, name=name, hostname=hostname, network=network, ports=ports,
         network_aliases=_aliases(data, network),
         extra_networks=parse_extra(data.get("extra_networks"), network),
@@ -339,7 +276,7 @@ def from_request(data: dict) -> ContainerSpec:
         command=_str_list(data.get("command"), "command") or None,
         entrypoint=_str_list(data.get("entrypoint"), "entrypoint"),
         env=parse_env(data.get("env")), mounts=mounts,
-        workdir=data.get("workdir") or None, user=(data.get("user") or None),
+        workdir=workdir, user=(data.get("user") or None),
         memory=parse_memory(data.get("memory")), cpus=parse_cpus(data.get("cpus")),
         cpu_shares=_int(data.get("cpu_shares") or 0, "-c/--cpu-shares", 0, 262144),
         cpuset_cpus=_cpuset(data.get("cpuset_cpus") or ""),
@@ -348,7 +285,7 @@ def from_request(data: dict) -> ContainerSpec:
                         is not None else DEFAULT_PIDS_LIMIT, "--pids-limit", -1, 4194304),
         oom_score_adj=_int(data.get("oom_score_adj") or 0, "--oom-score-adj", -1000, 1000),
         shm_size=(parse_memory(data["shm_size"], "--shm-size", "--shm-size")
-                  if data.get("shm_size") else 64 << 20),
+                  if data.get("shm_size") else DEFAULT_SHM_SIZE),
         sysctls=parse_sysctls(data.get("sysctls") or {}, network),
         tty=bool(data.get("tty")), interactive=bool(data.get("interactive")),
         autoremove=bool(data.get("autoremove")), privileged=bool(data.get("privileged")),
@@ -356,17 +293,9 @@ def from_request(data: dict) -> ContainerSpec:
         cap_drop=[caps.normalize(c) for c in data.get("cap_drop") or []],
         health=parse_health(data.get("health")), no_healthcheck=bool(data.get("no_healthcheck")),
         labels=dict(data.get("labels") or {}), db_mode=bool(data.get("db_mode")),
+        restart=restart, log_max_size=log_max_size, log_max_files=log_max_files,
+        seccomp=seccomp, no_new_privileges=no_new_privileges,
     )
-    spec.restart = parse_restart(data.get("restart"))
-    if spec.autoremove and spec.restart["name"] != "no":
-        raise UserError("--restart and --rm cannot be used together",
-                        hint="a container removed at its exit cannot be restarted: drop one")
-    spec.log_max_size, spec.log_max_files = parse_log_opts(_str_list(data.get("log_opts"),
-                                                                     "--log-opt"))
-    _security_opts(spec, data.get("security_opt") or [])
-    if spec.workdir is not None and not spec.workdir.startswith("/"):
-        raise UserError(f"invalid working directory {spec.workdir!r}", hint="it must be absolute")
-    return spec
 
 
 def _aliases(data: dict, network: str) -> list[str]:
@@ -408,13 +337,16 @@ def _cpuset(text: str) -> str:
     return text
 
 
-def _security_opts(spec: ContainerSpec, opts: list[str]) -> None:
+def _security_opts(opts: list[str]) -> tuple[bool, bool]:
+    """--security-opt: (seccomp, no_new_privileges)."""
+    seccomp, nnp = True, True
     for opt in opts:
         key, _, value = str(opt).replace(":", "=", 1).partition("=")
         if key == "seccomp" and value == "unconfined":
-            spec.seccomp = False
+            seccomp = False
         elif key == "no-new-privileges" and value in ("", "true", "false"):
-            spec.no_new_privileges = value != "false"
+            nnp = value != "false"
         else:
             raise UserError(f"unsupported --security-opt {opt!r}",
                             hint="supported: seccomp=unconfined, no-new-privileges[=true|false]")
+    return seccomp, nnp

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from minibox.errors import Conflict, NotFound, UserError
 from minibox.rmtree import remove_tree
-from minibox.runtime import ids
+from minibox.runtime.state import ids
 from minibox.runtime.spec import VOLUME_NAME_RE
-from minibox.runtime.state import StateStore, read_json, write_json
+from minibox.atomic import write_json
+from minibox.runtime.state import StateStore, read_json
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -30,6 +30,7 @@ import stat
 
 from minibox import kernel, overlay
 from minibox.errors import BuildFailed, KernelError
+from minibox.hostsfile import hosts_text
 from minibox.sandbox import process, rootfs
 
 _OVERLAY_EXTRA = "index=off,redirect_dir=off,metacopy=off"
@@ -162,7 +163,7 @@ class Mounts:
                          kernel.MS_NOSUID | kernel.MS_NODEV, "mode=1777")
             _write(os.path.join(sysroot, "resolv.conf"), _resolv_text(self.spec.network))
             _write(os.path.join(sysroot, "hosts"),
-                   _hosts_text(self.spec.hostname, self.spec.network))
+                   hosts_text(self.spec.hostname, host_network=self.spec.network == "host"))
             self._sysroot = sysroot
         return self._sysroot
 
@@ -306,12 +307,6 @@ def _resolv_text(network: str) -> str:
 
         return resolv.for_namespace()
     return _host_text("/etc/resolv.conf", "")
-
-
-def _hosts_text(hostname: str, network: str) -> str:
-    local = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    text = _host_text("/etc/hosts", local) if network == "host" else local
-    return text.rstrip("\n") + f"\n127.0.1.1\t{hostname}\n"
 
 
 def _write(path: str, text: str) -> None:

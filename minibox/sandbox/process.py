@@ -3,9 +3,9 @@
 Each RUN gets a PID namespace of its own.  Its PID 1 is forked from the sandbox process: it
 enters a mount namespace of its own, mounts /proc for that PID namespace, binds the prepared
 /sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and write-protects the same
-/proc and /sys paths as a container (``runtime.rootfs.masks``), drops the bounding set to
+/proc and /sys paths as a container (``runtime.start.rootfs.masks``), drops the bounding set to
 Docker's default capabilities, pivots into the overlay, loads the containers' seccomp filter
-(``runtime.seccomp``: no user namespaces, no mount, no keyring ...), switches user (root keeps
+(``runtime.security.seccomp``: no user namespaces, no mount, no keyring ...), switches user (root keeps
 Docker's default capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only
 into the sandbox's /dev), which runs the command, reaps zombies and exits with its status;
 the PID namespace dies with it, killing any stray background process.  Without a static tini
@@ -28,7 +28,8 @@ import signal
 from dataclasses import dataclass
 
 from minibox import kernel
-from minibox.runtime import caps, rootfs, seccomp
+from minibox.runtime.security import caps, seccomp
+from minibox.runtime.start import rootfs
 
 DEFAULT_CAPS = caps.mask_of(caps.DOCKER_DEFAULT)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

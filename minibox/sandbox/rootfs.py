@@ -1,8 +1,9 @@
 """Paths inside an image root, resolved the way a chrooted process would see them.
 
-``resolve(root, "/app/x")`` follows every symlink *relative to root* (an absolute link target
-restarts at root, ``..`` never climbs above it), so a symlink ``/app -> /etc`` in the image lands
-in the image's /etc, never the host's.  Nothing runs in the sandbox while Python works on the
+``resolve(root, "/app/x")`` (minibox.rootpath, the one safe join) follows every symlink
+*relative to root* (an absolute link target restarts at root, ``..`` never climbs above it),
+so a symlink ``/app -> /etc`` in the image lands in the image's /etc, never the host's.
+Nothing runs in the sandbox while Python works on the
 tree (the previous RUN's processes are all dead), so resolving and then acting is race-free.
 """
 
@@ -11,51 +12,10 @@ from __future__ import annotations
 import os
 import stat
 
-MAX_SYMLINKS = 40
+from minibox.rootpath import MAX_SYMLINKS, RootPathError, inside, resolve
 
-
-class RootPathError(OSError):
-    """A path inside the root cannot be resolved or created (loop, a file in the way)."""
-
-
-def resolve(root: str, path: str, *, follow_final: bool = True) -> str:
-    """The host path of ``path`` inside ``root``; components that do not exist are kept."""
-    root = root.rstrip("/") or "/"
-    todo = [c for c in reversed(path.split("/"))]
-    done: list[str] = []
-    links = 0
-    while todo:
-        comp = todo.pop()
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if done:
-                done.pop()
-            continue
-        host = _join(root, done + [comp])
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            done.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode) and (todo or follow_final):
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise RootPathError(f"too many levels of symbolic links in {path}")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            todo.extend(reversed(target.split("/")))
-            continue
-        done.append(comp)
-    return _join(root, done)
-
-
-def inside(root: str, host_path: str) -> str:
-    """The in-image path ("/a/b") of a host path under ``root``."""
-    root = root.rstrip("/")
-    rel = host_path[len(root):] if host_path.startswith(root) else host_path
-    return "/" + rel.strip("/")
+__all__ = ["MAX_SYMLINKS", "RootPathError", "find_executable", "inside", "is_file", "lexists",
+           "mkdir_p", "resolve"]
 
 
 def mkdir_p(root: str, path: str, *, mode: int = 0o755, created: list | None = None) -> str:
@@ -117,9 +77,3 @@ def _is_exec(root: str, path: str) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
-
-
-def _join(root: str, parts: list[str]) -> str:
-    if not parts:
-        return root
-    return (root if root != "/" else "") + "/" + "/".join(parts)

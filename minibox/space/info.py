@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from minibox.store import Store
 
 
 def info(store: Store, settings) -> dict:
-    from minibox.runtime import cgroups
+    from minibox.runtime.limits import cgroups
 
     counts = info_counts(store)
     return {
@@ -21,7 +20,7 @@ def info(store: Store, settings) -> dict:
         "storage_driver": "overlay",
         "layer_compression": settings.layer_compression,
         "cgroup_version": "2" if cgroups.is_v2() else "1",
-        "cgroup_parent": os.environ.get("MINIBOX_CGROUP_PARENT") or "minibox",
+        "cgroup_parent": cgroups.parent_name(),
         "logging_driver": "local (framed lines, rotated by size)",
         "runtime": "minibox (compiled monitor)" if shutil.which("cc") else "minibox (python)",
         "init": "tini-static",

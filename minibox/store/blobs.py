@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from minibox.errors import StoreError
-from minibox.store.layout import Layout, fsync_dir
+from minibox.atomic import fsync_dir
+from minibox.store.layout import Layout
 from minibox.store.oci import Descriptor, digest_hex
 
 _BUFFER = 1 << 20

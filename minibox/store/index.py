@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from minibox.errors import StoreError, UserError
-from minibox.store.layout import Layout, atomic_write
+from minibox.atomic import write_file
+from minibox.store.layout import Layout
 from minibox.store.oci import MEDIA_INDEX, PULLED_BY, REF_NAME_ANNOTATION, Descriptor
 
 # The distribution reference grammar, lowercase repository paths with an optional
@@ -163,7 +164,7 @@ class IndexFile:
         index["schemaVersion"] = 2
         index["mediaType"] = MEDIA_INDEX
         data = json.dumps(index, indent=2, sort_keys=False).encode() + b"\n"
-        atomic_write(self._layout.index_json, data, self._layout.tmp)
+        write_file(self._layout.index_json, data, tmp_dir=self._layout.tmp)
 
 
 def _ref_name(entry: dict) -> str | None:

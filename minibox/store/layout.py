@@ -10,7 +10,8 @@ MiniBox's own directories beside it::
     tmp/                    in-progress work; same filesystem, so rename is atomic
 
 Every write goes to a temp file under ``tmp/``, is fsynced and renamed into place, and the
-parent directory is fsynced; a crash leaves at worst junk in ``tmp/`` that nobody trusts.
+parent directory is fsynced (minibox.atomic's rule); a crash leaves at worst junk in ``tmp/``
+that nobody trusts.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from minibox.atomic import fsync_dir, write_file
 from minibox.errors import StoreError
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -48,35 +49,11 @@ class Layout:
                 d.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(mode=0o700, exist_ok=True)
             if not self.oci_layout.exists():
-                atomic_write(self.oci_layout, json.dumps(OCI_LAYOUT).encode(), self.tmp)
+                write_file(self.oci_layout, json.dumps(OCI_LAYOUT), tmp_dir=self.tmp)
         except OSError as e:
             raise StoreError(f"cannot initialise data root {self.root}: {e.strerror}",
                              hint="run as root, or point MINIBOX_DATA_ROOT at a writable "
                                   "directory") from e
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, tmp_dir: Path, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` via a fsynced temp file in ``tmp_dir`` and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def rename_dir_noreplace(src: Path, dest: Path) -> bool:

@@ -15,8 +15,9 @@ runtime.remote, the API) and the workers (workers.*, builder.executor, builder.r
 - ``api``: the HTTP API's request models (pydantic, validated at the API edge; imported by
   the daemon's routers only, so not re-exported here).
 
-Not yet here as messages: the runtime worker's run request (checked at the edge by
-api.RunRequest, then by runtime.spec.from_request) and its start plan (runtime.startspec).
+- ``runtime``: ContainerSpec (the validated run/create request, daemon -> runtime worker),
+  StartResult (its answer), StartPlan + ProcessSpec (runtime worker -> monitor and init;
+  ``StartPlan.encode`` for the compiled start).
 
 The worker messages are frozen dataclasses with ``to_wire()`` (a JSON-able dict, what Celery and Redis
 carry) and ``from_wire(dict)``; optional fields that are None stay off the wire, unknown keys
@@ -31,15 +32,17 @@ from minibox.wire.keys import (BLOCK_CACHE_PATTERN, BUILDS_INDEX, DAEMON_RECORD,
                                WORKER_TTL, WORKERS_INDEX, block_cache_key, block_lock_key,
                                job_cancel_key, job_events_key, job_hosts_key, job_record_key,
                                job_tasks_key, worker_key)
+from minibox.wire.runtime import ContainerSpec, ProcessSpec, StartPlan, StartResult
 from minibox.wire.queues import (BUILD_BLOCK, BUILD_PING, BUILD_QUEUE, RUNTIME_QUEUE,
                                  RUNTIME_VERBS, TASK_ROUTES, build_queue, runtime_task)
 from minibox.wire.workers import WorkerAd
 
 __all__ = [
     "BLOCK_CACHE_PATTERN", "BUILDS_INDEX", "BUILD_BLOCK", "BUILD_PING", "BUILD_QUEUE",
-    "BlockJob", "BlockResult", "DAEMON_RECORD", "EVENT_TYPES", "Event", "LOCK_TTL", "ProtocolError",
-    "RUNTIME_QUEUE", "RUNTIME_VERBS", "TASK_ROUTES", "TERMINAL_EVENTS", "WORKERS_INDEX",
-    "WORKER_TTL", "WorkerAd", "block_cache_key", "block_lock_key", "build_queue",
-    "event_from_wire", "job_cancel_key", "job_events_key", "job_hosts_key", "job_record_key",
-    "job_tasks_key", "runtime_task", "worker_key",
+    "BlockJob", "BlockResult", "ContainerSpec", "DAEMON_RECORD", "EVENT_TYPES", "Event",
+    "LOCK_TTL", "ProcessSpec", "ProtocolError", "RUNTIME_QUEUE", "RUNTIME_VERBS", "StartPlan",
+    "StartResult", "TASK_ROUTES", "TERMINAL_EVENTS", "WORKERS_INDEX", "WORKER_TTL", "WorkerAd",
+    "block_cache_key", "block_lock_key", "build_queue", "event_from_wire", "job_cancel_key",
+    "job_events_key", "job_hosts_key", "job_record_key", "job_tasks_key", "runtime_task",
+    "worker_key",
 ]

@@ -1,8 +1,10 @@
 """Runtime tasks: thin wrappers over minibox.runtime.service, run by the ONE runtime worker.
 
-Not acked late (starting a container twice is not harmless).  Results are plain JSON:
-``{"ok": value}`` or ``{"error": {kind, message, hint}, "exit_code": n}``; the daemon turns
-an error back into the MiniBoxError (minibox.runtime.client).
+Not acked late (starting a container twice is not harmless).  The messages are
+minibox.wire.runtime's: a ``ContainerSpec`` in (validated by the daemon, decoded here),
+a ``StartResult`` out.  Results are plain JSON: ``{"ok": value}`` or ``{"error": {kind,
+message, hint}, "exit_code": n}``; the daemon turns an error back into the MiniBoxError
+(minibox.runtime.remote).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from functools import lru_cache
 from celery.signals import worker_ready
 
 from minibox.errors import MiniBoxError
+from minibox.wire.codec import ProtocolError
 from minibox.wire.queues import RUNTIME_QUEUE, runtime_task
+from minibox.wire.runtime import ContainerSpec, StartResult
 from minibox.workers.celery_app import app
 
 log = logging.getLogger("minibox.runtime")
@@ -31,24 +35,27 @@ def _call(fn, *args):
         return {"ok": fn(*args)}
     except MiniBoxError as e:
         return {"error": e.to_dict(), "exit_code": getattr(e, "code", None)}
-    except OSError as e:
+    except (OSError, ProtocolError) as e:
         log.exception("runtime task failed")
         return {"error": {"kind": "internal", "message": f"runtime error: {e}", "hint": None}}
 
 
 @app.task(track_started=False, name=runtime_task("run"))
-def run(request: dict, attach: bool = False) -> dict:
-    return _call(runtime().run, request, attach)
+def run(spec: dict, attach: bool = False) -> dict:
+    def _run():
+        st = runtime().run(ContainerSpec.from_wire(spec), attach)
+        return StartResult.of_state(st, st.get("log_link")).to_wire()
+    return _call(_run)
 
 
 @app.task(track_started=False, name=runtime_task("create"))
-def create(request: dict) -> dict:
-    return _call(runtime().create, request)
+def create(spec: dict) -> dict:
+    return _call(lambda: runtime().create(ContainerSpec.from_wire(spec)))
 
 
 @app.task(track_started=False, name=runtime_task("start"))
 def start(cid: str) -> dict:
-    return _call(runtime().start, cid)
+    return _call(lambda: StartResult.of_state(runtime().start(cid)).to_wire())
 
 
 @app.task(track_started=False, name=runtime_task("kill"))
@@ -91,7 +98,9 @@ def _on_ready(sender=None, **_kw) -> None:
         return
     rt = runtime()
     log.info("runtime worker ready: %s", rt.reconcile())
-    from minibox.runtime import health_scheduler, minimon, seccomp, spawn
+    from minibox.runtime import health_scheduler
+    from minibox.runtime.start import minimon, spawn
+    from minibox.runtime.security import seccomp
     seccomp.compile_filter()
     spawn.tini_fd()
     compiled = minimon.path(rt.data_root)

@@ -11,7 +11,7 @@ import pytest
 from minibox.api.streaming import STREAM_ERROR, mux_guard, ndjson_guard
 from minibox.cli.streams import copy_out, frames
 from minibox.errors import MiniBoxError, NotFound
-from minibox.runtime.streams import STDOUT, frame
+from minibox.runtime.io.streams import STDOUT, frame
 
 
 def failing_frames():

@@ -56,7 +56,8 @@ def direct_runtime(request, tmp_path_factory, monkeypatch):
     """The runtime layer as the worker calls it, in this process, on a private data root,
     with the Python monitor or the compiled one.  Yields the Runtime; every container it
     made, its cgroups and the data root are removed afterwards."""
-    from minibox.runtime import cgroups, minimon
+    from minibox.runtime.limits import cgroups
+    from minibox.runtime.start import minimon
     from minibox.runtime.service import Runtime
     from tests.runtime.farm import remove_cgroups
     root = tmp_path_factory.mktemp("direct")

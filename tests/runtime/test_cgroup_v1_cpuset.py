@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from minibox.runtime import cgroups
+from minibox.runtime.limits import cgroups
 from minibox.runtime.spec import ContainerSpec
 
 CPUSET = "/sys/fs/cgroup/cpuset"

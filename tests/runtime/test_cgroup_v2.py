@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from minibox.runtime import cgroups
+from minibox.runtime.limits import cgroups
 from minibox.runtime.query import wait_exited
-from minibox.runtime.stats import Sampler
+from minibox.runtime.limits.stats import Sampler
 
 UNIFIED = "/sys/fs/cgroup/unified"
 

@@ -21,7 +21,7 @@ ESCAPE = [("escape", "link", 0o777, 0, 0, "/var/tmp/minibox-escape-probe"),
 
 
 def _output(rt, st) -> tuple[int, str]:
-    from minibox.runtime import logs
+    from minibox.runtime.io import logs
     from minibox.runtime.query import wait_exited
     res = wait_exited(rt.store, [st["id"]], 20)[st["id"]]
     d = str(rt.store.dir(st["id"]))
@@ -91,7 +91,7 @@ def test_nul_bytes_are_refused_before_anything_is_made(direct_runtime):
 
 
 def test_minimon_start_rejects_a_malformed_spec(tmp_path):
-    from minibox.runtime import minimon
+    from minibox.runtime.start import minimon
     exe = minimon.path(tmp_path)
     if exe is None:
         pytest.skip("no C compiler")
@@ -147,7 +147,7 @@ def test_an_image_whose_proc_dev_or_sys_is_a_symlink_is_refused(direct_runtime, 
 
 def test_a_monitor_that_cannot_be_executed_leaves_the_python_one(tmp_path):
     """A data root on a noexec mount: the compiled monitor is built but cannot run there."""
-    from minibox.runtime import minimon
+    from minibox.runtime.start import minimon
     if minimon.path(tmp_path / "a") is None:
         pytest.skip("no C compiler")
     root = tmp_path / "noexec"

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 
-from minibox.runtime import initlayer
+from minibox.runtime.start import initlayer
 from tests.runtime.conftest import run_ok
 
 

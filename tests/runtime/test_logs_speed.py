@@ -111,7 +111,7 @@ def test_follow_sends_a_line_at_once(farm, tmp_path):
 def test_decode_matches_record_by_record():
     """The batch decoder gives what parsing each record gives, on odd logs too (runs with
     the same header, partial lines, both streams, lines not as the monitors write them)."""
-    from minibox.runtime import logs, streams
+    from minibox.runtime.io import logs, streams
     rnd = random.Random(7)
     for _ in range(600):
         block = _random_log(rnd)

@@ -110,7 +110,7 @@ def _send_frames(sock_path: str, data: bytes) -> None:
 
 def test_runtime_layer_stdin_frames(direct_runtime):
     """Input frames and the EOF frame on attach.sock, with either monitor."""
-    from minibox.runtime import logs
+    from minibox.runtime.io import logs
     from minibox.runtime.query import wait_exited
     rt = direct_runtime
     st = rt.run({"image": "busybox", "interactive": True,

@@ -173,7 +173,7 @@ def test_cli_exec_it_and_detached_tty(farm):
 
 def test_runtime_layer_directly(direct_runtime):
     """The runtime layer as the worker calls it, with either monitor."""
-    from minibox.runtime import logs
+    from minibox.runtime.io import logs
     from minibox.runtime.query import wait_exited
     rt = direct_runtime
     st = rt.run({"image": "busybox", "command": ["sh", "-c", "echo a; echo b >&2; exit 5"]})
@@ -197,7 +197,7 @@ def test_runtime_layer_directly(direct_runtime):
 def _tty_through_attach_sock(rt) -> None:
     """-t: the init's PTY (its own devpts), input and resize frames, output to the client."""
     import socket
-    from minibox.runtime import logs
+    from minibox.runtime.io import logs
     from minibox.runtime.query import wait_exited
     st = rt.run({"image": "busybox", "tty": True,
                  "command": ["sh", "-c", "read x; echo got-$x; tty; stty size; exit 2"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -204,7 +205,7 @@ def test_run_rm_volume_deletion_is_checked(direct_runtime, monkeypatch, tmp_path
     are anonymous volumes made for this container and not mounted by another one."""
     from minibox.runtime.query import wait_exited
     from minibox.runtime.service import Runtime
-    from minibox.runtime.state import write_json
+    from minibox.atomic import write_json
     rt = direct_runtime
     vroot = rt.volumes.root
     cid = rt.create({"image": "busybox", "autoremove": True, "volumes": ["/a", "/b"],
@@ -237,10 +238,9 @@ def test_run_rm_volume_deletion_is_checked(direct_runtime, monkeypatch, tmp_path
 
     def plan(self, *a, **kw):
         p = real_plan(self, *a, **kw)
-        assert sorted(os.path.basename(v) for v in p["anonymous_volumes"]) == sorted(
+        assert sorted(os.path.basename(v) for v in p.anonymous_volumes) == sorted(
             [mine_a, mine_b])
-        p["anonymous_volumes"] = bogus + p["anonymous_volumes"]
-        return p
+        return dataclasses.replace(p, anonymous_volumes=bogus + p.anonymous_volumes)
     monkeypatch.setattr(Runtime, "_plan", plan)
     rt.start(cid)
     assert wait_exited(rt.store, [cid], 10)[cid]["exit_code"] == 0

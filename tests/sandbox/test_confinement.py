@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from minibox.runtime import rootfs
+from minibox.runtime.start import rootfs
 from tests.sandbox.conftest import run_step
 
 

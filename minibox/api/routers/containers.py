@@ -2,7 +2,7 @@
 
 Mutations go to the runtime worker (Celery queue ``runtime``); reads come straight from the
 container records and cgroups (no worker round trip).  Streams are Docker-style
-multiplexed frames (see minibox.runtime.streams) when ``mux=1``.
+multiplexed frames (see minibox.runtime.io.streams) when ``mux=1``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from fastapi.responses import StreamingResponse
 from minibox.api.routers import tty_sessions
 from minibox.api.streaming import mux_guard
 from minibox.errors import Conflict, UserError
-from minibox.runtime import query, streams
+from minibox.runtime import query
+from minibox.runtime.io import streams
 from minibox.runtime.remote import call
 from minibox.runtime.state import StateStore
-from minibox.runtime.stats import Sampler
+from minibox.runtime.limits.stats import Sampler
 from minibox.wire.api import ContainerRef, ExecId, ExecRequest, RunRequest, StopRequest
+from minibox.wire.runtime import ContainerSpec, StartResult
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 _sampler = Sampler()
@@ -68,29 +70,29 @@ def run(request: Request, req: RunRequest, start: bool = True, attach: bool = Fa
     the id is in the X-Container-Id header."""
     from minibox.runtime.spec import from_request
 
-    body = req.to_wire()
-    from_request(body)          # what the values mean: checked here, before it is queued
+    # what the values mean: checked here, before it is queued; the worker takes it as is
+    spec = from_request(req.to_wire())
     if attach:
-        return _run_attached(request, body)
+        return _run_attached(request, spec)
     if start:
-        st = call(_celery(request), "run", body)
-        return {"id": st["id"], "name": st["name"], "warnings": st.get("warnings") or []}
-    cid = call(_celery(request), "create", body)
+        st = StartResult.from_wire(call(_celery(request), "run", spec.to_wire()))
+        return {"id": st.id, "name": st.name, "warnings": st.warnings}
+    cid = call(_celery(request), "create", spec.to_wire())
     return {"id": cid, "name": _store(request).load(cid).name, "warnings": []}
 
 
-def _run_attached(request: Request, body: dict) -> StreamingResponse:
+def _run_attached(request: Request, spec: ContainerSpec) -> StreamingResponse:
     """One worker round trip (create + start); the worker hands the log over through a
     link made before the start, so none of the output is lost (see Runtime.run)."""
     store = _store(request)
-    st = call(_celery(request), "run", body, True)
-    cid = st["id"]
+    st = StartResult.from_wire(call(_celery(request), "run", spec.to_wire(), True))
+    cid = st.id
     f = streams.open_attach_log(store, st)
     watch = streams._ExitWatch(store, cid)
     gen = streams.log_stream(store, cid, follow=True, mux=True, exit_trailer=True, f=f,
                              watch=watch)
     gen = mux_guard(gen, f"the output of container {cid[:12]}")
-    headers = {"X-Container-Id": cid, "X-Container-Name": st.get("name", "")}
+    headers = {"X-Container-Id": cid, "X-Container-Name": st.name}
     return StreamingResponse(gen, media_type=OCTET, headers=headers)
 
 
@@ -135,8 +137,8 @@ def stats(request: Request, ref: Ref) -> dict:
 @router.post("/{ref}/start")
 def start(request: Request, ref: Ref) -> dict:
     cid = _store(request).resolve(ref)
-    st = call(_celery(request), "start", cid)
-    return {"id": cid, "status": st["status"]}
+    st = StartResult.from_wire(call(_celery(request), "start", cid))
+    return {"id": cid, "status": st.status}
 
 
 @router.post("/{ref}/wait")
@@ -175,8 +177,8 @@ def stop(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
 def restart(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
     cids = _ids(request, [ref])
     _stop(request, cids, t)
-    st = call(_celery(request), "start", cids[0])
-    return {"id": cids[0], "status": st["status"]}
+    st = StartResult.from_wire(call(_celery(request), "start", cids[0]))
+    return {"id": cids[0], "status": st.status}
 
 
 @router.post("/{ref}/kill")

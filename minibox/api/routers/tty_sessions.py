@@ -22,7 +22,7 @@ import termios
 import threading
 
 from minibox.errors import Conflict, MiniBoxError, NotFound, UserError
-from minibox.runtime import streams
+from minibox.runtime.io import streams
 from minibox.runtime.state import StateStore
 
 _lock = threading.Lock()

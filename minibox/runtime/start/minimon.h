@@ -1,6 +1,6 @@
 /* Shared by the compiled monitor's parts (see minimon.py for how they are built):
  *   minimon.c  the long-lived monitor (log copying, attach, ack, exit record);
- *   mbstart.c  `minimon --start`: reads a start spec (startspec.py), clones the container's
+ *   mbstart.c  `minimon --start`: reads a start spec (StartPlan.encode), clones the container's
  *              init, puts it in its cgroup, reports to the worker, then runs the monitor;
  *   mbinit.c   the container's init from clone() to exec of tini (the rootfs steps of the
  *              spec, the console, rlimits, user, capabilities, seccomp).
@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-/* The start spec: NUL-terminated tokens (see startspec.py for the order). */
+/* The start spec: NUL-terminated tokens (see minibox/wire/runtime.py StartPlan.encode for the order). */
 struct spec {
     char *p, *end;
     int bad;                 /* read past the end, or a malformed number */

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 
+from minibox.wire.runtime import DEFAULT_LOG_MAX_FILES as DEFAULT_MAX_FILES
+from minibox.wire.runtime import DEFAULT_LOG_MAX_SIZE as DEFAULT_MAX_SIZE
+
 LOG = "container.log"
-DEFAULT_MAX_SIZE = 10 << 20
-DEFAULT_MAX_FILES = 3
 
 
 class LogWriter:

@@ -5,9 +5,9 @@ Each file has one writer, so no two processes ever race on one file:
   state.json    status, pid + its start time, times, run number - runtime worker
   exit.json     exit code, OOMKilled, finish time of run N - the container's monitor
   health.json   health status and last probe outputs - the health scheduler
-Every write is temp + rename (atomic against a crash of any process); the fsync that makes
-it survive a power loss is either inline or, on the start path, done right after by a
-background thread (``sync_later``), so the container does not wait for it.  Names are
+Every write is minibox.atomic's (temp + rename: atomic against a crash of any process); the
+fsync that makes it survive a power loss is either inline or, on the start path, done right
+after by a background thread (``sync_later``), so the container does not wait for it.  Names are
 unique through ``.names/<name>`` symlinks (created atomically: an existing one is a
 Conflict).  ``Record.effective()`` merges the files and checks /proc (pid + start time, so
 a reused pid is never taken for the container).
@@ -24,24 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minibox import kernel
+from minibox.atomic import write_json
 from minibox.errors import Conflict, NotFound, UserError
 from minibox.rmtree import remove_tree
 
 HEX = set("0123456789abcdef")
-
-
-def write_json(path: Path, data, mode: int = 0o644, sync: bool = True) -> None:
-    """temp + (fsync) + rename: readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        # compact: json's C encoder (an indent means its pure-Python one, ~10x slower)
-        os.write(fd, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 _SYNC_Q: "queue.SimpleQueue[list[str]] | None" = None
@@ -227,10 +214,11 @@ class StateStore:
         return Record(cid, d, st, cfg)
 
     def save_state(self, cid: str, state: dict, sync: bool = True) -> None:
-        write_json(self.dir(cid) / "state.json", state, sync=sync)
+        # sync=False: atomic now, durable through sync_later (the start path)
+        write_json(self.dir(cid) / "state.json", state, durable=sync)
 
     def save_config(self, cid: str, config: dict, sync: bool = True) -> None:
-        write_json(self.dir(cid) / "config.json", config, mode=0o600, sync=sync)
+        write_json(self.dir(cid) / "config.json", config, mode=0o600, durable=sync)
 
     def all(self) -> list[Record]:
         return [r for r in (self.load(c) for c in self.ids()) if r is not None]

@@ -2,7 +2,7 @@
  * monitor's start, monitor.Monitor.spawn).
  *
  * The runtime worker posix_spawns this program (no fork of a Python process) with the start
- * spec on fd 3 (a memfd; startspec.py writes it) and the report socket on fd 4.  We fork once
+ * spec on fd 3 (a memfd; wire.StartPlan.encode writes it) and the report socket on fd 4.  We fork once
  * so the worker can reap its child at once and the monitor is nobody's child; then, as the
  * Python monitor does: make the container's stdio (pipes, the stdin pipe with -i, or with -t
  * a socketpair the init sends its PTY master on), clone the init into its namespaces

@@ -10,7 +10,7 @@ pivot_root with the host's / still visible; nothing is mounted in the host's nam
 a dead container leaks no mount.
 
 A step's target is used as is (join ""), or resolved inside the rootfs with every symlink
-kept inside it (``secure_join``, so a symlink in the image can never point a mount at a
+kept inside it (``minibox.rootpath.resolve``, so a symlink in the image can never point a mount at a
 host path): join "n" resolves only, "d" makes the missing directories, "f" makes the last
 component a file.  ``fail``: "e" the start fails, "r" remove the target and go on (an
 optional mount), "a" the next step is the alternative (run only if this one failed), "i"
@@ -23,7 +23,8 @@ import os
 import stat
 
 from minibox import kernel as k
-from minibox import overlay
+from minibox import overlay, rootpath
+from minibox.wire.runtime import StartPlan
 
 MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
                 "/proc/latency_stats", "/proc/timer_stats", "/proc/sysrq-trigger")
@@ -39,47 +40,12 @@ INIT_PATH = "/dev/init"      # tini, bind-mounted read-only (the runc /proc/self
 OP_FIELDS = ("code", "src", "target", "join", "fstype", "data", "flags", "mode", "fail")
 
 
-def clone_flags(plan: dict) -> int:
+def clone_flags(plan: StartPlan) -> int:
     """The namespaces the container's init is cloned into (its own network unless host, or
-    unless it joins one made beforehand, ``plan["netns"]``: a bridge network's)."""
+    unless it joins one made beforehand, ``plan.netns``: a bridge network's)."""
     flags = k.CLONE_NEWNS | k.CLONE_NEWPID | k.CLONE_NEWUTS | k.CLONE_NEWIPC
-    own = plan["network"] != "host" and not plan.get("netns")
+    own = plan.network != "host" and not plan.netns
     return flags | (k.CLONE_NEWNET if own else 0)
-
-
-def secure_join(root: str, path: str, create: str | None = None) -> str:
-    """``root + path`` with every symlink resolved *inside* root.  ``create``: 'dir' or
-    'file' makes the missing components (the last one of that kind)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    cur, hops = "", 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            cur = cur.rsplit("/", 1)[0]
-            continue
-        nxt = cur + "/" + p
-        try:
-            st = os.lstat(root + nxt)
-        except FileNotFoundError:
-            if create is None:
-                return root + nxt + ("/" + "/".join(parts) if parts else "")
-            if parts or create == "dir":
-                os.mkdir(root + nxt, 0o755)
-            else:
-                os.close(os.open(root + nxt, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            cur = nxt
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:
-                raise OSError(40, f"too many levels of symbolic links in {path}")
-            target = os.readlink(root + nxt)
-            if target.startswith("/"):
-                cur = ""
-            parts = [x for x in target.split("/") if x and x != "."] + parts
-            continue
-        cur = nxt
-    return root + cur
 
 
 def op(code: str, target: str = "", *, src: str = "", join: str = "", fstype: str = "",
@@ -87,44 +53,44 @@ def op(code: str, target: str = "", *, src: str = "", join: str = "", fstype: st
     return (code, src, target, join, fstype, data, flags, mode, fail)
 
 
-def steps(plan: dict, tini_path: str | None) -> list[tuple]:
+def steps(plan: StartPlan, tini_path: str | None) -> list[tuple]:
     """The container's filesystem as steps (see the top); ``tini_path``: what to bind on
     /dev/init (None: nothing)."""
-    root = plan["rootfs"]
+    root = plan.rootfs
     # /proc, /dev and /sys get fresh mounts, and the paths below them (masks, /dev/null,
     # the /etc files' sources) are taken as root + path: an image where one of them is a
     # symlink would send those to where it points, maybe out of the rootfs (runc refuses a
     # symlinked /proc the same way)
     out = [op("P")] + _overlay(plan) + [op("X", root + d, data=d) for d in ("/proc", "/dev", "/sys")]
-    out += _volumes(plan["mounts"])
+    out += _volumes(plan.mounts)
     out.append(op("M", "/proc", join="d", src="proc", fstype="proc", flags=NSND))
     out += _dev(plan, tini_path)
-    sys_fail = "a" if plan["network"] == "host" else "e"
+    sys_fail = "a" if plan.network == "host" else "e"
     out.append(op("M", "/sys", join="d", src="sysfs", fstype="sysfs", flags=NSND | k.MS_RDONLY,
                   fail=sys_fail))
-    if plan["network"] == "host":
+    if plan.network == "host":
         out.append(op("B", "/sys", join="d", src="/sys", flags=k.MS_REC, mode=1))
     out += _etc_files(plan)
-    out.append(op("J", plan["process"]["cwd"] or "/", join="d"))
-    if not plan.get("privileged"):
+    out.append(op("J", plan.process.cwd or "/", join="d"))
+    if not plan.privileged:
         out += masks(root)
     out.append(op("V", root))
-    if plan["sysctls"]:
+    if plan.sysctls:
         out.append(op("D", "/dev/.sysctl", mode=0o700))
         out.append(op("M", "/dev/.sysctl", src="proc", fstype="proc", flags=NSND))
         out += [op("W", "/dev/.sysctl/sys/" + key.replace(".", "/"), data=value)
-                for key, value in plan["sysctls"].items()]
+                for key, value in plan.sysctls.items()]
         out += [op("U", "/dev/.sysctl", flags=k.MNT_DETACH), op("R", "/dev/.sysctl")]
     return out
 
 
-def _overlay(plan: dict) -> list[tuple]:
+def _overlay(plan: StartPlan) -> list[tuple]:
     # relative to the data root (we chdir there): overlay's options must fit in one page, so
     # the lowers are named by their short links in DataRoot/l (minibox.overlay)
-    base = plan["data_root"]
-    data = overlay.options(os.path.join(base, "l"), plan["lowers"],
-                           os.path.relpath(plan["upper"], base), os.path.relpath(plan["work"], base))
-    return [op("C", base), op("M", plan["rootfs"], src="overlay", fstype="overlay", data=data),
+    base = plan.data_root
+    data = overlay.options(os.path.join(base, "l"), plan.lowers,
+                           os.path.relpath(plan.upper, base), os.path.relpath(plan.work, base))
+    return [op("C", base), op("M", plan.rootfs, src="overlay", fstype="overlay", data=data),
             op("C", "/")]
 
 
@@ -141,7 +107,7 @@ def _volumes(mounts: list[dict]) -> list[tuple]:
     return out
 
 
-def _dev(plan: dict, tini_path: str) -> list[tuple]:
+def _dev(plan: StartPlan, tini_path: str) -> list[tuple]:
     out = [op("M", "/dev", join="d", src="tmpfs", fstype="tmpfs",
               flags=k.MS_NOSUID | k.MS_STRICTATIME, data="mode=755,size=65536k")]
     out += [op("N", f"/dev/{name}", join="n", flags=os.makedev(major, minor), mode=0o666)
@@ -151,10 +117,10 @@ def _dev(plan: dict, tini_path: str) -> list[tuple]:
     out.append(op("M", "/dev/pts", join="n", src="devpts", fstype="devpts",
                   flags=k.MS_NOSUID | k.MS_NOEXEC, data="newinstance,ptmxmode=0666,mode=0620,gid=5"))
     out.append(op("M", "/dev/shm", join="n", src="shm", fstype="tmpfs", flags=NSND,
-                  data=f"mode=1777,size={plan['shm_size']}"))
+                  data=f"mode=1777,size={plan.shm_size}"))
     out.append(op("M", "/dev/mqueue", join="n", src="mqueue", fstype="mqueue", flags=NSND,
                   fail="r"))
-    if plan.get("tty"):
+    if plan.tty:
         out.append(op("F", "/dev/console", join="n", mode=0o600))
     if tini_path:
         # tini, read-only at /dev/init (in the /dev tmpfs, so nothing is written into the
@@ -166,13 +132,13 @@ def _dev(plan: dict, tini_path: str) -> list[tuple]:
     return out
 
 
-def _etc_files(plan: dict) -> list[tuple]:
-    contents = plan.get("etc_files")
-    root = plan["rootfs"]
+def _etc_files(plan: StartPlan) -> list[tuple]:
+    contents = plan.etc_files
+    root = plan.rootfs
     out = []
     for name in ("hostname", "hosts", "resolv.conf"):
         if contents is None:      # a container made before the contents came in the plan
-            out.append(op("E", f"/etc/{name}", join="f", src=os.path.join(plan["dir"], name),
+            out.append(op("E", f"/etc/{name}", join="f", src=os.path.join(plan.dir, name),
                           mode=1))
         else:
             out.append(op("E", f"/etc/{name}", join="f", src=f"{root}/dev/.{name}",
@@ -202,7 +168,7 @@ def apply(root: str, ops: list[tuple]) -> None:
             skip = False
             continue
         try:
-            tgt = secure_join(root, target, _JOIN[join]) if join else target
+            tgt = rootpath.resolve(root, target, create=_JOIN[join]) if join else target
         except OSError as e:
             raise k.KernelError(f"{target} in the image: {e.strerror or e}") from None
         try:
@@ -297,8 +263,8 @@ def _etc_file(src: str, tgt: str, content: str, legacy: bool) -> None:
         os.unlink(src)
 
 
-def build(plan: dict, tini_fd: int = -1) -> str:
+def build(plan: StartPlan, tini_fd: int = -1) -> str:
     """Build the whole filesystem and pivot into it.  Returns the container cwd."""
     tini = os.readlink(f"/proc/self/fd/{tini_fd}") if tini_fd >= 0 else None
-    apply(plan["rootfs"], steps(plan, tini))
-    return plan["process"]["cwd"] or "/"
+    apply(plan.rootfs, steps(plan, tini))
+    return plan.process.cwd or "/"

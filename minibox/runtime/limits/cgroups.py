@@ -24,9 +24,18 @@ from dataclasses import dataclass, field
 from minibox.errors import UserError
 
 ROOT = "/sys/fs/cgroup"
-# The cgroup every container's cgroup lives under (per controller on v1).  Tests and
-# side-by-side farms on one host set MINIBOX_CGROUP_PARENT to keep theirs apart.
-PARENT = os.environ.get("MINIBOX_CGROUP_PARENT", "").strip("/") or "minibox"
+# The cgroup every container's cgroup lives under (per controller on v1): the settings'
+# cgroup_parent (MINIBOX_CGROUP_PARENT: tests and side-by-side farms on one host keep theirs
+# apart with it), unless PARENT is set (an in-process override, for tests and benchmarks).
+PARENT: str | None = None
+
+
+def parent_name() -> str:
+    """The cgroup (relative to each hierarchy) containers' cgroups are made under."""
+    if PARENT:
+        return PARENT
+    from minibox.config import process_settings
+    return process_settings().cgroup_parent
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
 V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 
@@ -112,9 +121,10 @@ def _mkdir(path: str) -> None:
 
 def _create_v1(cid: str, spec) -> Cgroup:
     cg = Cgroup(1)
+    top_name = parent_name()
     try:
         for ctrl, base in _v1_hierarchies():
-            parent = f"{base}/{PARENT}"
+            parent = f"{base}/{top_name}"
             d = f"{parent}/{cid}"
             try:
                 os.mkdir(d, 0o755)
@@ -208,16 +218,16 @@ def _set_cpuset(path: str, cpus: str) -> None:
 
 def _create_v2(cid: str, spec) -> Cgroup:
     cg = Cgroup(2)
-    parent = f"{ROOT}/{PARENT}"
+    top = f"{ROOT}/{parent_name()}"
     wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS
                       if c in _read(f"{ROOT}/cgroup.controllers").split())
-    _mkdir(parent)
-    for p in (ROOT, parent) if wanted else ():
+    _mkdir(top)
+    for p in (ROOT, top) if wanted else ():
         try:
             _write(f"{p}/cgroup.subtree_control", wanted)
         except OSError:
             cg.warnings.append(f"could not enable controllers in {p}")
-    d = f"{parent}/{cid}"
+    d = f"{top}/{cid}"
     _mkdir(d)
     cg.dirs.append(d)
     try:

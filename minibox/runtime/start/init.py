@@ -26,7 +26,8 @@ import socket
 import struct
 
 from minibox import kernel as k
-from minibox.runtime import rootfs
+from minibox.runtime.start import rootfs
+from minibox.wire.runtime import StartPlan
 
 TIOCSCTTY = 0x540E
 TIOCSPTLCK = 0x40045431
@@ -34,7 +35,7 @@ TIOCGPTN = 0x80045430
 TIOCSWINSZ = 0x5414
 
 
-def child_main(plan: dict, stdio, err_w: int, go_r: int, tini_fd: int) -> None:
+def child_main(plan: StartPlan, stdio, err_w: int, go_r: int, tini_fd: int) -> None:
     """Never returns.  ``stdio``: (stdin, stdout, stderr), or with -t the socket to send the
     PTY master on."""
     code = 1
@@ -59,38 +60,39 @@ def _report(fd: int, code: int, msg: str) -> None:
         pass
 
 
-def _setup_and_exec(plan: dict, stdio, go_r: int, tini_fd: int) -> int:
-    if plan.get("netns"):                    # plugged into its network beforehand
-        fd = os.open(plan["netns"], os.O_RDONLY | os.O_CLOEXEC)
+def _setup_and_exec(plan: StartPlan, stdio, go_r: int, tini_fd: int) -> int:
+    if plan.netns:                           # plugged into its network beforehand
+        fd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
             k.setns(fd, k.CLONE_NEWNET)
         finally:
             os.close(fd)
-    if not plan.get("tty"):
+    if not plan.tty:
         _stdio(stdio)
-    k.sethostname(plan["hostname"])
-    if plan["network"] != "host":
+    k.sethostname(plan.hostname)
+    if plan.network != "host":
         _loopback_up()
     cwd = rootfs.build(plan, tini_fd)
-    if plan.get("tty"):
+    if plan.tty:
         _console(stdio)
     if os.read(go_r, 1) != b"g":
         raise OSError("the monitor did not confirm the cgroup")
     os.close(go_r)
-    proc = plan["process"]
-    _rlimits(plan.get("rlimits") or {})
-    _oom_score_adj(plan.get("oom_score_adj", 0))
+    proc = plan.process
+    _rlimits(plan.rlimits)
+    _oom_score_adj(plan.oom_score_adj)
     os.chdir(cwd)
-    env = proc["env"]
+    env = proc.env
     path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
-    found = lookup(proc["argv"][0], path)
+    found = lookup(proc.argv[0], path)
     if found is None or found.startswith("!"):
         what = "is not executable" if found else "executable file not found in $PATH"
-        raise _Exit(126 if found else 127, f'exec: "{proc["argv"][0]}": {what}')
-    _drop_privileges(plan, proc)
+        raise _Exit(126 if found else 127, f'exec: "{proc.argv[0]}": {what}')
+    drop_privileges(plan.caps_mask, plan.privileged, proc.uid, proc.gid, proc.groups,
+                    plan.no_new_privs, plan.seccomp)
     k.reset_signals()
     envd = dict(e.split("=", 1) for e in env)
-    os.execve(rootfs.INIT_PATH, [rootfs.INIT_PATH, "--"] + proc["argv"], envd)
+    os.execve(rootfs.INIT_PATH, [rootfs.INIT_PATH, "--"] + list(proc.argv), envd)
     return 1
 
 
@@ -166,18 +168,19 @@ def _oom_score_adj(value: int) -> None:
             pass  # lowering it needs CAP_SYS_RESOURCE; the runtime recorded a warning
 
 
-def _drop_privileges(plan: dict, proc: dict) -> None:
-    keep = plan["caps_mask"]
-    if not plan.get("privileged"):
+def drop_privileges(keep: int, privileged: bool, uid: int, gid: int, groups, no_new_privs: bool,
+                    seccomp: bytes | None) -> None:
+    """The last step before the exec (of the container's init, or of an exec'd command):
+    bounding caps, user, capabilities, no_new_privs, seccomp."""
+    if not privileged:
         k.drop_bounding_caps(keep)
-    uid, gid = proc["uid"], proc["gid"]
-    os.setgroups(proc.get("groups") or [])
+    os.setgroups(list(groups or []))
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if uid == 0:
         k.capset(keep, keep, 0)
     k.clear_ambient_caps()
-    if plan.get("no_new_privs", True):
+    if no_new_privs:
         k.set_no_new_privs()
-    if plan.get("seccomp"):
-        k.seccomp_load(plan["seccomp"])
+    if seccomp:
+        k.seccomp_load(seccomp)

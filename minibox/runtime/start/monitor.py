@@ -34,9 +34,13 @@ import time
 from pathlib import Path
 
 from minibox import kernel as k
-from minibox.runtime import cgroups, init, logs, rootfs
-from minibox.runtime.monitor_attach import AttachServer
-from minibox.runtime.state import StateStore, proc_start_time, write_json
+from minibox.runtime.limits import cgroups
+from minibox.runtime.start import init, rootfs
+from minibox.runtime.io import logs
+from minibox.runtime.start.monitor_attach import AttachServer
+from minibox.atomic import write_json
+from minibox.runtime.state import StateStore, proc_start_time
+from minibox.wire.runtime import StartPlan
 
 ACK = b"k"          # what the worker sends once the start is recorded (spawn.ACK)
 # Once the container has exited, how long to wait for the worker's ack before recording the
@@ -48,7 +52,7 @@ UNRECORDED = ("the start was never recorded (the runtime worker died or failed b
               "writing the container's state)")
 
 
-def main(plan: dict, report_w: int, tini_fd: int) -> None:
+def main(plan: StartPlan, report_w: int, tini_fd: int) -> None:
     """Entry point in the (already setsid'd) monitor process.  Never returns."""
     try:
         # it came over SCM_RIGHTS without close-on-exec: the init must not pass it to tini
@@ -68,17 +72,17 @@ def main(plan: dict, report_w: int, tini_fd: int) -> None:
     os._exit(0)
 
 
-def _crash_note(plan: dict) -> None:
+def _crash_note(plan: StartPlan) -> None:
     """Leave the traceback in the container dir (monitor.err) for `inspect` and humans."""
     import traceback
     try:
-        with open(os.path.join(plan["dir"], "monitor.err"), "a") as f:
+        with open(os.path.join(plan.dir, "monitor.err"), "a") as f:
             traceback.print_exc(file=f)
     except OSError:
         pass
 
 
-def _prepare_process(plan: dict, keep: tuple[int, ...]) -> None:
+def _prepare_process(plan: StartPlan, keep: tuple[int, ...]) -> None:
     lo = 3
     for fd in sorted(k for k in keep if k >= 3) + [1 << 20]:
         os.closerange(lo, fd)       # everything the worker had open, except what we keep
@@ -90,11 +94,11 @@ def _prepare_process(plan: dict, keep: tuple[int, ...]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
     k.set_process_name("minibox-mon")
-    os.chdir(plan["dir"])
+    os.chdir(plan.dir)
 
 
 class Monitor(AttachServer):
-    def __init__(self, plan: dict):
+    def __init__(self, plan: StartPlan):
         self.plan = plan
         self.pid = 0
         self.streams: dict[int, str] = {}
@@ -129,7 +133,7 @@ class Monitor(AttachServer):
         for fd in child_fds + [err_w, go_r, tini_fd]:
             os.close(fd)
         try:
-            cgroups.attach(plan["cgroup_dirs"], pid)
+            cgroups.attach(plan.cgroup_dirs, pid)
         except OSError as e:
             # killed before it goes on; an init that failed on its own has said why
             os.kill(pid, signal.SIGKILL)
@@ -147,7 +151,7 @@ class Monitor(AttachServer):
         if msg:
             self._fail(report_w, pid, msg.decode("utf-8", "replace"))
             return 0
-        if plan.get("tty") or plan.get("interactive"):
+        if plan.tty or plan.interactive:
             # before the report: a client may connect as soon as the start is recorded
             self._listen()
         me = os.getpid()
@@ -164,7 +168,7 @@ class Monitor(AttachServer):
             self.console_sock.close()
         os.kill(pid, signal.SIGKILL)      # a no-op for an init that already exited
         os.waitpid(pid, 0)
-        cgroups.remove(self.plan["cgroup_dirs"])
+        cgroups.remove(self.plan.cgroup_dirs)
         try:
             if msg:
                 os.write(report_w, f"E {msg}\n".encode("utf-8", "replace"))
@@ -174,12 +178,12 @@ class Monitor(AttachServer):
     def _stdio(self):
         """(what the init gets as stdio, the fds to close here once it is cloned).  With -t
         that is one end of a socketpair: the init makes its PTY and sends the master back."""
-        if self.plan.get("tty"):
+        if self.plan.tty:
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             self.console_sock = mine
             fd = theirs.detach()
             return fd, [fd]
-        if self.plan.get("interactive"):
+        if self.plan.interactive:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
             self.stdin_w = in_w
         else:
@@ -213,7 +217,7 @@ class Monitor(AttachServer):
         return self.master if self.master >= 0 else self.stdin_w
 
     def serve(self) -> None:
-        self.log = logs.LogWriter(self.plan["dir"], self.plan.get("log_max_size", logs.DEFAULT_MAX_SIZE))
+        self.log = logs.LogWriter(self.plan.dir, self.plan.log_max_size)
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -343,8 +347,8 @@ class Monitor(AttachServer):
         st = self.status if self.status is not None else 255 << 8
         code = os.waitstatus_to_exitcode(st)
         code = 128 - code if code < 0 else code
-        cg = cgroups.Cgroup(plan["cgroup_version"], plan["cgroup_dirs"])
-        exit_rec = {"run": plan["run"], "exit_code": code, "oom_killed": cgroups.oom_killed(cg),
+        cg = cgroups.Cgroup(plan.cgroup_version, plan.cgroup_dirs)
+        exit_rec = {"run": plan.run, "exit_code": code, "oom_killed": cgroups.oom_killed(cg),
                     "finished_at": time.time()}
         if self.unrecorded:
             exit_rec["error"] = UNRECORDED
@@ -354,21 +358,21 @@ class Monitor(AttachServer):
         if self.listener is not None:
             self.listener.close()
             _unlink("attach.sock")
-        if plan.get("autoremove"):
+        if plan.autoremove:
             # before the exit record: `run --rm` returns once it is there (Docker's CLI,
             # too, returns after the removal)
             from minibox.runtime.volumes import remove_anonymous
-            remove_anonymous(plan["data_root"], plan["id"], plan.get("anonymous_volumes") or [])
+            remove_anonymous(plan.data_root, plan.id, plan.anonymous_volumes)
         # the exit record first (what waiters wait for), then the slower cleanup; not
         # fsync'd: after a power loss the container is gone anyway (state says "unknown")
-        write_json(Path(plan["dir"]) / "exit.json", exit_rec, sync=False)
-        cgroups.remove(plan["cgroup_dirs"])
-        if plan.get("autoremove"):
-            store = StateStore(plan["data_root"])
-            store.write_tomb(plan["id"], exit_rec)
-            store.release_name(plan.get("name") or "", plan["id"])
+        write_json(Path(plan.dir) / "exit.json", exit_rec, durable=False)
+        cgroups.remove(plan.cgroup_dirs)
+        if plan.autoremove:
+            store = StateStore(plan.data_root)
+            store.write_tomb(plan.id, exit_rec)
+            store.release_name(plan.name, plan.id)
             os.chdir("/")
-            store.remove_dir(plan["id"])
+            store.remove_dir(plan.id)
 
 
 def _read_all(fd: int) -> bytes:

@@ -49,7 +49,7 @@ class Zygote:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "minibox.runtime.zygote", str(child.fileno())],
+                [sys.executable, "-m", "minibox.runtime.start.zygote", str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
         finally:
             child.close()
@@ -66,7 +66,7 @@ class Zygote:
             if self.sock is None:
                 self._start()
 
-    def spawn(self, plan: dict, report_w: int) -> bool:
+    def spawn(self, plan, report_w: int) -> bool:
         """Have the zygote start this container's monitor; False if it cannot (use fork)."""
         data = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
         if len(data) > MAX_MSG:
@@ -100,7 +100,7 @@ class Zygote:
 
 
 def main(fd: int) -> None:   # pragma: no cover - runs in the zygote process
-    from minibox.runtime import monitor, spawn   # everything a monitor and an init use
+    from minibox.runtime.start import monitor, spawn   # everything a monitor and an init use
     sock = socket.socket(fileno=fd)
     tini = spawn.tini_fd()
     kernel.set_process_name("minibox-zygote")

@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 
 from minibox import kernel
 from minibox.errors import MiniBoxError
-from minibox.runtime import logs
+from minibox.runtime.io import logs
 from minibox.runtime.query import wait_exited
 from minibox.runtime.state import StateStore, alive, read_json
+from minibox.wire.runtime import StartResult
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 
@@ -89,10 +90,10 @@ def open_log(store: StateStore, cid: str):
     return os.fdopen(fd, "rb")
 
 
-def open_attach_log(store: StateStore, st: dict):
+def open_attach_log(store: StateStore, st: StartResult):
     """The log of a container started by ``run`` with attach, through the link the worker
     made (then removed, so nothing is left behind); the container's own log otherwise."""
-    link = st.get("log_link")
+    link = st.log_link
     if link and os.path.dirname(link) == str(store.attach):
         try:
             fd = os.open(link, os.O_RDONLY | os.O_CLOEXEC)
@@ -104,7 +105,7 @@ def open_attach_log(store: StateStore, st: dict):
             pass
         if fd >= 0:
             return os.fdopen(fd, "rb")
-    return open_log(store, st["id"])
+    return open_log(store, st.id)
 
 
 def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int | None = None,

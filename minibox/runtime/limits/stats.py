@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from minibox.runtime.cgroups import Cgroup, _read
+from minibox.runtime.limits.cgroups import Cgroup, _read
 
 UNLIMITED = 1 << 62
 

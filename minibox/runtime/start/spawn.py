@@ -1,7 +1,7 @@
 """Starting a container: have the monitor started and wait for its report.
 
 With a C compiler (minimon.py builds it), the monitor is compiled: the worker
-posix_spawns ``minimon --start`` with a start spec (startspec.py; nothing of this big,
+posix_spawns ``minimon --start`` with a start spec (``StartPlan.encode``; nothing of this big,
 threaded process is copied), which forks once (its parent exits at once and is reaped here,
 so the monitor is nobody's child and survives a SIGKILL of the worker or the daemon), clones
 the container's init and builds its rootfs in C (mbstart.c, mbinit.c).  That is about 60%
@@ -30,8 +30,10 @@ import socket
 from dataclasses import dataclass
 
 from minibox import kernel
-from minibox.errors import KernelError, MiniBoxError
-from minibox.runtime import monitor, startspec
+from minibox.config import process_settings
+from minibox.errors import KernelError, MiniBoxError, UserError
+from minibox.runtime.start import monitor, rootfs
+from minibox.wire.runtime import NulInPlan, StartPlan
 
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/sbin/tini-static")
 _TINI_FD: list[int] = []
@@ -104,7 +106,7 @@ def tini_fd() -> int:
 def zygote():
     """This process's zygote handle (made on first use; see zygote.py)."""
     if not _ZYGOTE:
-        from minibox.runtime.zygote import Zygote
+        from minibox.runtime.start.zygote import Zygote
         _ZYGOTE.append(Zygote())
     return _ZYGOTE[0]
 
@@ -112,16 +114,16 @@ def zygote():
 _ZYGOTE: list = []
 
 
-def start(plan: dict, timeout: float = 30.0) -> Started:
+def start(plan: StartPlan, timeout: float = 30.0) -> Started:
     tfd = tini_fd()
-    spec = startspec.encode(plan, _tini_path(tfd)) if plan.get("minimon") else None
+    spec = _encode(plan, _tini_path(tfd)) if plan.minimon else None
     rs, ws = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     r, w = rs.detach(), ws.detach()
     pid = 0
     try:
         if spec is not None:
-            pid = _spawn_compiled(plan["minimon"], spec, w)
-        elif os.environ.get("MINIBOX_NO_ZYGOTE") or not zygote().spawn(plan, w):
+            pid = _spawn_compiled(plan.minimon, spec, w)
+        elif process_settings().no_zygote or not zygote().spawn(plan, w):
             pid = _fork_monitor(plan, r, w, tfd)
     except BaseException:
         os.close(r)
@@ -139,6 +141,17 @@ def start(plan: dict, timeout: float = 30.0) -> Started:
             os.waitpid(pid, 0)   # the intermediate exited long ago: reaping it is free now
     started.ack_fd = r
     return started
+
+
+def _encode(plan: StartPlan, tini_path: str) -> bytes:
+    """The compiled start's spec (see mbstart.c ``parse``): the plan, its namespaces and its
+    filesystem as steps (``rootfs.steps``, which the Python init runs too)."""
+    try:
+        return plan.encode(rootfs.clone_flags(plan), rootfs.steps(plan, tini_path),
+                           rootfs.INIT_PATH)
+    except NulInPlan as e:
+        raise UserError(str(e), hint="commands, environment and paths cannot contain NUL") \
+            from None
 
 
 def _tini_path(fd: int) -> str:
@@ -171,7 +184,7 @@ def _spawn_compiled(minimon: str, spec: bytes, report_w: int) -> int:
             os.close(f)
 
 
-def _fork_monitor(plan: dict, r: int, w: int, tfd: int) -> int:
+def _fork_monitor(plan: StartPlan, r: int, w: int, tfd: int) -> int:
     """The fallback without a zygote: fork the monitor out of this (big) process."""
     gc.collect()
     gc.freeze()

@@ -45,7 +45,8 @@ def _runs(exe: str) -> bool:
 
 
 def _build(out_dir: Path) -> str | None:
-    if os.environ.get("MINIBOX_PYTHON_MONITOR"):
+    from minibox.config import process_settings
+    if process_settings().python_monitor:
         return None
     digest = hashlib.sha256()
     for f in SOURCES + [HEADER]:
