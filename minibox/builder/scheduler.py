@@ -393,20 +393,28 @@ class Build:
         return desc
 
     def _unchanged_image(self, config: dict, layers: list, created: datetime | None):
-        """The tag's current image when it already has exactly these layers and config (and
-        creation time, when one is given): an unchanged rebuild then writes nothing and keeps
-        the image's digest."""
+        """An image already in the store with exactly these layers and config (and creation
+        time, when one is given): the tag's current one, or, when no block ran (every one a
+        hit), one under another name, which the tag then names too (as `docker build -t b`
+        of a fully cached `a` gives a's image).  An unchanged rebuild writes nothing and
+        keeps the image's digest."""
         from minibox.errors import NotFound
         from minibox.store.oci import rfc3339
 
-        try:
-            current = self.store.resolve(self.req.tag)
-        except NotFound:
-            return None
-        if current.diff_ids != [layer.diff_id for layer in layers]:
-            return None
-        if (current.config.get("config") or {}) != config:
-            return None
-        if created is not None and current.config.get("created") != rfc3339(created):
-            return None
-        return current.descriptor
+        names = [self.req.tag]
+        if all(d.cached for d in self.done.values()):
+            names += sorted({n for n, _ in self.store.index_entries() if n and n != self.req.tag})
+        diff_ids = [layer.diff_id for layer in layers]
+        for name in names:
+            try:
+                image = self.store.resolve(name)
+            except NotFound:
+                continue
+            if image.diff_ids != diff_ids or (image.config.get("config") or {}) != config:
+                continue
+            if created is not None and image.config.get("created") != rfc3339(created):
+                continue
+            if name != self.req.tag:
+                self.store.tag(self.req.tag, image.descriptor)
+            return image.descriptor
+        return None

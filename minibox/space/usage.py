@@ -12,9 +12,9 @@ import stat
 import threading
 from pathlib import Path
 
+from minibox import atomic
 from minibox.space import refs
 from minibox.store import Store
-from minibox.store.layout import atomic_write
 
 SIZES_FILE = ".sizes.json"                          # in layers/: {hex: [inode, bytes]}
 _SIZES: dict[str, dict[str, list[int]]] = {}        # data root -> that file's content
@@ -109,7 +109,9 @@ def save_layer_sizes(store: Store) -> None:
             del sizes[gone]
         data = json.dumps(sizes, separators=(",", ":")).encode()
     try:
-        atomic_write(store.layout.layers / SIZES_FILE, data, store.layout.tmp)
+        # only a cache (a lost one is measured again): atomic, not durable
+        atomic.write_file(store.layout.layers / SIZES_FILE, data, durable=False,
+                          tmp_dir=store.layout.tmp)
     except OSError:
         pass                                         # only a cache: measured again later
 
