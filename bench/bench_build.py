@@ -4,7 +4,9 @@
     .venv/bin/python bench/bench_build.py dag        # 4 parallel `sleep 2` blocks + a final one
     .venv/bin/python bench/bench_build.py rebuild    # unchanged rebuild of the Node example
     .venv/bin/python bench/bench_build.py waves      # 200 `RUN echo` blocks in 10 waves, and
-                                                     # their unchanged rebuild (scheduling cost)
+                                                     # their unchanged rebuild (scheduling cost);
+                                                     # prints each run's per-block stages and
+                                                     # the CPU time of the daemon and workers
 
 Starts its own miniboxd (embedded default, temporary data root) and, for the DAG, runs
 `buildah bud --jobs 4` on the equivalent multi-stage Containerfile with its own storage
@@ -114,9 +116,61 @@ def waves(farm: Farm, work: Path) -> tuple[list[float], list[float]]:
     for i in range(RUNS):
         ctx = write_ctx(work / f"waves{i}", {"MiniBox": waves_file(i)})
         argv = cli + ["build", "--progress", "plain", "-t", f"waves{i}", str(ctx)]
+        cpu0 = farm_cpu(farm)
         fresh.append(timed(argv, env=farm.env))
+        cpu1 = farm_cpu(farm)
+        stages = block_stages(farm)
         again.append(timed(argv, env=farm.env))
+        cpu2 = farm_cpu(farm)
+        print(f"  run {i}: fresh {fresh[-1]:.3f} s; per block (median): {stages}")
+        print(f"         CPU s, fresh: {cpu_delta(cpu0, cpu1)}; rebuild: {cpu_delta(cpu1, cpu2)}")
     return fresh, again
+
+
+def farm_cpu(farm: Farm) -> dict[str, float]:
+    """CPU seconds (user + system, with reaped children: a block's sandbox counts for the
+    worker process that forked it) of the farm's processes, by kind."""
+    tick = os.sysconf("SC_CLK_TCK")
+    mark = f"MINIBOX_DATA_ROOT={farm.root}".encode()
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        try:
+            if not d.name.isdigit() or mark not in (d / "environ").read_bytes():
+                continue
+            cmd = (d / "cmdline").read_bytes()
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = "daemon" if b"daemon" in cmd else "build workers" if b"build" in cmd else \
+            "runtime worker" if b"runtime" in cmd else "other"
+        out[kind] = out.get(kind, 0.0) + sum(int(x) for x in fields[11:15]) / tick
+    return out
+
+
+def cpu_delta(before: dict, after: dict) -> str:
+    return ", ".join(f"{k} {after[k] - before.get(k, 0.0):.2f}" for k in sorted(after)
+                     if after[k] - before.get(k, 0.0) >= 0.01) or "-"
+
+
+def block_stages(farm: Farm) -> str:
+    """Where a block's time goes, from the last job's events: queued (sent, not yet taken
+    by a worker), setup (the worker's start to the sandbox's first step) and run (first
+    step to done: the steps and the layer's commit)."""
+    import json
+
+    with farm.http(60) as c:
+        r = c.get(f"/builds/{farm.last_job()['id']}/events", params={"follow": "true"})
+    first: dict[str, dict[str, float]] = {}
+    for line in r.text.splitlines():
+        ev = json.loads(line)
+        if ev.get("block"):
+            first.setdefault(ev["block"], {}).setdefault(ev["type"], ev["time"])
+
+    def med(a: str, b: str) -> str:
+        xs = [t[b] - t[a] for t in first.values() if a in t and b in t]
+        return f"{statistics.median(xs) * 1000:.0f} ms" if xs else "-"
+    return (f"queued {med('block_queued', 'block_start')}, setup "
+            f"{med('block_start', 'block_step')}, run {med('block_step', 'block_done')}")
 
 
 def rebuild(farm: Farm, work: Path) -> list[float]:

@@ -27,16 +27,17 @@ class EventLog:
         """Append one event (its wire dict and the time now)."""
         self.emit_many([event])
 
-    def emit_many(self, events: list[Event], pipe=None) -> None:
+    def emit_many(self, events: list[Event], pipe=None, times: dict | None = None) -> None:
         """Append events in this order, in one round trip to Redis (after the commands
-        already in ``pipe``, a non-transactional pipeline of the caller's, when given)."""
+        already in ``pipe``, a non-transactional pipeline of the caller's, when given).
+        ``times``: when some of them happened, by position, if earlier than now."""
         if not events and pipe is None:
             return
         now = time.time()
         pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
-        for event in events:
+        for i, event in enumerate(events):
             fields = event.to_wire()
-            fields["time"] = now
+            fields["time"] = (times or {}).get(i, now)
             pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(self.key, STREAM_TTL)
         pipe.execute()

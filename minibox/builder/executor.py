@@ -117,14 +117,15 @@ class _StartFirst:
     (its first step, normally: the sandbox is ready), so that the two share a round trip."""
 
     def __init__(self, log: EventLog, start):
-        self.log, self.held = log, [start]
+        self.log, self.held, self.at = log, [start], time.time()
 
     def emit(self, event) -> None:
         self.emit_many([event])
 
     def emit_many(self, events: list, pipe=None) -> None:
         held, self.held = self.held, []
-        self.log.emit_many(held + list(events), pipe=pipe)
+        self.log.emit_many(held + list(events), pipe=pipe,
+                           times={0: self.at} if held else None)
 
 
 _hosts_told: set[str] = set()      # jobs whose host set has this host (in this process)

@@ -16,6 +16,7 @@ forked copy of the worker and must never return into the worker's code.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ class Channel:
 
 def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = None) -> None:
     """Set the sandbox up, run every step, tear it down; report over ``pipes.ctl_w``."""
+    gc.disable()          # short-lived: a collection would walk (and copy) the worker's pages
     chan = Channel(pipes.ctl_w)
     code = 1
     step = mounts = None

@@ -10,6 +10,7 @@ opens its Redis connection and store as soon as it is forked.
 
 from __future__ import annotations
 
+import gc
 import logging
 from functools import lru_cache
 
@@ -45,6 +46,10 @@ def _warm(**_):
         buildnet.pool(settings).warm()
     except MiniBoxError as e:     # a block on the build network will say so
         log.warning("build network not ready: %s", e)
+    # what is loaded now lives as long as the process: out of every later collection, and
+    # a block's sandbox (forked from here) does not copy the pages a collection would touch
+    gc.collect()
+    gc.freeze()
 
 
 @app.task(name=BUILD_BLOCK, acks_late=True, reject_on_worker_lost=True)
