@@ -63,9 +63,14 @@ class Registry:
         return net
 
     def _auto(self, others: list[Network]) -> str:
+        """The first free /24 of the pool: on no host route, no other network's, and whose
+        gateway's port 53 nobody holds (a resolver another daemon left bound to a removed
+        network's address would answer this network's queries instead of ours)."""
         taken = [r for _d, r in host_routes()] + [o.ip_network for o in others]
+        busy = udp_bound(53)
         for cand in ipaddress.IPv4Network(AUTO_POOL).subnets(new_prefix=24):
-            if not any(cand.overlaps(t) for t in taken):
+            if not any(cand.overlaps(t) for t in taken) \
+                    and str(cand.network_address + 1) not in busy:
                 return str(cand)
         raise UserError(f"no free /24 left in {AUTO_POOL} for a new network",
                         hint="give one with --subnet")
@@ -81,3 +86,17 @@ class Registry:
             nets.pop(name, None)
             self.state.write(nets)
         net.remove(self.settings)
+
+
+def udp_bound(port: int) -> set[str]:
+    """The IPv4 addresses a UDP socket on this host is bound to at ``port``."""
+    out = set()
+    try:
+        with open("/proc/net/udp") as f:
+            for line in list(f)[1:]:
+                addr, _, p = line.split()[1].partition(":")
+                if int(p, 16) == port:
+                    out.add(str(ipaddress.IPv4Address(int(addr, 16).to_bytes(4, "little"))))
+    except (OSError, ValueError, IndexError):
+        pass
+    return out

@@ -132,12 +132,8 @@ networks:
 
 
 def _bound_udp(address: str, port: int) -> bool:
-    """Whether a UDP socket is bound to ``address``:``port`` (from /proc/net/udp)."""
-    import socket
-    import struct
-    want = f"{struct.unpack('<I', socket.inet_aton(address))[0]:08X}:{port:04X}"
-    with open("/proc/net/udp") as f:
-        return any(ln.split()[1] == want for ln in list(f)[1:])
+    from minibox.net.registry import udp_bound
+    return address in udp_bound(port)
 
 
 def test_service_networks_isolate_and_resolve_by_name_and_alias(project):
