@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
-WORKERS = 4
+WORKERS = 8              # an image's layers all at once: with fewer, the last ones start late
 
 
 def in_parallel(fn: Callable, items: Sequence[tuple], name: str,
