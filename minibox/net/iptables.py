@@ -151,11 +151,6 @@ class Rules:
             self._ensure_jumps()
             _JUMPED.add(self.prefix)
 
-    def _jumps_present(self) -> bool:
-        return all(_run(["iptables", "-w", "-t", t, "-C", b,
-                         *f"{m} -j {self.chain(_TARGET[b])}".split()], check=False) == 0
-                   for t, b, m in _JUMPS)
-
     def _ensure_jumps(self) -> None:
         for table, builtin, match in _JUMPS:
             rule = f"{match} -j {self.chain(_TARGET[builtin])}".split()

@@ -196,14 +196,6 @@ class ContainerNetworks:
             log.warning("no name resolution on network %s (%s:53: %s)", net_name,
                         gateway, e.strerror)
 
-    def stop_resolver(self, net_name: str) -> None:
-        with self._lock:
-            r = self._dns.pop(net_name, None)
-            self._ensured.discard(net_name)
-        self.names.forget(net_name)
-        if r is not None:
-            r.close()
-
     def handed_over(self, plugged: Plugged | None) -> None:
         """The container runs in it now: let go of our fd."""
         if plugged is not None:

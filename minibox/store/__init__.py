@@ -9,7 +9,6 @@ rewritten under a lock.  See ``layout.py`` for what lives where.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from datetime import datetime
 from pathlib import Path

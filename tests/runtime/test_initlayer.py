@@ -8,6 +8,7 @@ import os
 import stat
 
 from minibox.runtime.start import initlayer
+from minibox.runtime.images import OPAQUE_XATTR
 from tests.runtime.conftest import run_ok
 
 
@@ -37,7 +38,7 @@ def test_lookup_follows_overlay_rules(tmp_path):
     assert initlayer.lookup(layers, "etc/hosts")[0] == "none"
     assert initlayer.lookup(layers, "etc/resolv.conf")[0] == "file"
     assert initlayer.lookup(layers, "proc")[0] == "dir"
-    os.setxattr(mid / "etc", initlayer.OPAQUE, b"y")     # mid's /etc hides low's
+    os.setxattr(mid / "etc", OPAQUE_XATTR, b"y")     # mid's /etc hides low's
     assert initlayer.lookup(layers, "etc/resolv.conf")[0] == "none"
     kinds = {(k, rel) for k, rel, _ in initlayer.missing(layers)}
     assert kinds == {("dir", "sys"), ("dir", "dev"), ("dir", "etc"), ("file", "etc/hostname"),

@@ -19,7 +19,7 @@ import stat
 import threading
 from pathlib import Path
 
-from minibox.runtime.images import OPAQUE_XATTR as OPAQUE, is_whiteout, opaque
+from minibox.runtime.images import is_whiteout, opaque
 
 DIRS = ("proc", "sys", "dev")
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
