@@ -63,7 +63,7 @@ def test_fast_parser_leaves_the_rest_to_click(args):
 def test_fast_path_imports_no_click_nor_json():
     # json (re, enum) and threading cost ~15 ms of a ~35 ms command: see cli/fastjson.py
     code = ("import sys; from minibox.cli import fastrun; fastrun.parse(['--rm', 'busybox']);"
-            "from minibox.cli import foreground, stats_view, streams, main;"
+            "from minibox.cli import client, foreground, stats_view, streams, main;"
             "print(sorted(m for m in ('click', 'httpx', 'celery', 'rich', 'json', 're', 'enum',"
             " 'threading') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

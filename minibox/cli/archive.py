@@ -17,7 +17,7 @@ from minibox.errors import MiniBoxError, UserError
 def save(images, output) -> None:
     """Write IMAGES to an OCI image layout archive that also carries Docker's
     manifest.json (podman load, docker load and skopeo read it)."""
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
 
     if output == "-" and sys.stdout.isatty():
         raise UserError("refusing to write an image archive to a terminal",
@@ -27,9 +27,9 @@ def save(images, output) -> None:
     if target is None:
         tmp = f"{output}.partial-{os.getpid()}"
         target = open(tmp, "wb")
-    query = "&".join(f"name={fasthttp.quote(n)}" for n in images)
     try:
-        resp = fasthttp.request("GET", f"/images/save?{query}")
+        resp = Client(timeout=None).stream("GET", "/images/save",
+                                           params=[("name", n) for n in images])
         try:
             while chunk := resp.read1():
                 target.write(chunk)
@@ -57,30 +57,21 @@ def save(images, output) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the loaded images.")
 def load(input_, quiet) -> None:
     """Load images from an archive written by minibox, podman, skopeo or docker."""
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
     from minibox.cli.transfer_view import follow
 
     if input_ == "-":
         if sys.stdin.isatty():
             raise UserError("no archive on stdin", hint="use -i FILE, or pipe one in")
-        source, size = sys.stdin.buffer, None
+        source = sys.stdin.buffer           # a pipe: sent chunked, as it comes
     else:
         try:
-            source = open(input_, "rb")
-            size = os.fstat(source.fileno()).st_size
+            source = open(input_, "rb")     # a file: sent as it is
         except OSError as e:
             raise UserError(f"cannot read {input_}: {e.strerror}") from None
-
-    def chunks():
-        while chunk := source.read(1 << 20):
-            yield chunk
-
-    parts = [source] if size is not None else chunks()      # a file: sent as it is
-    resp = fasthttp.request("POST", "/images/load", None, parts, size, "application/x-tar")
-    try:
+    with Client(timeout=None).stream("POST", "/images/load", content=source,
+                                     headers={"Content-Type": "application/x-tar"}) as resp:
         result = follow(resp, quiet)
-    finally:
-        resp.close()
     for image in result["images"]:
         for name in image["names"] or [image["digest"]]:
             click.echo(f"Loaded image: {name}")

@@ -56,7 +56,8 @@ def build(tag, file_, target, no_cache, pull, timestamp, network, platform, prog
         return 0
     rc = follow(job["id"], "quiet" if quiet else progress)
     if quiet and rc == 0:
-        click.echo(_get_json(f"/builds/{job['id']}").get("digest", ""))
+        from minibox.cli.client import Client
+        click.echo(Client().get(f"/builds/{job['id']}").json().get("digest", ""))
     return rc
 
 
@@ -82,20 +83,18 @@ def _minibox_path(context: str, file_: str | None) -> tuple[str, str]:
     return path, os.path.relpath(path) if not os.path.isabs(context) else path
 
 
-# `minibox build` is on the hot path of every edit-build loop: it talks to the daemon with
-# the small socket client (cli/fasthttp.py) rather than httpx, whose import alone costs more
-# than an unchanged rebuild takes on the daemon.
+# `minibox build` is on the hot path of every edit-build loop: the CLI's client (over a raw
+# socket, no HTTP library imported) costs less than an unchanged rebuild takes on the daemon.
 
 def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull="missing",
             network="build", platform=None) -> dict:
     import tempfile
 
     from minibox.builder.context import pack_context
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
 
     with tempfile.SpooledTemporaryFile(max_size=16 << 20) as tar:
         pack_context(context, tar)
-        size = tar.tell()
         tar.seek(0)
         fields = {"tag": tag, "file": display, "minibox": text,
                   "no_cache": "true" if no_cache else "false", "pull": pull,
@@ -106,36 +105,22 @@ def _submit(context, tag, display, text, target, no_cache, timestamp=None, pull=
             fields["platform"] = platform
         if timestamp is not None:
             fields["timestamp"] = str(timestamp)
-        parts, length, ctype = fasthttp.multipart(fields, "context", tar, size)
-        resp = fasthttp.request("POST", "/builds", None, parts, length, ctype)
-        try:
-            return resp.json()
-        finally:
-            resp.close()
-
-
-def _get_json(path: str, params: dict | None = None):
-    from minibox.cli import fasthttp
-
-    resp = fasthttp.request("GET", path, params)
-    try:
-        return resp.json()
-    finally:
-        resp.close()
+        files = {"context": ("context.tar", tar, "application/octet-stream")}
+        return Client(timeout=None).post("/builds", data=fields, files=files).json()
 
 
 def follow(job_id: str, progress: str = "auto") -> int:
     """Stream the job's events through a renderer; the exit code says how it ended."""
     import json
 
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
     from minibox.cli.progress import make_renderer
 
+    client = Client(timeout=None)
     renderer = make_renderer(progress)
     status = None
     try:
-        resp = fasthttp.request("GET", f"/builds/{job_id}/events")
-        try:
+        with client.stream("GET", f"/builds/{job_id}/events") as resp:
             for line in resp.iter_lines():
                 if not line.strip():
                     continue
@@ -148,16 +133,14 @@ def follow(job_id: str, progress: str = "auto") -> int:
                 if ev["type"] in ("job_done", "job_failed", "job_cancelled"):
                     status = ev["type"]
                     break
-        finally:
-            resp.close()
     except KeyboardInterrupt:
         renderer.close()
         click.echo("\ncancelling the build ...", err=True)
-        fasthttp.request("POST", f"/builds/{job_id}/cancel").close()
+        client.post(f"/builds/{job_id}/cancel")
         return 130
     renderer.close()
     if status is None:
-        status = "job_" + _get_json(f"/builds/{job_id}").get("status", "failed")
+        status = "job_" + client.get(f"/builds/{job_id}").json().get("status", "failed")
     return {"job_done": 0, "job_cancelled": 130}.get(status, 1)
 
 
@@ -212,16 +195,14 @@ def builds_logs(follow_, progress, job_id) -> int:
         return follow(job_id, progress)
     import json
 
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
     from minibox.cli.progress import make_renderer
     r = make_renderer(progress)
-    resp = fasthttp.request("GET", f"/builds/{job_id}/events", {"follow": "false"})
-    try:
+    with Client(timeout=None).stream("GET", f"/builds/{job_id}/events",
+                                     params={"follow": False}) as resp:
         for line in resp.iter_lines():
             if line.strip():
                 r.event(json.loads(line))
-    finally:
-        resp.close()
     r.close()
     return 0
 

@@ -1,106 +1,202 @@
-"""The CLI's HTTP client for miniboxd (httpx), with errors translated once, here.
+"""The CLI's one HTTP client for miniboxd: every command talks to the daemon through
+``Client`` here, and every failure becomes a MiniBoxError here, once.
 
-Where the daemon is and the token it gets come from cli/endpoint.py (``--host``/MINIBOX_API,
-MINIBOX_API_TOKEN or the daemon's token file, MINIBOX_TLS_CA for https).
+Where the daemon is, the token it gets and the TLS files come from cli/endpoint.py (read
+from the environment once per process); the bytes go over cli/transport.py, a small
+HTTP/1.1 client on a raw socket (http, https with client certificates, a unix socket), so a
+foreground ``run``, ``stats`` or ``build`` imports no HTTP library at all.  What fails:
+
+* connecting, sending, or the answer's head: ``DaemonUnavailable`` "cannot reach miniboxd
+  at X" (a TLS failure says which files to check);
+* the body, mid-way (reset, timed out): ``DaemonUnavailable`` "lost the connection";
+* an answer >= 400: 401 as endpoint.py explains it (which token, how to get one), any other
+  as cli/daemon_errors.py reads the daemon's error body (kind, message, hint, exit code).
+
+Import-light (no click, json, re or socket.py): the fast paths come through here.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-
-# httpx imports its own command line (and with it rich and pygments) at import time when
-# those are installed; the CLI never uses it, and skipping it saves tens of milliseconds on
-# every command.  A stub module makes httpx fall back to its no-CLI stub.
-sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
-import httpx  # noqa: E402
-
-from minibox.cli import endpoint
+from minibox.cli import endpoint, transport
+from minibox.cli import fastjson as json
 from minibox.errors import DaemonUnavailable
+
+__all__ = ["Client", "Response", "quote"]
+
+quote = transport.quote
+_DEFAULT = object()
 
 
 class Client:
+    """get/post/delete (the whole answer) and stream (an open one, a context manager).
+
+    Each request is a new connection, so threads may share a client.  Keywords: ``params``
+    (dict or pairs), one body of ``json`` (an object), ``content`` (bytes; a seekable binary
+    file, sent from where it stands; or an iterable of bytes, sent chunked), or ``data`` and
+    ``files`` (multipart: name -> (filename, seekable file, content type)); ``headers``
+    (e.g. the body's Content-Type); ``timeout`` (s, per socket operation; None waits for
+    ever) overrides the client's."""
+
     def __init__(self, timeout: float | None = 60.0):
-        ep = endpoint.current()
-        headers = {"Authorization": f"Bearer {ep.token}"} if ep.token else {}
-        # plain http or the unix socket: no TLS, so no CA bundle to load (httpx's default
-        # context reads the system's CAs: 10-30 ms of every command here, 100+ under load)
-        verify = False
-        if ep.unix_path is not None:
-            transport, base = httpx.HTTPTransport(uds=ep.unix_path), "http://miniboxd"
-        else:
-            transport, base = None, ep.api
-            if ep.api.startswith("https://"):
-                verify = ep.ssl_context()
-        self.api = ep.api
-        self.http = httpx.Client(base_url=base, headers=headers, transport=transport,
-                                 timeout=timeout, verify=verify)
+        self.timeout = timeout
 
-    # --- plumbing ----------------------------------------------------------------
-    def request(self, method: str, path: str, **kw) -> httpx.Response:
-        try:
-            resp = self.http.request(method, path, **kw)
-        except httpx.TransportError as e:
-            raise self._unavailable(e) from None
-        check(resp)
-        return resp
-
-    def stream(self, method: str, path: str, **kw):
-        """Context manager over a streamed response (errors checked before yielding)."""
-        return _Stream(self, method, path, kw)
-
-    def _unavailable(self, e: Exception) -> DaemonUnavailable:
-        return DaemonUnavailable(
-            f"cannot reach miniboxd at {self.api}: {e}",
-            hint="start it with `miniboxd` (as root), or set MINIBOX_API to where it listens")
-
-    def get(self, path: str, **kw) -> httpx.Response:
+    def get(self, path: str, **kw) -> Response:
         return self.request("GET", path, **kw)
 
-    def post(self, path: str, **kw) -> httpx.Response:
+    def post(self, path: str, **kw) -> Response:
         return self.request("POST", path, **kw)
 
-    def delete(self, path: str, **kw) -> httpx.Response:
+    def delete(self, path: str, **kw) -> Response:
         return self.request("DELETE", path, **kw)
 
-
-class _Stream:
-    def __init__(self, client: Client, method: str, path: str, kw: dict):
-        self.client, self.method, self.path, self.kw = client, method, path, kw
-        self.cm = None
-
-    def __enter__(self) -> httpx.Response:
+    def request(self, method: str, path: str, **kw) -> Response:
+        """Send; the answer, read to its end (MiniBoxError on >= 400)."""
+        resp = self.stream(method, path, **kw)
         try:
-            self.cm = self.client.http.stream(self.method, self.path, **self.kw)
-            resp = self.cm.__enter__()
-        except httpx.TransportError as e:
-            raise self.client._unavailable(e) from None
-        if resp.status_code >= 400:
             resp.read()
-            self.cm.__exit__(None, None, None)
-            check(resp)
+        finally:
+            resp.close()
         return resp
 
-    def __exit__(self, *exc):
-        if self.cm is not None:
-            return self.cm.__exit__(*exc)
-        return False
+    def stream(self, method: str, path: str, *, params=None, json=None, content=None,
+               data=None, files=None, headers=None, timeout=_DEFAULT) -> Response:
+        """Send; the open answer, its body still to read (``with`` closes it)."""
+        body_headers, parts, length = _body(json, content, data, files)
+        headers = {**body_headers, **(headers or {})}
+        ep = endpoint.current()
+        if ep.token:
+            headers["Authorization"] = f"Bearer {ep.token}"
+        sock = None
+        try:
+            sock, host = transport.connect(ep, self.timeout if timeout is _DEFAULT else timeout)
+            transport.send(sock, host, method, path + transport.query(params), headers, parts,
+                           length)
+            status, head, rest = transport.read_head(sock)
+        except OSError as e:
+            if sock is not None:
+                sock.close()
+            raise unreachable(ep, e) from None
+        except transport.BadAnswer as e:
+            sock.close()
+            raise DaemonUnavailable(f"{ep.api} does not answer as miniboxd does (it said "
+                                    f"{e.line!r})", hint="set --host or MINIBOX_API to where "
+                                    "miniboxd listens") from None
+        resp = Response(sock, status, head, rest)
+        if status >= 400:
+            raise resp.error()
+        return resp
 
 
-def iter_raw(resp: httpx.Response):
-    """A streamed body's bytes; a connection lost mid-way is a DaemonUnavailable."""
-    try:
-        yield from resp.iter_raw()
-    except httpx.TransportError as e:
-        from minibox.cli.daemon_errors import lost_connection
-        raise lost_connection(e) from None
+def _body(obj, content, data, files) -> tuple[dict, list | tuple, int | None]:
+    """(headers, parts, length: None for chunked) of a request's body."""
+    if obj is not None:
+        raw = json.dumps(obj).encode()
+        return {"Content-Type": "application/json"}, [raw], len(raw)
+    if files is not None:
+        parts, length, ctype = transport.multipart(data or {}, files)
+        return {"Content-Type": ctype}, parts, length
+    if content is None:
+        return {}, (), 0
+    octets = {"Content-Type": "application/octet-stream"}
+    if isinstance(content, (bytes, bytearray)):
+        return octets, [content], len(content)
+    if hasattr(content, "read"):
+        try:
+            return octets, [content], transport.remaining(content)
+        except (OSError, ValueError):       # a pipe: as it comes
+            return octets, _chunks(content), None
+    return octets, content, None
 
 
-def check(resp: httpx.Response) -> None:
-    """Raise the daemon's error answer as a MiniBoxError (cli/daemon_errors.py)."""
-    if resp.status_code < 400:
-        return
-    if resp.status_code == 401:
-        raise endpoint.current().unauthorized()
-    from minibox.cli.daemon_errors import daemon_error
-    raise daemon_error(resp.status_code, resp.content, resp.reason_phrase)
+def _chunks(fileobj):
+    while chunk := fileobj.read(1 << 20):
+        yield chunk
+
+
+class Response:
+    """An answer of miniboxd: ``status_code``, ``headers`` (lower-case names), the body by
+    ``read``/``json``/``text`` or as it comes (``read1``, ``iter_bytes``, ``iter_lines``); ``complete``
+    says whether all of it arrived."""
+
+    def __init__(self, sock, status: int, headers: dict, rest: bytes):
+        self.sock, self.status_code, self.headers = sock, status, headers
+        self.body = transport.Body(sock, headers, rest)
+        self.content: bytes | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.body.complete
+
+    def read1(self, _n: int = 65536) -> bytes:
+        """The next bytes of the body as they arrive; b"" at its end."""
+        try:
+            return self.body.read1()
+        except OSError as e:      # reset, timed out: the daemon went away mid-answer
+            from minibox.cli.daemon_errors import lost_connection
+            raise lost_connection(e) from None
+
+    def read(self) -> bytes:
+        """The rest of the body (kept: ``content``)."""
+        if self.content is None:
+            out = b""
+            while chunk := self.read1():
+                out += chunk
+            self.content = out
+        return self.content
+
+    def json(self):
+        return json.loads(self.read())
+
+    @property
+    def text(self) -> str:
+        return self.read().decode("utf-8", "replace")
+
+    def iter_bytes(self):
+        """The body's bytes as they arrive."""
+        while chunk := self.read1():
+            yield chunk
+
+    def iter_lines(self):
+        """The body's lines (without the newline) as they arrive."""
+        pending = b""
+        while chunk := self.read1():
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    def error(self):
+        """This answer (>= 400) as the MiniBoxError to raise; the connection closed."""
+        try:
+            raw = self.read()
+        finally:
+            self.close()
+        if self.status_code == 401:
+            return endpoint.current().unauthorized()
+        from minibox.cli.daemon_errors import daemon_error
+        return daemon_error(self.status_code, raw)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def unreachable(ep, e: OSError) -> DaemonUnavailable:
+    """No answer from the endpoint: refused, no such socket, timed out, or TLS failed."""
+    import sys
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(e, ssl.SSLError):
+        hint = ("MINIBOX_TLS_CA must name the CA that signed the daemon's certificate; a "
+                "daemon that wants client certificates takes MINIBOX_TLS_CLIENT_CERT and "
+                "MINIBOX_TLS_CLIENT_KEY")
+    else:
+        hint = ("is it running? start it with `miniboxd` (as root), or point --host or "
+                "MINIBOX_API at where it listens")
+    return DaemonUnavailable(f"cannot reach miniboxd at {ep.api}: {e}", hint=hint)

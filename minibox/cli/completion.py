@@ -34,9 +34,9 @@ def completion(shell) -> int:
 
 
 def _rows(path: str, params: dict | None = None) -> list[dict]:
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
     try:
-        rows = fasthttp.get_json(path, params, timeout=TIMEOUT)
+        rows = Client(timeout=TIMEOUT).get(path, params=params).json()
     except Exception:  # noqa: BLE001 - no daemon, no names (see the module's docstring)
         return []
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []

@@ -1,6 +1,6 @@
 """Container commands: run, ps, logs, exec, stop, kill, rm, restart, start, stats, inspect, db.
 
-Imports stay inside the functions (``minibox --help`` must not load httpx or rich).
+Imports stay inside the functions (``minibox --help`` must not load the client or rich).
 """
 
 from __future__ import annotations
@@ -149,13 +149,8 @@ def logs(follow, tail, timestamps, since, container) -> int:
     if since:
         params["since"] = _since(since)
     path = f"/containers/{_q(container)}/logs"
-    from minibox.cli import fasthttp       # not httpx: its import is most of a short `logs`
-    resp = fasthttp.request("GET", path, {k: str(v).lower() if isinstance(v, bool) else v
-                                          for k, v in params.items()})
-    try:
+    with _client(timeout=None).stream("GET", path, params=params) as resp:
         copy_out(resp)
-    finally:
-        resp.close()
     return 0
 
 

@@ -1,10 +1,10 @@
-"""The daemon's error answers, as the MiniBoxError the CLI prints: one place for both HTTP
-clients (cli/client.py, cli/fasthttp.py).
+"""The daemon's error answers, as the MiniBoxError the CLI prints (cli/client.py, which
+translates every failure, reads them here).
 
 Shapes understood: ours, ``{"error": {kind, message, hint[, exit_code]}}`` (an exit code,
 e.g. 127 for a command not found, is what ``run`` ends with); FastAPI's validation answer,
 ``{"detail": [{"loc": [...], "msg": ...}, ...]}`` (each bad field named); ``{"detail":
-"text"}``; anything else is quoted, shortened.  No click, httpx or json import: the fast
+"text"}``; anything else is quoted, shortened.  No click or json import: the fast
 paths use this."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Where the daemon is and how the CLI proves itself to it: the one place the CLI reads its
-connection settings (both HTTP clients, client.py and fasthttp.py, ask here).
+connection settings, once per process (cli/client.py asks here).
 
 * the address: ``--host``, else MINIBOX_API, else http://127.0.0.1:8080; ``http://H:P``,
   ``https://H:P``, ``unix:///path.sock`` (a bare ``H:P`` means http, a bare path a socket);

@@ -13,7 +13,7 @@ from __future__ import annotations
 from minibox.cli.run_flags import FLAGS, Flag, defaults
 
 _BY_NAME: dict[str, Flag] = {d: f for f in FLAGS for d in f.decls}
-# left to click: what needs click's types, a terminal, or the httpx client
+# left to click: what needs click's types or a terminal
 _SLOW = {"env_file", "detach", "tty"}
 
 

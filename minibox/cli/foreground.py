@@ -1,5 +1,5 @@
 """A foreground `minibox run` on the CLI side: one streamed request, output until the
-container exits, then its exit code.  No click and no httpx here (the fast path of `run`,
+container exits, then its exit code.  No click and no json here (the fast path of `run`,
 cli/fastrun.py, comes straight to this module)."""
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ def run_foreground(body: dict, interactive: bool = False) -> int:
     """Create, start and stream the container's output; its exit code.
     Ctrl-C / SIGTERM / SIGHUP are forwarded to the container (like docker's sig-proxy).
     ``interactive`` (-i): our stdin goes to the container's on a second request once it
-    runs.  Uses the stdlib client (cli/fasthttp.py): importing httpx would cost more than
-    the run."""
-    from minibox.cli import fasthttp
+    runs."""
+    from minibox.cli.client import Client
     from minibox.cli.streams import copy_out, feed_stdin
     cid: list[str] = []
 
     def forward(signum, _frame):
         if cid:
             try:
-                fasthttp.stream_post(f"/containers/{cid[0]}/kill", {"signal": str(signum)},
-                                     {}, timeout=10).read()
+                Client(timeout=10).post(f"/containers/{cid[0]}/kill",
+                                        params={"signal": signum}, json={})
             except MiniBoxError:
                 pass
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        resp = fasthttp.stream_post("/containers", {"attach": "true"}, body)
-        cid.append(resp.getheader("x-container-id", ""))
+        resp = Client(timeout=None).stream("POST", "/containers", params={"attach": True},
+                                           json=body)
+        cid.append(resp.headers.get("x-container-id", ""))
         if interactive and cid[0]:
             feed_stdin(f"/containers/{cid[0]}/attach/stdin")
         result = copy_out(resp)

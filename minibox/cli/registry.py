@@ -24,16 +24,12 @@ def _auth_for(registry: str) -> dict | None:
 
 
 def _transfer(path: str, body: dict, quiet: bool) -> dict:
-    """POST a pull or push and follow its progress (over cli/fasthttp: importing httpx
-    and making its TLS context cost a short pull more CPU than the daemon spends)."""
-    from minibox.cli import fasthttp
+    """POST a pull or push and follow its progress."""
+    from minibox.cli.client import Client
     from minibox.cli.transfer_view import follow
 
-    resp = fasthttp.stream_post(path, {}, body)
-    try:
+    with Client(timeout=None).stream("POST", path, json=body) as resp:
         return follow(resp, quiet)
-    finally:
-        resp.close()
 
 
 @click.command()

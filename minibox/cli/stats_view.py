@@ -21,11 +21,12 @@ def _size(n: float) -> str:
 
 
 def _rows(containers: list[str], all_: bool) -> list[dict]:
-    """Over the stdlib client (cli/fasthttp.py): importing httpx would cost ~5x the answer."""
-    from minibox.cli.fasthttp import get_json, quote
+    from minibox.cli.client import Client, quote
+    client = Client(timeout=30)
     if containers:
-        return [get_json(f"/containers/{quote(c).replace('/', '%2F')}/stats") for c in containers]
-    return get_json("/containers/stats", {"all": "true" if all_ else "false"})
+        return [client.get(f"/containers/{quote(c).replace('/', '%2F')}/stats").json()
+                for c in containers]
+    return client.get("/containers/stats", params={"all": all_}).json()
 
 
 def _table(rows: list[dict]) -> list[str]:

@@ -13,14 +13,9 @@ STDOUT, STDERR, EXIT = 1, 2, 3
 
 
 def frames(resp):
-    """Yield (stream, payload) from a streamed response (httpx, or http.client's)."""
+    """Yield (stream, payload) from a streamed response (cli/client.py's)."""
     buf = bytearray()
-    if hasattr(resp, "iter_raw"):               # httpx's (already imported, then)
-        from minibox.cli.client import iter_raw
-        chunks = iter_raw(resp)
-    else:
-        chunks = _chunks(resp)
-    for chunk in chunks:
+    for chunk in resp.iter_bytes():
         buf += chunk
         pos, n = 0, len(buf)
         while n - pos >= 8:        # walk by offset: slicing buf per frame was quadratic
@@ -51,24 +46,15 @@ def copy_out(resp) -> dict | None:
     return result
 
 
-def _chunks(resp):
-    while True:
-        chunk = resp.read1(65536)
-        if not chunk:
-            return
-        yield chunk
-
-
 def feed_stdin(path: str):
     """Send our stdin, as it comes and unchanged, as the chunked body of POST ``path`` (in
     a thread: the output is read meanwhile).  Its end is the container's EOF.  A container
     that ended first makes the daemon answer early: nothing to report then."""
     def run():
-        from minibox.cli import fasthttp
+        from minibox.cli.client import Client
         from minibox.errors import MiniBoxError
         try:
-            fasthttp.request("POST", path, parts=_stdin_chunks(), length=None,
-                             content_type="application/octet-stream").close()
+            Client(timeout=None).post(path, content=_stdin_chunks())
         except (MiniBoxError, OSError, ValueError):
             pass
     import threading            # only with -i: the plain run path stays without it

@@ -24,11 +24,10 @@ def df(verbose, as_json) -> None:
     """Show the disk space images, containers, volumes and the build cache take."""
     import json
 
-    from minibox.cli import fasthttp
+    from minibox.cli.client import Client
     from minibox.cli.tables import human_size, print_table
 
-    out = fasthttp.get_json("/system/df", {"verbose": "true" if verbose else "false"},
-                            timeout=120)
+    out = Client(timeout=120).get("/system/df", params={"verbose": verbose}).json()
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return

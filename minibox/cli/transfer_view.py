@@ -64,7 +64,7 @@ class TransferView:
 
 
 def follow(resp, quiet: bool = False) -> dict:
-    """Read an NDJSON transfer stream (a cli/fasthttp answer, which makes a connection lost
+    """Read an NDJSON transfer stream (a cli/client answer, which makes a connection lost
     mid-way the CLI's one clear error) to its end; returns the result, raises its error."""
     view = None if quiet else TransferView()
     for line in resp.iter_lines():

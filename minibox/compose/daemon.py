@@ -1,8 +1,7 @@
 """Compose's one way to the daemon: the container, volume, image and build routes of the
-API (compose is a client, like docker compose).  Its JSON requests go through the CLI's
-small socket client (cli/fasthttp.py: importing httpx and making its client cost 0.3-0.6 s
-of every compose command on this loaded VM); the streams (logs, build events) and the
-build upload through the CLI's httpx client, made only when one is needed."""
+API (compose is a client, like docker compose), through the CLI's client (cli/client.py: a
+new connection per request, so the threads of an `up` share it; errors are the daemon's
+MiniBoxErrors)."""
 
 from __future__ import annotations
 
@@ -18,55 +17,12 @@ def _q(ref: str) -> str:
     return quote(ref, safe="")
 
 
-class _Answer:
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def json(self):
-        from minibox.cli import fastjson
-        return fastjson.loads(self.body)
-
-
-class FastClient:
-    """get/post/delete with a JSON body and query parameters, as cli/client.py's, on a new
-    connection each (so threads can share it); errors are the daemon's MiniBoxErrors."""
-
-    def request(self, method: str, path: str, params=None, json=None) -> _Answer:
-        from minibox.cli import fastjson, fasthttp
-        parts, length, ctype = (), 0, None
-        if json is not None:
-            data = fastjson.dumps(json).encode()
-            parts, length, ctype = [data], len(data), "application/json"
-        query = {k: {True: "true", False: "false"}.get(v, v) if isinstance(v, bool) else v
-                 for k, v in dict(params or {}).items()}
-        resp = fasthttp.request(method, path, query, parts, length, ctype)
-        try:
-            return _Answer(resp.read())
-        finally:
-            resp.close()
-
-    def get(self, path: str, **kw) -> _Answer:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw) -> _Answer:
-        return self.request("POST", path, **kw)
-
-    def delete(self, path: str, **kw) -> _Answer:
-        return self.request("DELETE", path, **kw)
-
-
 class Daemon:
     def __init__(self, client=None):
-        self.c = client or FastClient()
-        self._streams = client
-
-    @property
-    def streams(self):
-        """The httpx client (streams, uploads), made at its first use."""
-        if self._streams is None:
+        if client is None:
             from minibox.cli.client import Client
-            self._streams = Client(timeout=None)
-        return self._streams
+            client = Client(timeout=None)
+        self.c = client
 
     # --- containers ---------------------------------------------------------------
     def containers(self, project: str) -> dict[str, dict]:
@@ -99,7 +55,7 @@ class Daemon:
 
     def logs(self, ref: str, follow: bool):
         """A streamed response of the container's multiplexed output (with timestamps)."""
-        return self.streams.stream("GET", f"/containers/{_q(ref)}/logs",
+        return self.c.stream("GET", f"/containers/{_q(ref)}/logs",
                              params={"follow": follow, "mux": True, "timestamps": True})
 
     # --- images and builds ------------------------------------------------------------
@@ -121,11 +77,11 @@ class Daemon:
             tar.seek(0)
             files = {"context": ("context.tar", tar, "application/x-tar")}
             data = {"tag": tag, "file": os.path.relpath(minibox_file, context), "minibox": text}
-            return self.streams.post("/builds", data=data, files=files).json()["id"]
+            return self.c.post("/builds", data=data, files=files).json()["id"]
 
     def wait_build(self, job: str) -> dict:
         """Follow the job's events to its end; the job record (status, error)."""
-        with self.streams.stream("GET", f"/builds/{job}/events") as r:
+        with self.c.stream("GET", f"/builds/{job}/events") as r:
             for line in r.iter_lines():
                 if line.strip() and json.loads(line).get("type") in (
                         "job_done", "job_failed", "job_cancelled"):

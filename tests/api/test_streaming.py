@@ -25,7 +25,7 @@ class Raw:
     def __init__(self, data: bytes):
         self.data = data
 
-    def iter_raw(self):
+    def iter_bytes(self):
         yield self.data
 
 

@@ -181,7 +181,7 @@ def test_the_token_file_is_not_sent_to_another_machine(farm, tmp_path):
 
 def test_finding_the_token_keeps_the_fast_path_light(farm):
     """`run` and `stats` read the token file with os alone: no ssl, socket.py or httpx."""
-    code = ("import sys\nfrom minibox.cli import endpoint, fasthttp\n"
+    code = ("import sys\nfrom minibox.cli import client, endpoint\n"
             "ep = endpoint.current()\nassert ep.token, ep.token_problem\n"
             "print(sorted(m for m in ('ssl', 'socket', 'httpx', 'click', 'json')"
             " if m in sys.modules))")
