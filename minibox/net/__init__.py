@@ -13,13 +13,13 @@ API (stable; compose builds project networks on it)::
     Registry(settings).create(name, subnet=None) / .get(name) / .all() / .remove(name, users)
 
 Modules: network (what a network is, overlap checks), netns (create / enter a namespace),
-links (pyroute2: bridge, veth, sysctls; the veth of ``attach`` through rtnl, one hand-packed
-rtnetlink request), ipam (leases), iptables (chains rendered from state,
+links (pyroute2: bridge, veth, sysctls; the veth of ``attach`` through ``kernel.veth_into``,
+one hand-packed rtnetlink request), ipam (leases), iptables (chains rendered from state,
 applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
 build steps' network: a pool of prepared namespaces), ports (port maps: parse, hold, DNAT
 rules), registry (user-defined networks: create/get/all/remove), dns (a network's resolver),
 names (who answers to which name, per network and asker), state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
-Raw syscalls stay in minibox/kernel.py; pyroute2 is imported lazily, never at CLI start.
+Raw syscalls and raw netlink stay in minibox/kernel/; pyroute2 is imported lazily, never at CLI start.
 """
 
 from minibox.net.network import Network, build_network, default_network

@@ -3,7 +3,7 @@ the build bridge (outbound NAT, so PKG and AUTO-DEPS reach package registries; n
 the host's loopback is reachable: it is the namespace's own ``lo``).
 
 Creating and plugging a namespace costs ~10 ms here (most of it the kernel's: the veth is
-one hand-packed rtnetlink request, ``rtnl.py``), so each worker process keeps a small pool
+one hand-packed rtnetlink request, ``kernel.veth_into``), so each worker process keeps a small pool
 of prepared ones (as BuildKit does): ``take`` hands one over at once (made on the spot
 only if the pool is empty); ``give_back`` asks the pool's thread for a replacement (after
 the block, not competing with it) and closes the used one's fd: the namespace dies and the

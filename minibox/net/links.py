@@ -1,6 +1,6 @@
 """Links through pyroute2 (imported here only, lazily): bridges, veth pairs, sysctls.  The
 veth of ``attach`` (one per build block and container start) is one hand-packed rtnetlink
-request (``rtnl.py``), not a pyroute2 call.
+request (``kernel.veth_into``, minibox/kernel/netlink.py), not a pyroute2 call.
 
 Every netlink error is translated once, here, into ``KernelError`` naming the link.
 """
@@ -120,17 +120,15 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
     on it, it and lo up, and (``default_route``) the default route via ``gateway``; a
     container on more networks gets eth1, eth2... with only their subnet's route.  On
     failure nothing is left."""
-    from minibox.net import rtnl
-
     br = index_of(bridge)
     if br is None:
         raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
     try:
         # one request: the pair, the peer made inside the namespace, enslaved and up
-        rtnl.veth_into(host_if, br, ifname, ns_fd)
-    except OSError as e:
-        raise KernelError(f"cannot create veth {host_if} on {bridge}: {e.strerror}",
-                          errno=e.errno or 0) from None
+        kernel.veth_into(host_if, br, ifname, ns_fd)
+    except KernelError as e:
+        raise KernelError(f"cannot create veth {host_if} on {bridge}: "
+                          f"{os.strerror(e.errno)}", errno=e.errno) from None
     try:
         with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
             kernel.set_link_up("lo")

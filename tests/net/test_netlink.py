@@ -1,6 +1,7 @@
-"""The hand-packed rtnetlink veth request (minibox/net/rtnl.py) against the real kernel: the
-peer is made inside the namespace, the host end is enslaved to the bridge and up; a kernel
-refusal is an OSError with its errno and leaves nothing behind.  Names are unique per run."""
+"""The hand-packed rtnetlink veth request (``kernel.veth_into``, minibox/kernel/netlink.py)
+against the real kernel: the peer is made inside the namespace, the host end is enslaved to
+the bridge and up; a kernel refusal is a KernelError with its errno and leaves nothing
+behind.  Names are unique per run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import subprocess
 import pytest
 
 from minibox.errors import KernelError
-from minibox.net import links, netns, rtnl
+from minibox import kernel
+from minibox.net import links, netns
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def test_veth_into_makes_the_peer_inside_and_the_host_end_on_the_bridge(bridge):
     host_if = f"mbv{secrets.token_hex(4)}"
     fd = netns.create()
     try:
-        rtnl.veth_into(host_if, links.index_of(bridge), "eth0", fd)
+        kernel.veth_into(host_if, links.index_of(bridge), "eth0", fd)
         shown = subprocess.run(["ip", "-o", "link", "show", host_if], capture_output=True,
                                text=True, check=True).stdout
         assert f"master {bridge}" in shown and "UP" in shown.split(">")[0]
@@ -48,9 +50,9 @@ def test_a_refused_request_raises_with_the_errno_and_leaves_nothing(bridge):
     host_if = f"mbv{secrets.token_hex(4)}"
     fd = netns.create()
     try:
-        rtnl.veth_into(host_if, links.index_of(bridge), "eth0", fd)
-        with pytest.raises(OSError) as e:          # the same name again
-            rtnl.veth_into(host_if, links.index_of(bridge), "eth1", fd)
+        kernel.veth_into(host_if, links.index_of(bridge), "eth0", fd)
+        with pytest.raises(KernelError, match=f"cannot create veth {host_if} ") as e:
+            kernel.veth_into(host_if, links.index_of(bridge), "eth1", fd)   # the same name
         assert e.value.errno == errno.EEXIST
         assert "eth1" not in _links_in(fd)
     finally:
