@@ -120,7 +120,7 @@ class Response:
 
     def __init__(self, sock, status: int, headers: dict, rest: bytes):
         self.sock, self.status_code, self.headers = sock, status, headers
-        self.body = transport.Body(sock, headers, rest)
+        self.body = transport.Body(sock, status, headers, rest)
         self.content: bytes | None = None
 
     @property

@@ -87,7 +87,7 @@ def send(sock, host: str, method: str, target: str, headers: dict, parts=(),
     """Send a request whose body is ``parts`` (bytes, or binary files read to their end),
     ``length`` bytes in all, or with ``length=None`` chunked (``parts``: bytes as they come,
     e.g. from a generator reading a pipe)."""
-    head = [f"{method} {target} HTTP/1.1", f"Host: {host}",
+    head = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close",
             "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"]
     head += [f"{k}: {v}" for k, v in headers.items()]
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
@@ -128,13 +128,15 @@ def read_head(sock) -> tuple[int, dict, bytes]:
 
 
 class Body:
-    """An answer's body as it arrives: chunked or Content-Length (or to the connection's
-    end).  ``fill`` is the receive; its OSError goes to the caller."""
+    """An answer's body as it arrives: chunked or Content-Length, else to the connection's
+    end (each request asks the daemon to close it); none after 1xx, 204 and 304.  A
+    receive's OSError goes to the caller."""
 
-    def __init__(self, sock, headers: dict, rest: bytes):
+    def __init__(self, sock, status: int, headers: dict, rest: bytes):
         self.sock, self.buf = sock, rest
-        self.chunked = "chunked" in headers.get("transfer-encoding", "")
-        self.left = int(headers.get("content-length", "-1"))
+        bodiless = status < 200 or status in (204, 304)
+        self.chunked = not bodiless and "chunked" in headers.get("transfer-encoding", "")
+        self.left = 0 if bodiless else int(headers.get("content-length", "-1"))
 
     @property
     def complete(self) -> bool:
