@@ -1,5 +1,7 @@
 """``minibox``: the command line (click).  ``main`` is the entry point (and the click-free
-fast paths), ``commands`` the lazily loaded verbs; nothing heavy is imported at start."""
+fast paths), ``commands`` the lazily loaded verbs; nothing heavy is imported at start.
+Every verb reaches the daemon through ``client.Client`` (over ``transport``), which reads
+where the daemon is from ``endpoint`` and translates every failure once."""
 
 __all__ = ["archive", "build", "client", "commands", "completion", "containers",
            "daemon_errors", "db", "endpoint", "fastjson", "fastrun", "foreground",
