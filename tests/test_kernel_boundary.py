@@ -31,6 +31,8 @@ def test_the_package_face_offers_what_callers_use():
                  "syncfs", "set_link_up", "add_default_route", "veth_into", "MS_BIND",
                  "CLONE_NEWNET"):
         assert callable(getattr(kernel, name)) or isinstance(getattr(kernel, name), int), name
+    from minibox.errors import KernelError
+    assert kernel.KernelError is KernelError      # the monitor and init catch k.KernelError
 
 
 def test_importing_the_kernel_package_stays_light():

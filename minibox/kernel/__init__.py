@@ -20,6 +20,7 @@ library and the error helper they share).  Callers use the names below, not the 
 
 from __future__ import annotations
 
+from minibox.errors import KernelError  # what every wrapper raises: kernel.KernelError
 from minibox.kernel.mounts import (  # noqa: F401
     MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT, MS_NOATIME,
     MS_NODIRATIME, MS_BIND, MS_MOVE, MS_REC, MS_SILENT, MS_PRIVATE, MS_SLAVE, MS_SHARED,
@@ -51,7 +52,7 @@ from minibox.kernel.netlink import (  # noqa: F401
 )
 
 __all__ = [
-    "libc", "mounts", "namespaces", "process", "spawn", "files", "netdev", "netlink",
+    "KernelError", "libc", "mounts", "namespaces", "process", "spawn", "files", "netdev", "netlink",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_SYNCHRONOUS", "MS_REMOUNT",
     "MS_NOATIME", "MS_NODIRATIME", "MS_BIND", "MS_MOVE", "MS_REC", "MS_SILENT", "MS_PRIVATE",
     "MS_SLAVE", "MS_SHARED", "MS_RELATIME", "MS_STRICTATIME", "MNT_FORCE", "MNT_DETACH",
