@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from minibox.kernel.libc import fail as _fail, fsbytes as _b, libc as _libc
+from minibox.kernel.libc import fail as _fail, libc as _libc
 
 _libc.syncfs.argtypes = [ctypes.c_int]
 

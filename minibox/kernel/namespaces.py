@@ -8,7 +8,7 @@ import os
 import platform
 
 from minibox.errors import KernelError
-from minibox.kernel.libc import fail as _fail, fsbytes as _b, libc as _libc
+from minibox.kernel.libc import fail as _fail, libc as _libc
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

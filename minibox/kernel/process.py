@@ -7,7 +7,7 @@ import ctypes
 import platform
 import signal
 
-from minibox.kernel.libc import fail as _fail, fsbytes as _b, libc as _libc
+from minibox.kernel.libc import fail as _fail, libc as _libc
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15

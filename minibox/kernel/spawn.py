@@ -6,7 +6,7 @@ import ctypes
 import os
 
 from minibox.errors import KernelError
-from minibox.kernel.libc import fail as _fail, fsbytes as _b, libc as _libc
+from minibox.kernel.libc import libc as _libc
 
 POSIX_SPAWN_SETSID = 0x80          # glibc's value
 _SPAWN_BUF = 512                   # > sizeof(posix_spawn_file_actions_t), posix_spawnattr_t
