@@ -347,6 +347,17 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
+_libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Start writing ``nbytes`` of ``fd``'s dirty pages from ``offset`` to the disk, without
+    waiting for them (sync_file_range(SYNC_FILE_RANGE_WRITE)): a later fsync then has little
+    left to wait for.  Only a hint, never durability: False where the file system cannot."""
+    return _libc.sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE) == 0
+
+
 # --- posix_spawn ----------------------------------------------------------------------
 POSIX_SPAWN_SETSID = 0x80          # glibc's value
 _SPAWN_BUF = 512                   # > sizeof(posix_spawn_file_actions_t), posix_spawnattr_t
