@@ -47,6 +47,8 @@ class BlobWriter:
         self.created = False          # this writer put the blob in place (it was not there)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if len(data) >= _BUFFER:        # a big piece goes to the file as it is, not copied
+            return self.write_chunks([data])    # into the buffer first
         self._hash.update(data)
         self._file.write(data)
         self.size += len(data)
