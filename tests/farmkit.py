@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -237,3 +238,37 @@ def write_ctx(base: Path, files: dict[str, str | bytes], mode: dict | None = Non
         if mode and rel in mode:
             p.chmod(mode[rel])
     return base
+
+
+class RedisMonitor:
+    """Every command a Redis runs while this is open (MONITOR on a connection of its own
+    from ``client``), as text: ``self.commands``."""
+
+    def __init__(self, client):
+        self._client = client           # a client dropped closes its connections
+        self._mon = client.monitor()
+        self._mon.__enter__()
+        self.commands: list[str] = []
+        self._stop = False
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        try:
+            while not self._stop:
+                self.commands.append(self._mon.next_command()["command"])
+        except Exception:  # noqa: BLE001 - the connection is closed under it at the end
+            pass
+
+    def wait_for(self, pred, timeout=10.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(pred(c) for c in list(self.commands)):
+                return
+            time.sleep(0.02)
+        raise AssertionError("command not seen: " + repr(self.commands[-20:]))
+
+    def close(self):
+        self._stop = True
+        self._mon.connection.disconnect()
+        self._t.join(5)

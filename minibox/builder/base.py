@@ -89,34 +89,37 @@ class ArchiveResolver:
 
 
 class LocalImageResolver:
-    """An image tagged in the store (or named by its manifest digest)."""
+    """An image tagged in the store (or named by its manifest digest); given a
+    ``platform``, only one of that platform (or of none said)."""
+
+    def __init__(self, platform: str | None = None):
+        self.platform = platform
 
     def matches(self, ref: str, store: Store) -> bool:
         try:
-            store.resolve(ref)
+            image = store.resolve(ref)
         except (NotFound, UserError):
             return False
-        return True
+        # of another platform: a registry may have the one asked for; else it is taken
+        # (and the build refuses it, saying why)
+        return _fits(image.platform, self.platform) or not RegistryResolver().matches(ref, store)
 
     def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
         image = store.resolve(ref)
         return BaseImage(ref=image.name or ref, digest=image.digest,
                          layers=image.layer_infos(), config=image.runtime_config,
-                         history=image.history, platform=_platform_of(image.config))
-
-
-def _platform_of(config: dict) -> str | None:
-    """``os/architecture[/variant]`` of an image config (None when it does not say)."""
-    parts = [config.get("os") or "linux", config.get("architecture"), config.get("variant")]
-    return "/".join(p for p in parts if p) if parts[1] else None
+                         history=image.history, platform=image.platform)
 
 
 class RegistryResolver:
-    """An image in a registry (or a mirror of it), pulled into the store when needed."""
+    """An image in a registry (or a mirror of it), pulled into the store when needed: for
+    ``platform`` (a build's ``--platform``), else this machine's.  A local copy of another
+    platform than the one asked for is pulled again for it."""
 
-    def __init__(self, always: bool = False, progress=None):
+    def __init__(self, always: bool = False, progress=None, platform: str | None = None):
         self.always = always
         self.progress = progress
+        self.platform = platform
 
     def matches(self, ref: str, store: Store) -> bool:
         from minibox.registry.reference import parse
@@ -127,21 +130,39 @@ class RegistryResolver:
         return True
 
     def resolve(self, store: Store, ref: str, context_dir: Path | None) -> BaseImage:
+        from minibox.errors import MiniBoxError
         from minibox.registry.config import RegistryConfig
         from minibox.registry.pull import pull
         from minibox.registry.reference import parse
-        from minibox.store.manifests import host_platform
+        from minibox.store.manifests import parse_platform
 
         parsed = parse(ref)
         local = parsed.local_tag or f"{parsed.familiar_repository}@{parsed.digest}"
         if parsed.digest and parsed.tag:
             local = f"{parsed.familiar_repository}@{parsed.digest}"
+        have = None
         if not self.always and LocalImageResolver().matches(local, store):
-            return LocalImageResolver().resolve(store, local, context_dir)
-        pulled = pull(store, parsed, RegistryConfig.from_env(), host_platform(),
-                      progress=self.progress)
+            have = LocalImageResolver().resolve(store, local, context_dir)
+            if _fits(have.platform, self.platform):
+                return have
+        want = parse_platform(self.platform)          # None: this machine's
+        try:
+            pulled = pull(store, parsed, RegistryConfig.from_env(), want,
+                          progress=self.progress)
+        except MiniBoxError as e:
+            if have is None:
+                raise
+            raise UserError(f"base image '{ref}' is {have.platform}, but the build asks for "
+                            f"--platform {want}",
+                            hint=f"use a base image for {want}, or drop --platform (pulling "
+                                 f"{ref} for {want} failed: {e.message})") from None
         return LocalImageResolver().resolve(store, pulled.name or f"x@{pulled.digest}",
                                             context_dir)
+
+
+def _fits(have: str | None, want: str | None) -> bool:
+    """An image of platform ``have`` serves a build for ``want`` (None: any, or unknown)."""
+    return not have or not want or have.strip().lower() == want.strip().lower()
 
 
 PULL_POLICIES = ("missing", "always", "never")
@@ -149,8 +170,11 @@ DEFAULT_RESOLVERS: tuple[BaseResolver, ...] = (ScratchResolver(), ArchiveResolve
                                                LocalImageResolver(), RegistryResolver())
 
 
-def resolvers_for(pull: str = "missing", progress=None) -> tuple[BaseResolver, ...]:
-    """The resolvers for a ``--pull`` policy."""
+def resolvers_for(pull: str = "missing", progress=None,
+                  platform: str | None = None) -> tuple[BaseResolver, ...]:
+    """The resolvers for a ``--pull`` policy and a build's ``--platform`` (None: the
+    daemon's): a local image of another platform is left to the registry, which pulls the
+    one asked for (with ``--pull never`` it is taken, and the build refuses it)."""
     if pull not in PULL_POLICIES:
         raise UserError(f"invalid pull policy '{pull}'",
                         hint="use one of: " + ", ".join(PULL_POLICIES))
@@ -158,8 +182,9 @@ def resolvers_for(pull: str = "missing", progress=None) -> tuple[BaseResolver, .
     if pull == "never":
         return head + (LocalImageResolver(),)
     if pull == "always":
-        return head + (RegistryResolver(always=True, progress=progress),)
-    return head + (LocalImageResolver(), RegistryResolver(progress=progress))
+        return head + (RegistryResolver(always=True, progress=progress, platform=platform),)
+    return head + (LocalImageResolver(platform), RegistryResolver(progress=progress,
+                                                                   platform=platform))
 
 
 def resolve_base(store: Store, ref: str, context_dir: Path | None,

@@ -91,6 +91,8 @@ class Daemon:
     def fetch_blob(self, store, digest: str, media_type: str) -> None:
         import http.client
 
+        from minibox.store.compress import BackgroundSink
+
         conn = self._direct()
         if conn is None:
             return self._fetch_blob_httpx(store, digest, media_type)
@@ -102,8 +104,9 @@ class Daemon:
                 raise StoreError(f"the daemon has no blob {digest} ({resp.status})")
             size = resp.length
             with store.open_blob_writer(media_type, expected_digest=digest) as w:
-                while chunk := resp.read(CHUNK):
-                    w.write(chunk)
+                with BackgroundSink(w) as sink:     # hashed and written while the next
+                    while chunk := resp.read(CHUNK):    # chunk arrives
+                        sink.write(chunk)
                 if size is not None and w.size != size:     # nothing half is committed
                     raise http.client.IncompleteRead(b"", size - w.size)
         except (OSError, http.client.HTTPException) as e:
@@ -144,9 +147,15 @@ class Daemon:
         path = store.blob_path(digest)
         try:
             with open(path, "rb") as f:
-                conn.request("PUT", f"/blobs/{digest}", body=f, headers={
-                    **self.auth, "Content-Length": str(os.fstat(f.fileno()).st_size),
-                    "Content-Type": "application/octet-stream"})
+                conn.putrequest("PUT", f"/blobs/{digest}", skip_accept_encoding=True)
+                for k, v in {**self.auth, "Content-Length": str(os.fstat(f.fileno()).st_size),
+                             "Content-Type": "application/octet-stream"}.items():
+                    conn.putheader(k, v)
+                conn.endheaders()
+                if isinstance(conn, http.client.HTTPSConnection):
+                    conn.send(f)            # read and encrypted a MiB at a time
+                else:
+                    conn.sock.sendfile(f)   # the kernel copies file to socket
             resp = conn.getresponse()
             text = resp.read(200).decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as e:

@@ -121,8 +121,8 @@ class Build:
         from minibox.builder.base import resolve_base, resolvers_for
 
         t0 = time.monotonic()
-        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir,
-                                 resolvers_for(self.req.pull, self._pull_progress))
+        self.base = resolve_base(self.store, self.mb.base, self.req.context_dir, resolvers_for(
+            self.req.pull, self._pull_progress, self.req.platform))
         self.held = held
         held.add_layers(self.base.layers)
         self.route = platforms.Route(self.redis, platforms.build_platform(
@@ -388,7 +388,8 @@ class Build:
         created = None if self.req.timestamp is None else \
             datetime.fromtimestamp(self.req.timestamp, timezone.utc)
         desc = self._unchanged_image(config, layers, created) or \
-            self.store.write_image(self.req.tag, config, layers, created=created)
+            self.store.write_image(self.req.tag, config, layers, created=created,
+                                   platform=self.route.platform)
         self.events.emit(Image(tag=self.req.tag, digest=desc.digest, layers=len(layers)))
         return desc
 
@@ -410,7 +411,8 @@ class Build:
                 image = self.store.resolve(name)
             except NotFound:
                 continue
-            if image.diff_ids != diff_ids or (image.config.get("config") or {}) != config:
+            if image.diff_ids != diff_ids or image.platform != self.route.platform or \
+                    (image.config.get("config") or {}) != config:
                 continue
             if created is not None and image.config.get("created") != rfc3339(created):
                 continue

@@ -22,12 +22,14 @@ def build_services(settings: Settings):
     from minibox.daemon.services import Services
     from minibox.redisconn import connect
     from minibox.store import Store
+    from minibox.workers import result_backend
     from minibox.workers.celery_app import make_celery
 
     services = Services(settings=settings)
     services.store = Store(settings.data_root)
     services.redis = connect(settings)
     services.celery = make_celery(settings)
+    result_backend.use_for_daemon(services.celery)     # no result subscription per block
     services.builds = BuildManager(services)
     return services
 

@@ -12,7 +12,7 @@ Notes measured on the target machines (see FIELD-NOTES.md):
 
 Its modules, by what they touch: ``mounts`` (mount, bind, umount, pivot_root), ``namespaces``
 (unshare, setns, sethostname, clone into new namespaces), ``process`` (prctl, capabilities,
-signals, seccomp, pidfds), ``spawn`` (posix_spawn with the GIL released), ``files`` (syncfs,
+signals, seccomp, pidfds), ``spawn`` (posix_spawn with the GIL released), ``files`` (syncfs, writeback,
 inode flags), ``netdev`` (a namespace's interface by ioctl: up, address, default route),
 ``netlink`` (rtnetlink requests packed by hand: the veth of a build block), ``libc`` (the C
 library and the error helper they share).  Callers use the names below, not the modules.
@@ -42,7 +42,7 @@ from minibox.kernel.spawn import (  # noqa: F401
     POSIX_SPAWN_SETSID, posix_spawn
 )
 from minibox.kernel.files import (  # noqa: F401
-    syncfs, FS_TOPDIR_FL, set_topdir
+    syncfs, start_writeback, FS_TOPDIR_FL, set_topdir
 )
 from minibox.kernel.netdev import (  # noqa: F401
     set_link_up, set_ipv4_address, add_default_route
@@ -64,7 +64,7 @@ __all__ = [
     "PR_CAP_AMBIENT_CLEAR_ALL", "SECCOMP_SET_MODE_FILTER", "SECCOMP_FILTER_FLAG_TSYNC",
     "prctl", "set_pdeathsig", "set_no_new_privs", "set_process_name", "cap_last_cap", "capget",
     "capset", "drop_bounding_caps", "clear_ambient_caps", "reset_signals", "seccomp_load",
-    "pidfd_open", "pidfd_send_signal", "POSIX_SPAWN_SETSID", "posix_spawn", "syncfs",
+    "pidfd_open", "pidfd_send_signal", "POSIX_SPAWN_SETSID", "posix_spawn", "syncfs", "start_writeback",
     "FS_TOPDIR_FL", "set_topdir", "set_link_up", "set_ipv4_address", "add_default_route",
     "veth_into"
 ]

@@ -1,4 +1,4 @@
-"""Filesystems and inodes: syncfs, ext4's top-directory flag."""
+"""Filesystems and inodes: syncfs, early writeback, ext4's top-directory flag."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ def syncfs(path: str) -> None:
             _fail(f"syncfs({path})")
     finally:
         os.close(fd)
+
+
+_libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Start writing ``nbytes`` of ``fd``'s dirty pages from ``offset`` to the disk, without
+    waiting for them (sync_file_range(SYNC_FILE_RANGE_WRITE)): a later fsync then has little
+    left to wait for.  Only a hint, never durability: False where the file system cannot."""
+    return _libc.sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE) == 0
 
 
 _FS_IOC_GETFLAGS = 0x80086601

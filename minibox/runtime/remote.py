@@ -6,6 +6,8 @@ and turns ``{"error": ...}`` back into the MiniBoxError the worker raised.
 
 from __future__ import annotations
 
+import uuid
+
 from minibox.errors import DaemonUnavailable, MiniBoxError
 from minibox.wire.queues import RUNTIME_QUEUE, runtime_task
 
@@ -31,8 +33,12 @@ def call(celery, task: str, *args, timeout: float = 120.0):
     try:
         # declare=[]: the queue is the runtime worker's (it declares it); sent to it by name
         # (anonymous direct exchange), so re-binding a copy of it on every call is waste
+        task_id = str(uuid.uuid4())
+        watch = getattr(celery.backend, "watch", None)     # the daemon's backend: subscribe
+        if watch is not None:                               # to the answer before sending
+            watch(task_id)
         res = celery.send_task(runtime_task(task), args=list(args), queue=RUNTIME_QUEUE,
-                               declare=[])
+                               declare=[], task_id=task_id)
         out = res.get(timeout=timeout, interval=0.001, propagate=True)
     except MiniBoxError:
         raise

@@ -17,13 +17,13 @@ from minibox.errors import NotFound, StoreError
 from minibox.kernel import syncfs
 from minibox.store.blobs import BlobStore, BlobWriter
 from minibox.store.images import (Image, ImageSummary, build_config, build_manifest,
-                                  load_image, summarize)
+                                  image_platform, load_image, platform_fields, summarize)
 from minibox.store.index import IndexFile, normalize_name
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layout import (Layout, clean_dir_entries, remove_tree,
                                   rename_dir_noreplace)
 from minibox.store.oci import (EMPTY_TAR_DIFF_ID, INDEX_DIGEST, MEDIA_CONFIG, MEDIA_MANIFEST, Descriptor,
-                               digest_hex, host_architecture, is_digest)
+                               digest_hex, is_digest)
 
 __all__ = ["Store", "Descriptor", "Image", "ImageSummary", "LayerInfo", "BlobWriter",
            "normalize_name"]
@@ -140,12 +140,14 @@ class Store:
 
     def write_image(self, name: str | None, config: dict, layers: list[LayerInfo], *,
                     created: str | datetime | None = None,
-                    history: list[dict] | None = None) -> Descriptor:
+                    history: list[dict] | None = None,
+                    platform: str | None = None) -> Descriptor:
         """Write the config and manifest for ``layers`` (bottom -> top) and tag ``name``.
 
         ``config`` is the runtime section (Env, Cmd, Entrypoint, WorkingDir, User,
         ExposedPorts, Volumes, Labels).  Given ``created``, the same inputs always give the
         same config and manifest digests.  ``history`` defaults to one entry per layer.
+        ``platform`` (OS/ARCH[/VARIANT], default this machine's) labels the image.
         """
         if name:
             name = normalize_name(name)              # refuse a bad name before writing
@@ -153,11 +155,13 @@ class Store:
             if not self.has_blob(layer.digest):
                 raise StoreError(f"cannot write image {name or ''}: layer blob "
                                  f"{layer.digest} is not stored")
-        config_blob = build_config(config, layers, created=created, history=history)
+        plat = image_platform(platform)
+        config_blob = build_config(config, layers, created=created, history=history,
+                                   platform=plat)
         config_desc = self.put_json(config_blob, MEDIA_CONFIG)
         manifest = self.put_json(build_manifest(config_desc, layers), MEDIA_MANIFEST)
         manifest = Descriptor(manifest.digest, manifest.size, manifest.media_type,
-                              platform={"architecture": host_architecture(), "os": "linux"})
+                              platform=platform_fields(plat))
         if name:
             self.tag(name, manifest)
         return manifest

@@ -8,6 +8,7 @@ from datetime import datetime
 from minibox.errors import StoreError
 from minibox.store.blobs import BlobStore
 from minibox.store.layerinfo import LayerInfo
+from minibox.store.manifests import Platform, host_platform, parse_platform
 from minibox.store.oci import (INDEX_TYPES, MANIFEST_TYPES, MEDIA_CONFIG, MEDIA_MANIFEST,
                                Descriptor, host_architecture, rfc3339)
 
@@ -36,6 +37,12 @@ class Image:
     def history(self) -> list[dict]:
         return list(self.config.get("history") or [])
 
+    @property
+    def platform(self) -> str | None:
+        """``os/architecture[/variant]`` as its config says (None when it names no
+        architecture)."""
+        return platform_of(self.config)
+
     def layer_infos(self) -> list[LayerInfo]:
         return [LayerInfo.from_descriptor(d, diff_id)
                 for d, diff_id in zip(self.layers, self.diff_ids)]
@@ -49,9 +56,33 @@ class ImageSummary:
     created: str | None    # RFC 3339, from the config
 
 
+def platform_of(config: dict) -> str | None:
+    """``os/architecture[/variant]`` of an image config (None when it names no
+    architecture)."""
+    parts = [config.get("os") or "linux", config.get("architecture"), config.get("variant")]
+    return "/".join(p for p in parts if p) if parts[1] else None
+
+
+def image_platform(platform: str | Platform | None) -> Platform:
+    """The platform an image is labelled with: the one given (a build's ``--platform``),
+    else this machine's."""
+    if platform is None:
+        return host_platform()
+    return platform if isinstance(platform, Platform) else parse_platform(platform)
+
+
+def platform_fields(platform: Platform) -> dict:
+    """An image config's (and an index entry's) architecture, os and variant."""
+    out = {"architecture": platform.architecture, "os": platform.os}
+    if platform.variant:
+        out["variant"] = platform.variant
+    return out
+
+
 def build_config(section: dict, layers: list[LayerInfo], *, created: str | datetime | None,
-                 history: list[dict] | None) -> dict:
-    """The OCI image config for ``layers`` with runtime ``section``.  Deterministic."""
+                 history: list[dict] | None, platform: str | Platform | None = None) -> dict:
+    """The OCI image config for ``layers`` with runtime ``section``, labelled with
+    ``platform`` (default this machine's).  Deterministic."""
     stamp = created if isinstance(created, str) else rfc3339(created)
     if history is None:
         history = [{"created": stamp, "created_by": "minibox"} for _ in layers]
@@ -59,8 +90,7 @@ def build_config(section: dict, layers: list[LayerInfo], *, created: str | datet
         raise ValueError("history must have one non-empty_layer entry per layer")
     return {
         "created": stamp,
-        "architecture": host_architecture(),
-        "os": "linux",
+        **platform_fields(image_platform(platform)),
         "config": {k: v for k, v in section.items() if v is not None},
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
         "history": history,

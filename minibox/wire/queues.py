@@ -30,8 +30,9 @@ def runtime_task(verb: str) -> str:
     return RUNTIME_TASK_PREFIX + verb
 
 
-#: Celery's task_routes: every task to its queue by its name's prefix
+#: Celery's task_routes: a runtime task to the runtime queue.  A build task has no route:
+#: its queue is its platform's, build_queue(platform), named by every send (a route to the
+#: bare BUILD_QUEUE sent blocks where no worker reads; tests/farm/test_task_queues.py)
 TASK_ROUTES = {
-    BUILD_TASK_PREFIX + "*": {"queue": BUILD_QUEUE},
     RUNTIME_TASK_PREFIX + "*": {"queue": RUNTIME_QUEUE},
 }

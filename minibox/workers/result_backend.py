@@ -15,6 +15,14 @@ SETEX (the same command to Redis; redis-py 8 warns on every SETEX call).
 
 Selected for the runtime worker only (``use_for``): the build workers keep Celery's
 backend, whose check matters for their acks_late tasks.
+
+The daemon's backend (``use_for_daemon``): Celery's Redis backend SUBSCRIBEs to a task's
+result channel as it sends the task, for a ``get()`` that may follow.  The daemon waits with
+``get()`` on the runtime worker's tasks only (runtime.remote.call, which asks for that
+subscription itself, before it sends); a build block's result comes on its job's event
+stream and the scheduler reads a block's state with a plain GET (``AsyncResult.state``).  So
+every block sent was a SUBSCRIBE and, when its AsyncResult was dropped, an UNSUBSCRIBE on
+the daemon's pubsub connection, whose confirmations nobody read: no more.
 """
 
 from __future__ import annotations
@@ -53,10 +61,26 @@ class RuntimeRedisBackend(RedisBackend):
             pipe.execute()
 
 
-def use_for(app) -> None:
-    """Make ``app`` build its (per-thread) result backends from RuntimeRedisBackend when its
-    result_backend is a Redis URL.  Call before the first use of ``app.backend``."""
+class DaemonRedisBackend(RedisBackend):
+    """RedisBackend that subscribes to a task's result only when asked (``watch``)."""
+
+    def on_task_call(self, producer, task_id):
+        pass                        # Celery's: subscribe to every task sent
+
+    def watch(self, task_id: str) -> None:
+        """Subscribe to ``task_id``'s result before sending it, for a ``get()`` to come."""
+        super().on_task_call(None, task_id)
+
+
+def use_for(app, backend: str = "RuntimeRedisBackend") -> None:
+    """Make ``app`` build its (per-thread) result backends from ``backend`` (a class of
+    this module) when its result_backend is a Redis URL.  Call before the first use of
+    ``app.backend``."""
     overrides = dict(app.loader.override_backends)
     for alias in _ALIASES:
-        overrides[alias] = f"{__name__}:RuntimeRedisBackend"
+        overrides[alias] = f"{__name__}:{backend}"
     app.loader.override_backends = overrides
+
+
+def use_for_daemon(app) -> None:
+    use_for(app, "DaemonRedisBackend")

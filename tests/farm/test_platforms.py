@@ -125,3 +125,84 @@ def test_a_build_whose_last_worker_dies_fails_with_the_reason(tmp_path):
         lonely.end()
         native.end()
         farm.destroy()
+
+
+def _arch(plat: str) -> str:
+    return plat.split("/")[1]
+
+
+def test_a_build_for_a_platform_is_labelled_with_it(two_platforms, tmp_path):
+    farm, _, _ = two_platforms
+    ctx = _ctx(tmp_path, "label", "BASE busybox.tar.gz\nBLOCK a\n    RUN echo a > /a\n")
+    farm.build(ctx, "label-other", "--platform", OTHER, "--network", "none")
+    farm.build(ctx, "label-native", "--network", "none")
+    for tag, plat in (("label-other", OTHER), ("label-native", HOST)):
+        img = farm.image(tag)
+        assert (img["os"], img["architecture"]) == ("linux", _arch(plat)), (tag, img)
+        assert img["config"].get("variant") is None
+    # no block at all (the rootfs only): the same layers and config as this machine's
+    # image, but not that image: one of its own, labelled with the platform asked for
+    meta = _ctx(tmp_path, "meta", "BASE busybox.tar.gz\n")
+    farm.build(meta, "meta-native")
+    farm.build(meta, "meta-other", "--platform", OTHER)
+    native, other = farm.image("meta-native"), farm.image("meta-other")
+    assert native["architecture"] == _arch(HOST) and other["architecture"] == _arch(OTHER)
+    assert native["digest"] != other["digest"]
+    assert native["config"]["rootfs"] == other["config"]["rootfs"]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    from tests.registry.registrykit import Registry
+
+    reg = Registry().start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_the_base_is_pulled_for_the_platform_asked_for(two_platforms, registry, tmp_path):
+    """A base in a registry as an index of two platforms (the other platform's image holds
+    this machine's busybox, labelled for the other: its worker runs on this machine): each
+    build takes the base of its own platform, also when the store holds the other one."""
+    import hashlib
+    import json
+
+    farm, native, other = two_platforms
+    repo = f"{registry.host}/multi/base"
+    meta = _ctx(tmp_path, "meta", "BASE busybox.tar.gz\nBLOCK m\n    RUN echo $0 > /m\n")
+    entries = []
+    for plat, tag in ((HOST, "native"), (OTHER, "other")):
+        extra = ("--platform", OTHER) if plat == OTHER else ()
+        farm.build(meta, f"{repo}:{tag}", "--network", "none", *extra)
+        farm.cli("push", f"{repo}:{tag}", check=True)
+        with registry.client() as c:
+            r = c.get(f"/v2/multi/base/manifests/{tag}",
+                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            assert r.status_code == 200, r.text
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": "sha256:" + hashlib.sha256(r.content).hexdigest(),
+                        "size": len(r.content),
+                        "platform": {"os": "linux", "architecture": _arch(plat)}})
+    index_type = "application/vnd.oci.image.index.v1+json"
+    with registry.client() as c:
+        r = c.put("/v2/multi/base/manifests/all", headers={"Content-Type": index_type},
+                  content=json.dumps({"schemaVersion": 2, "mediaType": index_type,
+                                      "manifests": entries}).encode())
+        assert r.status_code == 201, r.text
+    app = write_ctx(tmp_path / "app", {"MiniBox": f"BASE {repo}:all\n"
+                                                  "BLOCK a\n    RUN cat /m > /a\n"})
+    by_platform = {HOST: (entries[0]["digest"], native), OTHER: (entries[1]["digest"], other)}
+    for plat in (OTHER, HOST):          # the second finds the first's base in the store
+        farm.build(app, f"app-{_arch(plat)}", "--platform", plat, "--network", "none")
+        events = farm.events(farm.last_job()["id"])
+        [base] = [e for e in events if e["type"] == "base"]
+        digest, worker = by_platform[plat]
+        assert base["digest"] == digest, (plat, base)
+        assert all(worker.runs(pid) for pid in block_pids(events).values())
+        assert farm.image(f"app-{_arch(plat)}")["architecture"] == _arch(plat)
+    # --pull never takes the store's copy (the last pulled: this machine's) and refuses it
+    r = farm.build(app, "app-never", "--platform", OTHER, "--pull", "never", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr
+    assert f"is {HOST}, but the build asks for --platform {OTHER}" in r.stdout + r.stderr

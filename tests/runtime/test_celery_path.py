@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
 
@@ -19,6 +18,7 @@ from minibox.config import Settings
 from minibox.errors import DaemonUnavailable, MiniBoxError
 from minibox.runtime.remote import call
 from minibox.workers.celery_app import make_celery
+from tests.farmkit import RedisMonitor
 
 
 def _app(farm):
@@ -27,38 +27,6 @@ def _app(farm):
 
 def _redis(farm) -> redis.Redis:
     return redis.Redis(unix_socket_path=str(farm.sock))
-
-
-class _Monitor:
-    """Every command Redis runs while it is open (MONITOR on its own connection)."""
-
-    def __init__(self, farm):
-        self._mon = _redis(farm).monitor()
-        self._mon.__enter__()
-        self.commands: list[str] = []
-        self._stop = False
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self):
-        try:
-            while not self._stop:
-                self.commands.append(self._mon.next_command()["command"])
-        except Exception:  # noqa: BLE001 - the connection is closed under it at the end
-            pass
-
-    def wait_for(self, pred, timeout=10.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(pred(c) for c in list(self.commands)):
-                return
-            time.sleep(0.02)
-        raise AssertionError("command not seen: " + repr(self.commands[-20:]))
-
-    def close(self):
-        self._stop = True
-        self._mon.connection.disconnect()
-        self._t.join(5)
 
 
 def test_the_worker_logs_no_line_per_task_but_its_ready_line(farm):
@@ -112,7 +80,7 @@ def test_the_runtime_backend_stores_a_result_without_reading_it_first(farm):
     key = backend.get_key_for_task(tid).decode()
     sub = _redis(farm).pubsub(ignore_subscribe_messages=True)
     sub.subscribe(key)
-    mon = _Monitor(farm)
+    mon = RedisMonitor(_redis(farm))
     try:
         backend.store_result(tid, {"ok": {"id": "x"}}, states.SUCCESS)
         mon.wait_for(lambda c: c.startswith("PUBLISH") and key in c)

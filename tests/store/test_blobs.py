@@ -70,6 +70,27 @@ def test_streaming_writer_with_expected_digest(store):
     assert store.read_blob(digest) == data
 
 
+def test_writer_mixes_buffered_writes_and_batches_in_order(store):
+    """write() (buffered) and write_chunks() (a batch of a body's pieces, written as they
+    are) interleave into one blob, in order, past the point where the disk is started
+    (every 8 MiB); a restart throws both away."""
+    pieces = [os.urandom(n) for n in (10, 5 << 20, 1, 256 << 10, 3 << 20, 7, 9 << 20)]
+    with store.open_blob_writer("x") as w:
+        w.write(b"thrown away")
+        w.write_chunks([b"also", bytearray(b" thrown away")])
+        w.restart()
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                w.write_chunks([piece[:len(piece) // 3], memoryview(piece)[len(piece) // 3:],
+                                b""])
+            else:
+                w.write(piece)
+        data = b"".join(pieces)
+        assert w.size == len(data) and w.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert store.read_blob(w.descriptor.digest) == data
+    assert list(store.layout.tmp.iterdir()) == []
+
+
 def test_writer_digest_mismatch_commits_nothing(store):
     wrong = "sha256:" + "1" * 64
     with pytest.raises(StoreError, match="digest mismatch"):

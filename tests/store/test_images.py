@@ -67,6 +67,18 @@ def test_write_image_is_deterministic(store):
     assert c.digest != a.digest
 
 
+def test_write_image_is_labelled_with_the_platform_given(store):
+    layer = commit_upper(store, make_upper(store, {"f": b"data"}))
+    desc = store.write_image("arm", CONFIG, [layer], created=CREATED, platform="linux/arm/v7")
+    config = store.read_json(store.read_json(desc.digest)["config"]["digest"])
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm", "v7")
+    assert desc.platform == {"os": "linux", "architecture": "arm", "variant": "v7"}
+    assert store.resolve("arm").platform == "linux/arm/v7"
+    native = store.write_image("native", CONFIG, [layer], created=CREATED)
+    assert store.resolve("native").platform == f"linux/{host_architecture()}"
+    assert native.digest != desc.digest      # same layers and config, another platform
+
+
 def test_write_image_history_must_match_layers(store):
     layer = commit_upper(store, make_upper(store, {"f": b"data"}))
     history = [{"created_by": "BASE scratch", "empty_layer": True},

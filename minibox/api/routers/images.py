@@ -15,7 +15,8 @@ from minibox.store.layout import remove_tree
 from minibox.wire.api import ImageRef
 
 router = APIRouter(tags=["images"])
-BLOB_CHUNK = 1 << 20         # blobs to and from build workers: 1 MiB per read and write
+BLOB_CHUNK = 1 << 20         # blobs to build workers: 1 MiB per read and send
+BLOB_BATCH = 4 << 20         # blobs from build workers: 4 MiB per hand-over to the writing thread
 Name = Annotated[ImageRef, Path(description="NAME[:TAG], NAME@DIGEST, a digest or an id")]
 Digest = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex>")]
 
@@ -124,35 +125,39 @@ def head_blob(request: Request, digest: Digest) -> Response:
 @router.put("/blobs/{digest}", status_code=201)
 async def put_blob(request: Request, digest: Digest) -> dict:
     """Store a blob a build worker made elsewhere; its content must hash to ``digest``."""
-    from starlette.concurrency import run_in_threadpool
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     store = _store(request)
     if store.has_blob(_digest(digest)):
         return {"digest": digest, "stored": False}
-    import hashlib
-
     writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
-    await run_in_threadpool(writer.__enter__)
-    sent = hashlib.sha256()         # a body that is not the blob is bad input, not a 5xx
-
-    def take(data: bytes) -> None:  # off the event loop, one hop per BLOB_CHUNK, not per read
-        sent.update(data)
-        writer.write(data)
+    # the body arrives in pieces of up to 256 KiB; a batch of them is hashed and written on
+    # this upload's own thread while the next batch arrives (one batch in flight at most)
+    thread, writing = ThreadPoolExecutor(1, thread_name_prefix="blob-put"), None
     try:
-        pending = bytearray()
+        batch, size = [], 0
         async for chunk in request.stream():
-            pending += chunk
-            if len(pending) >= BLOB_CHUNK:
-                await run_in_threadpool(take, bytes(pending))
-                pending.clear()
-        await run_in_threadpool(take, bytes(pending))
-        if "sha256:" + sent.hexdigest() != digest:
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= BLOB_BATCH:
+                if writing is not None:
+                    await asyncio.wrap_future(writing)
+                writing = thread.submit(writer.write_chunks, batch)
+                batch, size = [], 0
+        if writing is not None:
+            await asyncio.wrap_future(writing)
+        await asyncio.wrap_future(thread.submit(writer.write_chunks, batch))
+        if writer.digest != digest:     # a body that is not the blob is bad input, not a 5xx
             raise UserError(f"the body does not hash to {digest}",
                             hint="PUT /blobs/DIGEST takes the blob's exact bytes")
-    except BaseException as e:
-        await run_in_threadpool(writer.__exit__, type(e), e, None)
+        await asyncio.wrap_future(thread.submit(writer.commit))
+    except BaseException:
+        thread.shutdown(wait=True)      # a batch or the commit at most: then nothing else
+        writer.abort()                  # touches the temp file
         raise
-    await run_in_threadpool(writer.__exit__, None, None, None)
+    finally:
+        thread.shutdown(wait=False)
     return {"digest": digest, "stored": True}
 
 
