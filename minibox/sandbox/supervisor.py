@@ -60,7 +60,8 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = Non
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != worker_pid:             # the worker died before PDEATHSIG was set
-            os._exit(1)
+            raise BuildFailed("the build sandbox's parent (the worker or its zygote) died "
+                              "as the sandbox started")
         _own_signals()
         kernel.set_process_name("minibox-sandbox")
         t0 = time.monotonic()

@@ -147,6 +147,10 @@ def main(fd: int, worker: int) -> None:   # pragma: no cover - runs in the zygot
         signal.signal(sig, signal.SIG_IGN)
     from minibox.sandbox import process, supervisor
     from minibox.sandbox.spec import SandboxSpec
+    # what a sandbox imports on its way (COPY sources, the build network's resolv.conf):
+    # imported here once, not in every sandbox
+    import minibox.builder.context  # noqa: F401
+    import minibox.net.resolv  # noqa: F401
 
     process.prepare()                              # the seccomp filter, compiled once
     kernel.set_process_name("minibox-sandbox-zygote")
