@@ -145,6 +145,7 @@ def main(fd: int, worker: int) -> None:   # pragma: no cover - runs in the zygot
         os._exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # (an ignored one is inherited): we reap
     from minibox.sandbox import process, supervisor
     from minibox.sandbox.spec import SandboxSpec
     # what a sandbox imports on its way (COPY sources, the build network's resolv.conf):
