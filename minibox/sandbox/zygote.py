@@ -1,11 +1,11 @@
 """A small pre-started process each build worker process forks its block sandboxes from.
 
-Forking the sandbox straight out of a Celery pool process copies a ~100 MB address space:
-the fork's page-table copy and the copy-on-write faults the worker then takes were ~15 ms of
-CPU a block, and tearing that copy down again (the sandbox's exit, each RUN's exec) ~25 ms
-more: half of a one-line block's CPU.  The zygote is a fresh interpreter that imports only
-the sandbox (supervisor, steps, mounts, process), so the sandbox and every RUN's PID 1 are
-forks of a ~20 MB process.  Namespaces, mounts, seccomp, capabilities: unchanged, the same
+Forking the sandbox straight out of a Celery pool process copies a ~70 MB address space:
+the fork's page-table copy, the copy-on-write faults the worker then takes, and tearing the
+copy down again (the sandbox's exit, each RUN's exec) cost ~30 ms of CPU a block, a third
+of a one-line block's (waves benchmark, measured side by side).  The zygote is a fresh
+interpreter that imports only the sandbox (supervisor, steps, mounts, process), so the
+sandbox and every RUN's PID 1 are forks of a ~23 MB process.  Namespaces, mounts, seccomp, capabilities: unchanged, the same
 ``supervisor.sandbox_main`` runs in the child.
 
 Protocol, on a SEQPACKET socketpair the worker made (``Zygote``), one block at a time (a
