@@ -154,7 +154,7 @@ def main(fd: int, worker: int) -> None:   # pragma: no cover - runs in the zygot
     import minibox.net.resolv  # noqa: F401
 
     process.prepare()                              # the seccomp filter, compiled once
-    kernel.set_process_name("minibox-sandbox-zygote")
+    kernel.set_process_name("minibox-bzygote")   # (15 characters: "comm" holds no more)
     sock = socket.socket(fileno=fd)
     gc.collect()
     gc.freeze()
