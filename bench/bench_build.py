@@ -141,7 +141,8 @@ def farm_cpu(farm: Farm) -> dict[str, float]:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        kind = "daemon" if b"daemon" in cmd else "build workers" if b"build" in cmd else \
+        kind = "daemon" if b"daemon" in cmd else "build workers" if b"build" in cmd or \
+            b"sandbox.zygote" in cmd else \
             "runtime worker" if b"runtime" in cmd else "other"
         out[kind] = out.get(kind, 0.0) + sum(int(x) for x in fields[11:15]) / tick
     return out

@@ -12,8 +12,8 @@ gets RUN stdout+stderr as it comes; ``on_event(dict)`` gets ``{"type": "step", "
 ``{"type": "warning", "line", "text"}``.  Errors: BuildFailed (a failed process carries
 ``.tail``, its last output lines, also in ``.hint``), UserError, KernelError, Cancelled.
 
-Modules: spec (SandboxSpec, BlockOutcome), build (run_block, worker side), supervisor (the
-sandbox process), process (each RUN's PID namespace and exec), mounts, steps, copyops,
+Modules: spec (SandboxSpec, BlockOutcome), build (run_block, worker side), zygote (the small
+process each worker process forks its sandboxes from), supervisor (the sandbox process), process (each RUN's PID namespace and exec), mounts, steps, copyops,
 sources (COPY source resolution; a stand-in for minibox.builder.context.resolve_sources),
 rootfs (paths inside the image), users, pkg.
 """

@@ -1,7 +1,8 @@
 """``run_block``: the worker-side entry point of the build sandbox.
 
-It forks the sandbox (see supervisor.py), streams RUN output to ``on_output`` and progress to
-``on_event``, polls ``should_cancel`` about every 100 ms, and always reaps what it forked.  The
+It starts the sandbox (see supervisor.py) as a fork of this process's small zygote
+(zygote.py; or of this process itself without one), streams RUN output to ``on_output`` and progress to
+``on_event``, polls ``should_cancel`` about every 100 ms, and always waits until the sandbox is gone.  The
 calling process (a Celery prefork worker) comes out unchanged: every namespace, mount and
 signal change happens in the forked children.
 """
@@ -58,32 +59,57 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
     if isinstance(spec, dict):
         spec = SandboxSpec.from_dict(spec)
     spec.validate()
-    process.prepare()                   # the seccomp filter, compiled once per worker
     t0 = time.monotonic()
-    with _network(spec) as netns_fd:
+    with _network(spec) as netns_fd, _sigchld_default():
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
-        worker = os.getpid()
-        with _sigchld_default():
-            try:
-                pid = os.fork()
-            except BaseException:
-                for fd in (out_r, out_w, ctl_r, ctl_w):
-                    os.close(fd)
-                raise
-            if pid == 0:
-                os.close(out_r)
-                os.close(ctl_r)
-                supervisor.sandbox_main(spec, supervisor.Pipes(out_w, ctl_w), worker, netns_fd)
+        try:
+            child = _start(spec, out_w, ctl_w, netns_fd)
+        except BaseException:
+            for fd in (out_r, ctl_r):
+                os.close(fd)
+            raise
+        finally:
             os.close(out_w)
             os.close(ctl_w)
-            session = _Session(pid, out_r, ctl_r, on_output, on_event, should_cancel)
-            try:
-                session.pump()
-            finally:
-                session.close()
-                _cleanup_scratch(spec)
+        session = _Session(child, out_r, ctl_r, on_output, on_event, should_cancel)
+        try:
+            session.pump()
+        finally:
+            session.close()
+            _cleanup_scratch(spec)
     return session.outcome(time.monotonic() - t0, t0)
+
+
+def _start(spec: SandboxSpec, out_w: int, ctl_w: int, netns_fd: int | None):
+    """The sandbox, forked by this process's zygote (zygote.py), or by this process when
+    there is none (MINIBOX_NO_ZYGOTE, or it cannot start)."""
+    if not os.environ.get("MINIBOX_NO_ZYGOTE"):
+        from minibox.sandbox import zygote      # (not at import: `python -m` runs it)
+
+        fds = [out_w, ctl_w] + ([netns_fd] if netns_fd is not None else [])
+        spawned = zygote.handle().spawn(spec.to_dict(), fds)
+        if spawned is not None:
+            return spawned
+    process.prepare()                   # the seccomp filter, compiled once per worker
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        supervisor.sandbox_main(spec, supervisor.Pipes(out_w, ctl_w), worker, netns_fd)
+    return _Forked(pid)
+
+
+class _Forked:
+    """A sandbox forked by this process."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def signal(self, sig: int) -> None:
+        _signal(self.pid, sig)
+
+    def reap(self) -> int:
+        return _reap(self.pid)
 
 
 @contextlib.contextmanager
@@ -104,8 +130,8 @@ def _network(spec: SandboxSpec):
 
 
 class _Session:
-    def __init__(self, pid, out_r, ctl_r, on_output, on_event, should_cancel):
-        self.pid, self.out_r, self.ctl_r = pid, out_r, ctl_r
+    def __init__(self, child, out_r, ctl_r, on_output, on_event, should_cancel):
+        self.child, self.out_r, self.ctl_r = child, out_r, ctl_r
         self.on_output, self.on_event, self.should_cancel = on_output, on_event, should_cancel
         self.tail = _Tail()
         self.ctl_buf = b""
@@ -183,8 +209,8 @@ class _Session:
         try:
             if not self.reaped:
                 if not self.done and self.error is None:
-                    _signal(self.pid, signal.SIGTERM)     # the sandbox kills its step, exits
-                self.status = _reap(self.pid)
+                    self.child.signal(signal.SIGTERM)     # the sandbox kills its step, exits
+                self.status = self.child.reap()
                 self.reaped = True
         finally:
             for fd in (self.out_r, self.ctl_r):

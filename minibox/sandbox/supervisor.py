@@ -1,16 +1,18 @@
-"""The sandbox process: the worker's only child.
+"""The sandbox process: a child of the worker's zygote (zygote.py), or of the worker.
 
-worker ── sandbox (new mount (private), UTS, IPC, net namespaces; mounts the overlay; runs
-          │        COPY/WORKDIR/USER in Python; reports to the worker over a JSON-lines pipe)
-          └── per RUN/PKG/AUTO-DEPS: PID 1 of a new PID namespace (process.py) ── the command
+worker ── zygote ── sandbox (new mount (private), UTS, IPC, net namespaces; mounts the
+                    │        overlay; runs COPY/WORKDIR/USER in Python; reports to the
+                    │        worker over a JSON-lines pipe)
+                    └── per RUN/PKG/AUTO-DEPS: PID 1 of a new PID namespace (process.py)
+                        ── the command
 
-Every process below the worker has PDEATHSIG=SIGKILL: if the worker is SIGKILLed the sandbox
-dies, then the step's PID 1, and with it its whole PID namespace; the mount namespace (and
+Every process below the worker has PDEATHSIG=SIGKILL: if the worker is SIGKILLed its zygote
+dies, then the sandbox, then the step's PID 1, and with it its whole PID namespace; the mount namespace (and
 every mount in it) goes with its last process.  On SIGTERM (the worker cancelling) the
 sandbox kills the running step and waits for it before exiting, so by the time the worker
 has reaped the sandbox nothing of it is left.  RUN output goes straight from the processes to
 the worker through a second pipe.  ``sandbox_main`` ends in ``os._exit``: it runs in a
-forked copy of the worker and must never return into the worker's code.
+forked copy of the zygote (or of the worker) and must never return into its code.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = Non
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != worker_pid:             # the worker died before PDEATHSIG was set
-            os._exit(1)
+            raise BuildFailed("the build sandbox's parent (the worker or its zygote) died "
+                              "as the sandbox started")
         _own_signals()
         kernel.set_process_name("minibox-sandbox")
         t0 = time.monotonic()

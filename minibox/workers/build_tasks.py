@@ -5,13 +5,14 @@ killed is delivered again and redone (or found in the cache).
 
 The modules a block needs are imported here, in the pool's parent, so every forked child
 starts warm (the first block on a fresh worker does not pay for imports), and each child
-opens its Redis connection and store as soon as it is forked.
+opens its Redis connection and store and starts its sandbox zygote as soon as it is forked.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 from functools import lru_cache
 
 from celery.signals import worker_process_init
@@ -46,6 +47,13 @@ def _warm(**_):
         buildnet.pool(settings).warm()
     except MiniBoxError as e:     # a block on the build network will say so
         log.warning("build network not ready: %s", e)
+    if not os.environ.get("MINIBOX_NO_ZYGOTE"):
+        from minibox.sandbox import zygote
+
+        try:                      # the small process blocks' sandboxes are forked from
+            zygote.handle().ensure()
+        except OSError as e:      # they fork from this process instead
+            log.warning("no sandbox zygote (sandboxes fork from the worker): %s", e)
     # what is loaded now lives as long as the process: out of every later collection, and
     # a block's sandbox (forked from here) does not copy the pages a collection would touch
     gc.collect()

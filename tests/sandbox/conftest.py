@@ -63,15 +63,29 @@ def no_leaks(tmp_path_factory):
     kids = set(children_of(os.getpid()))     # other suites' session farms are children too
     yield
     assert mount_table(base) == before, "a sandbox mount leaked onto the host"
-    new = sorted(set(children_of(os.getpid())) - kids)
+    # this process's sandbox zygote lives on (and is started by the first test), its
+    # sandboxes must not
+    zygote = _zygote_pid()
+    new = sorted(set(children_of(os.getpid())) - kids - {zygote})
     assert new == [], "a sandbox process outlived its test"
+    if zygote:
+        assert children_of(zygote) == [], "a sandbox process outlived its test"
+
+
+def _zygote_pid() -> int | None:
+    from minibox.sandbox import zygote
+
+    proc = zygote.handle().proc
+    return proc.pid if proc is not None and proc.poll() is None else None
 
 
 @pytest.fixture(params=["tini", "python"])
 def init(request, monkeypatch):
-    """Each RUN's PID 1: tini-static from the host, or the Python fallback."""
+    """Each RUN's PID 1: tini-static from the host, or the Python fallback (then the
+    sandbox is forked from this process, where the patch is, not from the zygote)."""
     if request.param == "python":
         monkeypatch.setattr(process, "host_init", lambda: None)
+        monkeypatch.setenv("MINIBOX_NO_ZYGOTE", "1")
     elif process.host_init() is None:
         pytest.skip("no tini-static on this host")
     return request.param

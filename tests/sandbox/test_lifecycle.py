@@ -12,7 +12,7 @@ import pytest
 from minibox.errors import Cancelled, UserError
 from minibox.net import buildnet
 from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
-from tests.sandbox.conftest import run_step
+from tests.sandbox.conftest import children_of, run_step
 
 NS_PROBE = "readlink /proc/self/ns/uts; readlink /proc/self/ns/pid; echo ready; "
 
@@ -53,6 +53,9 @@ def wait_gone(procs: set[tuple[int, int]], timeout: float = 5.0) -> list[int]:
 
 
 def worker_state() -> dict:
+    from minibox.sandbox import zygote
+
+    zygote.handle().ensure()         # long-lived, like the worker's Redis connection
     return {"cwd": os.getcwd(), "umask": os.umask(os.umask(0)),
             "ns": {k: os.readlink(f"/proc/self/ns/{k}") for k in os.listdir("/proc/self/ns")},
             "fds": sorted(os.listdir("/proc/self/fd")), "host": os.uname().nodename,
@@ -128,6 +131,9 @@ def test_sigkill_of_the_worker_leaves_no_process_and_no_mount(box):
         assert all(link.startswith(("uts:[", "pid:[")) for link in links)
         procs = processes_in(links)
         assert len(procs) >= 3, "probe should see the live sandbox"
+        zygotes = {(z, _start_time(z)) for z in children_of(pid)}   # the worker's zygote
+        assert len(zygotes) == 1, "the sandbox is forked from the worker's zygote"
+        procs |= zygotes
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -180,3 +186,18 @@ def test_large_output_is_streamed_whole(box):
     data = b"".join(chunks)
     assert len(chunks) > 1
     assert data == b"".join(b"%d\n" % i for i in range(1, 200001))
+
+
+def test_a_dead_zygote_is_started_again(make_box, busybox_lower):
+    """The sandbox is forked by a small pre-started zygote; if it dies, the next block
+    starts a new one (and a block never depends on the old one)."""
+    from minibox.sandbox import zygote
+
+    assert make_box([busybox_lower]).run([run_step("echo one")]).text == "one\n"
+    handle = zygote.handle()
+    first = handle.proc.pid
+    assert first in children_of(os.getpid())
+    os.kill(first, signal.SIGKILL)
+    handle.proc.wait()
+    assert make_box([busybox_lower]).run([run_step("echo two")]).text == "two\n"
+    assert handle.proc.pid != first and handle.proc.poll() is None

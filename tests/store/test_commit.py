@@ -272,3 +272,31 @@ def test_clamp_mtime_makes_trees_made_at_other_times_commit_alike(store):
     with tarfile.open(store.blob_path(a.digest)) as t:
         mtimes = {m.name: m.mtime for m in t.getmembers()}
     assert mtimes == {"dir": epoch, "dir/f": epoch, "dir/link": epoch, "old": 1_500_000_000}
+
+
+@pytest.mark.parametrize("sizes", [[10, 20], [600_000, 600_000, 5]], ids=["inline", "thread"])
+def test_background_sink_keeps_order_and_reports_errors(sizes):
+    """Small output is written at the end in the caller's thread, larger output on the
+    sink's thread: either way every byte arrives, in order, and a failure surfaces."""
+    from minibox.store.compress import BackgroundSink
+
+    class Collect:
+        def __init__(self, fail_at: int | None = None):
+            self.got, self.fail_at = bytearray(), fail_at
+
+        def write(self, data):
+            if self.fail_at is not None and len(self.got) + len(data) > self.fail_at:
+                raise OSError(28, "No space left on device")
+            self.got += data
+            return len(data)
+
+    chunks = [bytes([i]) * n for i, n in enumerate(sizes)]
+    ok = Collect()
+    with BackgroundSink(ok) as sink:
+        for c in chunks:
+            sink.write(c)
+    assert bytes(ok.got) == b"".join(chunks)
+    with pytest.raises(OSError, match="No space"):
+        with BackgroundSink(Collect(fail_at=sizes[0])) as sink:
+            for c in chunks:
+                sink.write(c)

@@ -45,11 +45,16 @@ class Zygote:
         self.lock = threading.Lock()
         self.failed_at = 0.0
 
+    def _argv(self, fd: int) -> list[str]:
+        """How to start the zygote, given its end of the socket (the build sandbox's
+        zygote, ``minibox.sandbox.zygote``, is started the same way)."""
+        return [sys.executable, "-m", "minibox.runtime.start.zygote", str(fd)]
+
     def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "minibox.runtime.start.zygote", str(child.fileno())],
+                self._argv(child.fileno()),
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
         finally:
             child.close()
