@@ -3,10 +3,11 @@ oci-archive), ``skopeo copy`` (both) or ``docker save`` wrote; plain, gzip or zs
 
 The archive is data: it is never unpacked as a whole.  Members are read by name (a symlink
 or hard link is followed only to another member of the archive), every blob is hashed while
-it is copied and must match its digest, manifests and media types are checked as a pulled
-image's are, and every layer is unpacked through the safe extractor with its diff_id
-checked.  Images are tagged only when all of them are complete; a failure removes what the
-load added.
+it is copied and must match its digest, and manifests and media types are checked as a
+pulled image's are.  Layers are stored as blobs and, as a pulled image's, unpacked on first
+use (through the safe extractor, with the diff_id checked).  The blobs are fsynced as they
+are committed, ``blobs/`` once for the whole load; images are tagged only when all of them
+are complete; a failure removes what the load added.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from minibox.store import Store
 from minibox.store.compress import open_decompressed
 from minibox.store.parallel import in_parallel
 from minibox.store.layerinfo import LayerInfo
-from minibox.store.layout import remove_tree
 from minibox.store.manifests import (MAX_CONFIG_BYTES, host_platform, kind_of,
                                      manifest_parts, parse_json, pick_platform)
 from minibox.store.oci import (MEDIA_CONFIG, MEDIA_LAYER, MEDIA_LAYER_GZIP, MEDIA_LAYER_ZSTD,
@@ -181,7 +181,6 @@ class _Loader:
     def __init__(self, store: Store, archive: Archive, progress: Progress):
         self.store, self.arc, self.progress = store, archive, progress
         self.added_blobs: list[str] = []
-        self.added_layers: list[str] = []
         self.lock = threading.Lock()
 
     def run(self) -> list[Loaded]:
@@ -189,6 +188,7 @@ class _Loader:
             images = self._oci() if self.arc.has("index.json") else self._docker()
             if not images:
                 raise UserError(f"{self.arc.label} holds no image")
+            self.store.sync_blobs()             # durable before a tag names them
             for loaded, manifest in images:
                 for name in loaded.names:
                     self.store.tag(name, manifest)
@@ -275,7 +275,7 @@ class _Loader:
         head = f.read(8)
         media = {b"\x1f\x8b": MEDIA_LAYER_GZIP, b"\x28\xb5": MEDIA_LAYER_ZSTD}.get(
             head[:2], MEDIA_LAYER)
-        with self.store.open_blob_writer(media, expected_size=size) as w:
+        with self.store.open_blob_writer(media, expected_size=size, sync_dir=False) as w:
             w.write(head)
             while chunk := f.read(_CHUNK):
                 w.write(chunk)
@@ -285,7 +285,7 @@ class _Loader:
     # -- common ----------------------------------------------------------------------------
     def _image(self, body: bytes, media_type: str, config: Descriptor,
                layers: list[tuple[str, Descriptor]]) -> Descriptor:
-        """Store the config, the layers (unpacked, diff_ids checked), then the manifest."""
+        """Store the config, the layer blobs, then the manifest (layers unpack on first use)."""
         self._put(config, None)
         cfg = parse_json(self.store.read_blob(config.digest), f"config {config.digest}")
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
@@ -298,50 +298,16 @@ class _Loader:
             work.setdefault((desc.digest, diff_id), (member, LayerInfo.from_descriptor(
                 desc, diff_id)))
         in_parallel(self._layer, list(work.values()), "load")
-        manifest = self.store.put_blob_bytes(body, media_type)
+        manifest = self._put_bytes(body, media_type)
         return Descriptor(manifest.digest, manifest.size, media_type,
                           platform={"os": cfg.get("os") or "linux",
                                     "architecture": cfg.get("architecture") or "amd64"})
 
     def _layer(self, member: str, layer: LayerInfo) -> None:
-        """Store one layer's blob and unpacked dir; a blob the store lacks is copied and
-        unpacked in one read of the archive."""
-        if self.store.has_layer_dir(layer.diff_id) or self.store.has_blob(layer.digest):
-            self._put(layer.descriptor, member)
-            if self.store.has_layer_dir(layer.diff_id):
-                return
+        """Store one layer's blob (its digest checked as it is copied)."""
+        if not self.store.has_blob(layer.digest):
             self.progress({"id": layer.digest[7:19], "status": "Loading layer"})
-            try:
-                self.store.ensure_layer_dir(layer)
-            except StoreError as e:
-                raise UserError(f"{self.arc.label}: {e.message}") from None
-        else:
-            self.progress({"id": layer.digest[7:19], "status": "Loading layer"})
-            self._copy_and_unpack(member, layer)
-        with self.lock:
-            self.added_layers.append(layer.diff_id)
-
-    def _copy_and_unpack(self, member: str, layer: LayerInfo) -> None:
-        from minibox.store.layertar import extract_stream
-
-        what = f"{self.arc.label}: layer {layer.digest}"
-        work = self.store.tmp_dir("layer-")
-        try:
-            with self.arc.chunks(member) as source, self._writer(layer.descriptor) as blob:
-                def chunks() -> bytes:
-                    data = source.next()
-                    blob.write(data)
-                    return data
-
-                diff_id = extract_stream(chunks, layer.media_type, work, what)
-            self._note_blob(blob)
-            if diff_id != layer.diff_id:
-                raise UserError(f"{what} unpacks to {diff_id}, not the {layer.diff_id} its "
-                                f"image config says", hint="the archive is damaged")
-            self.store.adopt_layer_dir(work, layer.diff_id)
-        except BaseException:
-            remove_tree(work)
-            raise
+        self._put(layer.descriptor, member)
 
     def _blob_bytes(self, digest: str, what: str) -> bytes:
         body = self.arc.read(f"blobs/sha256/{digest.split(':', 1)[1]}")
@@ -366,12 +332,18 @@ class _Loader:
                     w.write(chunk)
         self._note_blob(w)
 
+    def _put_bytes(self, body: bytes, media_type: str) -> Descriptor:
+        with self.store.open_blob_writer(media_type, sync_dir=False) as w:
+            w.write(body)
+        self._note_blob(w)
+        return w.descriptor
+
     @contextmanager
     def _writer(self, desc: Descriptor):
         """A blob writer expecting ``desc``; a mismatch is the archive's fault."""
         try:
             with self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
-                                             expected_size=desc.size) as w:
+                                             expected_size=desc.size, sync_dir=False) as w:
                 yield w
         except StoreError as e:
             raise UserError(f"{self.arc.label}: blob {desc.digest} is corrupt: {e.message}",
@@ -383,8 +355,6 @@ class _Loader:
                 self.added_blobs.append(writer.descriptor.digest)
 
     def _undo(self) -> None:
-        for diff_id in self.added_layers:
-            remove_tree(self.store.layer_dir(diff_id))
         for digest in self.added_blobs:
             self.store.blob_path(digest).unlink(missing_ok=True)
 

@@ -2,7 +2,7 @@
 fast paths), ``commands`` the lazily loaded verbs; nothing heavy is imported at start."""
 
 __all__ = ["archive", "build", "client", "commands", "completion", "containers",
-           "daemon_errors", "db", "endpoint", "fasthttp", "fastjson", "fastrun", "foreground",
-           "images", "main", "output", "progress", "registry", "run_flags", "run_options",
-           "session", "stats_view", "streams", "system", "tables", "transfer_view", "volumes",
-           "compose", "networks"]
+           "daemon_errors", "db", "endpoint", "fasthttp", "fastimages", "fastjson", "fastrun",
+           "foreground", "images", "main", "output", "progress", "registry", "run_flags",
+           "run_options", "session", "stats_view", "streams", "system", "tables",
+           "transfer_view", "volumes", "compose", "networks"]

@@ -59,15 +59,9 @@ def _when(created) -> str:
               help="Remove it even if a container uses it (the container keeps its layers).")
 def rmi(names, force) -> None:
     """Remove images: untag them and delete what no other image, container or cache uses."""
-    from minibox.cli import fasthttp       # not httpx: its import costs more than an rmi
+    from minibox.cli import fastimages
 
-    for n in names:
-        out = fasthttp.request("DELETE", f"/images/{fasthttp.quote(n)}",
-                               {"force": "true" if force else "false"}, timeout=300).json()
-        for name in out.get("untagged") or [out["removed"]]:
-            click.echo("Untagged: " + name)
-        for item in out.get("deleted") or []:
-            click.echo("Deleted: " + item)
+    fastimages.rmi(names, force)
 
 
 @click.command()

@@ -61,20 +61,27 @@ class Store:
     def read_json(self, digest: str) -> dict:
         return self._blobs.read_json(digest)
 
-    def put_blob_bytes(self, data: bytes, media_type: str) -> Descriptor:
-        return self._blobs.put_bytes(data, media_type)
+    def put_blob_bytes(self, data: bytes, media_type: str, *, sync_dir: bool = True
+                       ) -> Descriptor:
+        return self._blobs.put_bytes(data, media_type, sync_dir=sync_dir)
 
     def put_json(self, obj: dict, media_type: str) -> Descriptor:
         """Store ``obj`` as canonical JSON (sorted keys, compact)."""
         return self._blobs.put_json(obj, media_type)
 
     def open_blob_writer(self, media_type: str, *, expected_digest: str | None = None,
-                         expected_size: int | None = None) -> BlobWriter:
+                         expected_size: int | None = None, sync_dir: bool = True
+                         ) -> BlobWriter:
         """A context manager streaming one blob into ``tmp/``; committed on a clean exit,
         discarded on an exception.  A mismatch with the expected digest or size is a
-        StoreError and nothing is committed."""
+        StoreError and nothing is committed.  ``sync_dir=False``: the caller calls
+        ``sync_blobs`` once, after its last blob and before anything refers to them."""
         return self._blobs.writer(media_type, expected_digest=expected_digest,
-                                  expected_size=expected_size)
+                                  expected_size=expected_size, sync_dir=sync_dir)
+
+    def sync_blobs(self) -> None:
+        """Make every blob committed so far durable (its directory entry too)."""
+        self._blobs.sync_dir()
 
     # -- images -----------------------------------------------------------------------
     def tag(self, name: str, manifest: Descriptor) -> str:
