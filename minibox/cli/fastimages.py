@@ -94,9 +94,8 @@ def save(images, output: str) -> None:
                                "sending it)", hint="see the daemon's log; nothing was left at "
                                                    "the output path")
         target.flush()
-        if tmp:
-            os.fsync(target.fileno())
-            target.close()
+        if tmp:                  # whole or not at all at the path; not fsynced, as neither
+            target.close()       # docker save nor podman save does
             os.rename(tmp, output)
             tmp = None
     finally:

@@ -9,7 +9,11 @@ rewritten under a lock.  See ``layout.py`` for what lives where.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -185,8 +189,26 @@ class Store:
         dest = self.layer_dir(layer.diff_id)
         if dest.is_dir():
             return dest
-        self._unpack(layer.descriptor, expect_diff_id=layer.diff_id)
+        with self._unpacking(layer.diff_id):        # the first use of a pulled or loaded
+            if not dest.is_dir():                   # image: once, however many start it
+                self._unpack(layer.descriptor, expect_diff_id=layer.diff_id)
         return dest
+
+    @contextmanager
+    def _unpacking(self, diff_id: str) -> Iterator[None]:
+        """An exclusive lock per layer (``layers/.<hex>.lock``; prune skips dot names).  It
+        is removed when done: a waiter on the removed file finds the dir there."""
+        path = self.layout.layers / f".{digest_hex(diff_id)}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
     def import_layer(self, blob: Descriptor) -> LayerInfo:
         """Unpack a stored layer blob whose diff_id is not known yet (a base archive, a

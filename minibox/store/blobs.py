@@ -50,6 +50,11 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    @property
+    def digest(self) -> str:
+        """The digest of what was written so far."""
+        return "sha256:" + self._hash.hexdigest()
+
     def restart(self) -> None:
         """Throw away what was written so far and start the blob again (a resumed download
         the server answered from the start)."""
@@ -62,7 +67,7 @@ class BlobWriter:
         """Verify, fsync and rename into ``blobs/``; returns the blob's descriptor."""
         if self.descriptor is not None:
             return self.descriptor
-        digest = "sha256:" + self._hash.hexdigest()
+        digest = self.digest
         try:
             self._check(digest)
             self._file.flush()

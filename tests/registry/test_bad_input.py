@@ -260,6 +260,71 @@ def test_malicious_layers_in_an_archive(farm, tmp_path, layer, words):
     assert snapshot(farm) == before
 
 
+def oci_archive(layers: list[bytes], tag: str, extra: dict | None = None) -> tuple[bytes, dict]:
+    """An OCI layout archive of one image of gzip ``layers`` (and ``extra`` members); also
+    its blobs by digest."""
+    manifest, blobs = image(layers)
+    blobs[digest(manifest)] = manifest
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": digest(manifest), "size": len(manifest),
+        "annotations": {"io.containerd.image.name": f"docker.io/library/{tag}"}}]}
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+             **{f"blobs/sha256/{d[7:]}": b for d, b in blobs.items()},
+             **(extra or {}), "index.json": json.dumps(index).encode()}
+    return layer_tar([(n, d, None) for n, d in files.items()]), blobs
+
+
+def test_archive_blobs_that_do_not_match_their_names_are_refused(farm, tmp_path):
+    layer = layer_tar([("big", os.urandom(3 << 20), None)])
+    good, blobs = oci_archive([layer], "tampered:1")
+    before = snapshot(farm)
+    for target in blobs.values():                 # the layer (copied as it arrives), the
+        at = good.index(target) + len(target) // 2            # config, the manifest
+        bad = good[:at] + bytes([good[at] ^ 1]) + good[at + 1:]
+        path = tmp_path / "tampered.tar"
+        path.write_bytes(bad)
+        assert_refused(farm.cli("load", "-i", path), "corrupt")
+        assert snapshot(farm) == before
+
+
+def test_archive_cut_off_in_the_middle_of_a_layer_leaves_nothing(farm, tmp_path):
+    import socket
+    import time
+
+    data, _ = oci_archive([layer_tar([("big", os.urandom(6 << 20), None)])], "cut:1")
+    before = snapshot(farm)
+    host, port = farm.api.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /images/load HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}"
+                     f"\r\nAuthorization: Bearer {farm.token()}\r\n\r\n".encode())
+        sock.sendall(data[:4 << 20])              # and the client goes away
+    deadline = time.monotonic() + 120
+    while snapshot(farm) != before:               # the load undoes itself as it notices
+        assert time.monotonic() < deadline, (snapshot(farm), before)
+        time.sleep(0.2)
+    path = tmp_path / "whole.tar"                 # the whole archive still loads
+    path.write_bytes(data)
+    r = farm.cli("load", "-i", path)
+    assert r.returncode == 0, r.stderr
+    farm.cli("rmi", "cut:1", check=True)
+    assert snapshot(farm) == before
+
+
+def test_large_archive_members_no_image_uses_are_not_kept(farm, tmp_path):
+    junk = os.urandom(2 << 20)
+    data, blobs = oci_archive([layer_tar([("f", b"x", None)])], "withjunk:1",
+                              {"junk.bin": junk, f"blobs/sha256/{digest(junk)[7:]}": junk})
+    path = tmp_path / "junk.tar"
+    path.write_bytes(data)
+    before = snapshot(farm)
+    r = farm.cli("load", "-i", path)
+    assert r.returncode == 0, r.stderr
+    stored = set(os.listdir(farm.root / "blobs" / "sha256"))
+    assert {d[7:] for d in blobs} <= stored and digest(junk)[7:] not in stored
+    farm.cli("rmi", "withjunk:1", check=True)
+    assert snapshot(farm) == before
+
+
 def test_malicious_base_tarball_in_a_build(farm, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
