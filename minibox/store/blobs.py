@@ -17,12 +17,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from minibox import kernel
 from minibox.errors import StoreError
 from minibox.atomic import fsync_dir
 from minibox.store.layout import Layout
 from minibox.store.oci import Descriptor, digest_hex
 
 _BUFFER = 1 << 20
+_WRITEBACK = 4 << 20     # a large blob's pages go to disk as it is written, this much at a
+                         # time: its fsync then waits for the last few MiB, not all of them
 
 
 class BlobWriter:
@@ -39,6 +42,7 @@ class BlobWriter:
         self._sync_dir = sync_dir
         self._hash = hashlib.sha256()
         self.size = 0
+        self._written_back = 0
         fd, self._tmp = tempfile.mkstemp(dir=layout.tmp, prefix="blob-")
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
         self.descriptor: Descriptor | None = None
@@ -48,6 +52,11 @@ class BlobWriter:
         self._hash.update(data)
         self._file.write(data)
         self.size += len(data)
+        if self.size - self._written_back >= _WRITEBACK:
+            self._file.flush()
+            kernel.start_writeback(self._file.fileno(), self._written_back,
+                                   self.size - self._written_back)
+            self._written_back = self.size
         return len(data)
 
     @property
@@ -62,6 +71,7 @@ class BlobWriter:
         self._file.truncate()
         self._hash = hashlib.sha256()
         self.size = 0
+        self._written_back = 0
 
     def commit(self) -> Descriptor:
         """Verify, fsync and rename into ``blobs/``; returns the blob's descriptor."""
