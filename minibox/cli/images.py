@@ -59,15 +59,9 @@ def _when(created) -> str:
               help="Remove it even if a container uses it (the container keeps its layers).")
 def rmi(names, force) -> None:
     """Remove images: untag them and delete what no other image, container or cache uses."""
-    from minibox.cli.client import Client, quote
+    from minibox.cli import fastimages
 
-    client = Client(timeout=300)
-    for n in names:
-        out = client.delete(f"/images/{quote(n)}", params={"force": force}).json()
-        for name in out.get("untagged") or [out["removed"]]:
-            click.echo("Untagged: " + name)
-        for item in out.get("deleted") or []:
-            click.echo("Deleted: " + item)
+    fastimages.rmi(names, force)
 
 
 @click.command()

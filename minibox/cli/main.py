@@ -2,7 +2,8 @@
 
 A plain foreground ``minibox run`` and ``minibox stats --no-stream`` take a fast path that
 never imports click (cli/fastrun.py, cli/stats_view.py: Python start-up plus click was
-half of a ``run --rm true`` and most of a ``stats``); everything else, and any command
+half of a ``run --rm true`` and most of a ``stats``), and so do plain ``pull``, ``push``,
+``save``, ``load`` and ``rmi`` (cli/fastimages.py); everything else, and any command
 line the fast parsers do not take, goes to the click group in cli/commands.py, whose
 subcommands load lazily."""
 
@@ -12,7 +13,9 @@ import importlib
 import sys
 
 # command -> "module:function" taking the arguments: an exit code, or None for click
-FAST = {"run": "minibox.cli.fastrun:try_run", "stats": "minibox.cli.stats_view:try_fast"}
+FAST = {"run": "minibox.cli.fastrun:try_run", "stats": "minibox.cli.stats_view:try_fast",
+        **{verb: f"minibox.cli.fastimages:try_{verb}"
+           for verb in ("pull", "push", "save", "load", "rmi")}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """``minibox pull``, ``push``, ``login`` and ``logout``: the daemon talks to registries; the
 CLI keeps the credentials (``minibox login`` writes them to a 0600 file) and sends the ones
-a request needs."""
+a request needs.  Pull and push do their work in cli/fastimages.py, which main.py also
+calls without click for a plain command line."""
 
 from __future__ import annotations
 
@@ -15,23 +16,6 @@ _INSECURE = click.option("--insecure-registry", "insecure", multiple=True, metav
                               "always may).")
 
 
-def _auth_for(registry: str) -> dict | None:
-    from minibox.registry import credentials
-    from minibox.registry.config import RegistryConfig
-
-    creds = credentials.lookup(RegistryConfig.from_env().auth_file, registry)
-    return {"username": creds.username, "password": creds.password} if creds else None
-
-
-def _transfer(path: str, body: dict, quiet: bool) -> dict:
-    """POST a pull or push and follow its progress."""
-    from minibox.cli.client import Client
-    from minibox.cli.transfer_view import follow
-
-    with Client(timeout=None).stream("POST", path, json=body) as resp:
-        return follow(resp, quiet)
-
-
 @click.command()
 @click.argument("reference")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
@@ -40,17 +24,9 @@ def _transfer(path: str, body: dict, quiet: bool) -> dict:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 def pull(reference, platform, insecure, quiet) -> None:
     """Pull an image from a registry (Docker Hub by default)."""
-    from minibox.registry.reference import parse
+    from minibox.cli import fastimages
 
-    ref = parse(reference)
-    body = {"reference": reference, "platform": platform, "insecure_registries": list(insecure),
-            "auth": _auth_for(ref.registry)}
-    result = _transfer("/images/pull", body, quiet)
-    if quiet:
-        click.echo(result["digest"])
-    else:
-        click.echo(f"Digest: {result['digest']}")
-        click.echo(f"Pulled {result['name'] or result['reference']}")
+    fastimages.pull(reference, platform, insecure, quiet)
 
 
 @click.command()
@@ -60,14 +36,9 @@ def pull(reference, platform, insecure, quiet) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
 def push(name, destination, insecure, quiet) -> None:
     """Push the local image NAME to the registry its name (or DESTINATION) says."""
-    from minibox.registry.reference import parse
+    from minibox.cli import fastimages
 
-    ref = parse(destination or name)
-    body = {"name": name, "destination": destination, "insecure_registries": list(insecure),
-            "auth": _auth_for(ref.registry)}
-    result = _transfer("/images/push", body, quiet)
-    click.echo(result["digest"] if quiet else
-               f"Pushed {result['reference']}\nDigest: {result['digest']}")
+    fastimages.push(name, destination, insecure, quiet)
 
 
 @click.command()

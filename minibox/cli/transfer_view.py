@@ -3,7 +3,7 @@ lines (status changes only) otherwise."""
 
 from __future__ import annotations
 
-import json
+from minibox.cli import fastjson as json
 import sys
 
 from minibox.errors import MiniBoxError

@@ -163,12 +163,37 @@ class Body:
                 return b""
         size_line, _, self.buf = self.buf.partition(b"\r\n")
         size = int(size_line.split(b";")[0], 16)
+        if size > len(self.buf) + (1 << 16):          # a large chunk (a MiB of an archive)
+            out = self._take(size)
+            if len(out) < size:
+                return out                          # cut off: never complete
+            while len(self.buf) < 2 and self._fill():
+                pass
+            self.buf = self.buf[2:]
+            return out
         while len(self.buf) < size + 2:
             if not self._fill():
                 break
         out, self.buf = self.buf[:size], self.buf[size + 2:]
         if size == 0:
             self.chunked, self.left = False, 0
+        return out
+
+    def _take(self, size: int) -> bytearray:
+        """The next ``size`` bytes of the body (fewer if the connection ends): what is
+        buffered, then received straight into one buffer instead of being rebuilt from
+        256 KiB pieces (that cost a 50 MB ``save`` ~0.15 s of CPU)."""
+        out = bytearray(size)
+        have = len(self.buf)
+        out[:have] = self.buf
+        self.buf = b""
+        view = memoryview(out)
+        while have < size:
+            n = self.sock.recv_into(view[have:])
+            if not n:
+                del out[have:]
+                break
+            have += n
         return out
 
 

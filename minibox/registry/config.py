@@ -7,7 +7,8 @@ Read from the environment of the process that talks to registries (miniboxd):
 * ``MINIBOX_INSECURE_REGISTRIES``: ``host[:port]`` entries that may be reached over plain
   HTTP (loopback hosts always may);
 * ``MINIBOX_AUTH_FILE``: the credentials file ``minibox login`` writes (default
-  ``$XDG_CONFIG_HOME/minibox/auth.json``, i.e. ``~/.config/minibox/auth.json``);
+  ``$XDG_CONFIG_HOME/minibox/auth.json``, i.e. ``~/.config/minibox/auth.json``;
+  ``authfile.py``);
 * ``MINIBOX_REGISTRY_ALLOW``: when set, the only hosts contacted (``host[:port]`` entries;
   ``loopback`` stands for every loopback host).  The test suite sets ``loopback`` so that no
   test can reach Docker Hub.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minibox.errors import UserError
+from minibox.registry.authfile import auth_file_path
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Endpoint:
 class RegistryConfig:
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     insecure: set[str] = field(default_factory=set)
-    auth_file: Path = field(default_factory=lambda: default_auth_file())
+    auth_file: Path = field(default_factory=lambda: Path(auth_file_path()))
     allow: set[str] | None = None
 
     @classmethod
@@ -56,10 +58,9 @@ class RegistryConfig:
                                 hint="use REGISTRY=URL, e.g. docker.io=https://mirror.local")
             mirrors.setdefault(registry.strip(), []).append(url)
         hosts = {h for h in _split(env.get("MINIBOX_INSECURE_REGISTRIES"))} | set(insecure)
-        auth = (env.get("MINIBOX_AUTH_FILE") or "").strip()
         allow = env.get("MINIBOX_REGISTRY_ALLOW")
         return cls(mirrors=mirrors, insecure=hosts,
-                   auth_file=Path(auth) if auth else default_auth_file(env),
+                   auth_file=Path(auth_file_path(env)),
                    allow=set(_split(allow)) if allow is not None else None)
 
     def check_allowed(self, host: str, what: str) -> None:
@@ -87,13 +88,6 @@ class RegistryConfig:
         scheme = "http" if self.allows_http(api_host) else "https"
         out.append(Endpoint(f"{scheme}://{api_host}", registry))
         return out
-
-
-def default_auth_file(env=None) -> Path:
-    env = os.environ if env is None else env
-    base = (env.get("XDG_CONFIG_HOME") or "").strip() or \
-        os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "minibox" / "auth.json"
 
 
 def is_loopback(host: str) -> bool:

@@ -9,7 +9,11 @@ rewritten under a lock.  See ``layout.py`` for what lives where.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -61,20 +65,27 @@ class Store:
     def read_json(self, digest: str) -> dict:
         return self._blobs.read_json(digest)
 
-    def put_blob_bytes(self, data: bytes, media_type: str) -> Descriptor:
-        return self._blobs.put_bytes(data, media_type)
+    def put_blob_bytes(self, data: bytes, media_type: str, *, sync_dir: bool = True
+                       ) -> Descriptor:
+        return self._blobs.put_bytes(data, media_type, sync_dir=sync_dir)
 
     def put_json(self, obj: dict, media_type: str) -> Descriptor:
         """Store ``obj`` as canonical JSON (sorted keys, compact)."""
         return self._blobs.put_json(obj, media_type)
 
     def open_blob_writer(self, media_type: str, *, expected_digest: str | None = None,
-                         expected_size: int | None = None) -> BlobWriter:
+                         expected_size: int | None = None, sync_dir: bool = True
+                         ) -> BlobWriter:
         """A context manager streaming one blob into ``tmp/``; committed on a clean exit,
         discarded on an exception.  A mismatch with the expected digest or size is a
-        StoreError and nothing is committed."""
+        StoreError and nothing is committed.  ``sync_dir=False``: the caller calls
+        ``sync_blobs`` once, after its last blob and before anything refers to them."""
         return self._blobs.writer(media_type, expected_digest=expected_digest,
-                                  expected_size=expected_size)
+                                  expected_size=expected_size, sync_dir=sync_dir)
+
+    def sync_blobs(self) -> None:
+        """Make every blob committed so far durable (its directory entry too)."""
+        self._blobs.sync_dir()
 
     # -- images -----------------------------------------------------------------------
     def tag(self, name: str, manifest: Descriptor) -> str:
@@ -182,8 +193,26 @@ class Store:
         dest = self.layer_dir(layer.diff_id)
         if dest.is_dir():
             return dest
-        self._unpack(layer.descriptor, expect_diff_id=layer.diff_id)
+        with self._unpacking(layer.diff_id):        # the first use of a pulled or loaded
+            if not dest.is_dir():                   # image: once, however many start it
+                self._unpack(layer.descriptor, expect_diff_id=layer.diff_id)
         return dest
+
+    @contextmanager
+    def _unpacking(self, diff_id: str) -> Iterator[None]:
+        """An exclusive lock per layer (``layers/.<hex>.lock``; prune skips dot names).  It
+        is removed when done: a waiter on the removed file finds the dir there."""
+        path = self.layout.layers / f".{digest_hex(diff_id)}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
     def import_layer(self, blob: Descriptor) -> LayerInfo:
         """Unpack a stored layer blob whose diff_id is not known yet (a base archive, a

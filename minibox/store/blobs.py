@@ -4,6 +4,8 @@ Writers stream into a private temp file under ``tmp/`` while hashing; ``commit``
 expected digest and size (when given), fsyncs, and renames the file into place.  While a
 blob arrives, every ``_WRITEBACK`` bytes written are handed to the disk at once (without
 waiting), so the commit's fsync waits for the last few MiB, not the whole blob.  A writer
+opened with ``sync_dir=False`` leaves the fsync of ``blobs/sha256`` to its caller: one
+``BlobStore.sync_dir`` for all the blobs of a pull or a load, before anything refers to them.  A writer
 that is abandoned (an exception, a killed process) leaves only a temp file that no reader
 ever looks at.  Blobs are immutable: a second writer of the same content just discards its
 copy.
@@ -31,13 +33,14 @@ class BlobWriter:
     """Streams one blob into ``tmp/`` and commits it by rename.  Use as a context manager."""
 
     def __init__(self, layout: Layout, media_type: str, *, expected_digest: str | None = None,
-                 expected_size: int | None = None):
+                 expected_size: int | None = None, sync_dir: bool = True):
         if expected_digest is not None:
             digest_hex(expected_digest)
         self._layout = layout
         self.media_type = media_type
         self._expected_digest = expected_digest
         self._expected_size = expected_size
+        self._sync_dir = sync_dir
         self._hash = hashlib.sha256()
         self.size = 0
         self._flushed = 0           # bytes handed to the disk (start_writeback) so far
@@ -110,7 +113,8 @@ class BlobWriter:
                 os.unlink(self._tmp)
             else:
                 os.rename(self._tmp, final)
-                fsync_dir(final.parent)
+                if self._sync_dir:
+                    fsync_dir(final.parent)
                 self.created = True
         except BaseException:
             self.abort()
@@ -178,12 +182,16 @@ class BlobStore:
             raise StoreError(f"blob {digest} is not valid JSON: {e}") from None
 
     def writer(self, media_type: str, *, expected_digest: str | None = None,
-               expected_size: int | None = None) -> BlobWriter:
+               expected_size: int | None = None, sync_dir: bool = True) -> BlobWriter:
         return BlobWriter(self._layout, media_type, expected_digest=expected_digest,
-                          expected_size=expected_size)
+                          expected_size=expected_size, sync_dir=sync_dir)
 
-    def put_bytes(self, data: bytes, media_type: str) -> Descriptor:
-        with self.writer(media_type) as w:
+    def sync_dir(self) -> None:
+        """Make the blobs committed with ``sync_dir=False`` survive a power loss."""
+        fsync_dir(self._layout.blobs)
+
+    def put_bytes(self, data: bytes, media_type: str, *, sync_dir: bool = True) -> Descriptor:
+        with self.writer(media_type, sync_dir=sync_dir) as w:
             w.write(data)
         assert w.descriptor is not None
         return w.descriptor

@@ -40,11 +40,11 @@ class LayerReader:
     ``seek`` (what ``tarfile.TarFile`` in mode "r" needs), the running ``digest`` and
     ``size``, and the ``compressed`` bytes consumed."""
 
-    def __init__(self, chunks: Chunks, limits: Limits, what: str):
+    def __init__(self, chunks: Chunks, limits: Limits, what: str, *, hashed: bool = True):
         self._chunks = chunks
         self._limits = limits
         self._what = what
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None   # no digest: not a layer
         self.size = 0                     # uncompressed bytes produced
         self.compressed = 0               # compressed bytes consumed
         self._pos = 0                     # what the tar reader has read
@@ -115,7 +115,8 @@ class LayerReader:
         return data
 
     def _produced(self, block: bytes) -> bytes:
-        self._hash.update(block)
+        if self._hash is not None:
+            self._hash.update(block)
         self.size += len(block)
         self._limits.check_size(self.size, self._what)
         if self.kind != "none":

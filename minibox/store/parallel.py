@@ -1,5 +1,5 @@
-"""Doing the layers of one image at once (a pull's downloads, a load's copies and unpacks):
-their hashing, inflating and writing release the GIL, so threads use every core."""
+"""Doing the blobs of one image at once (a pull's downloads): their hashing and writing
+release the GIL, so threads use every core."""
 
 from __future__ import annotations
 

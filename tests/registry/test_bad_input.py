@@ -146,12 +146,33 @@ def test_download_that_never_completes(farm, fake):
     assert snapshot(farm) == before
 
 
-@pytest.mark.parametrize("entries, words", [
+MALICIOUS_LAYERS = pytest.mark.parametrize("entries, words", [
     ([("../../escaped", b"x", None)], ["'../../escaped'", "escape"]),
     ([("/etc/evil", b"x", None)], ["absolute path"]),
     ([("link", None, "{outside}"), ("link/evil", b"x", None)], ["symlink is never followed"]),
 ])
+
+
+def refused_on_first_use(farm, tmp_path, ref: str, words, outside) -> None:
+    """A run of ``ref`` and a build on it unpack its layer, and refuse it: a clear error,
+    no layer dir, no container, nothing left in tmp/, nothing written outside."""
+    before = snapshot(farm)
+    containers = farm.cli("ps", "-a", "-q").stdout
+    assert_refused(farm.cli("run", "--rm", "--network", "none", ref, "true"), *words)
+    ctx = write_ctx(tmp_path / "ctx", {"MiniBox": f"BASE {ref}\nBLOCK a\n    RUN true\n"})
+    r = farm.build(ctx, "on-evil", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert any(w in r.stderr for w in words), r.stderr
+    assert snapshot(farm) == before
+    assert farm.cli("ps", "-a", "-q").stdout == containers
+    assert os.listdir(outside) == []
+    assert not (farm.root / "escaped").exists() and not (farm.root.parent / "escaped").exists()
+
+
+@MALICIOUS_LAYERS
 def test_malicious_layers_from_a_registry(farm, fake, tmp_path, entries, words):
+    """A pull stores the layers as served (their digests verified) and unpacks them on
+    first use, so that is where the tar is refused."""
     outside = tmp_path / "outside"
     outside.mkdir()
     entries = [(n, d, l.format(outside=outside) if l else l) for n, d, l in entries]
@@ -159,10 +180,32 @@ def test_malicious_layers_from_a_registry(farm, fake, tmp_path, entries, words):
     fake.manifests["1"] = (OCI_MANIFEST, manifest)
     fake.blobs = {d: (b, "ok") for d, b in blobs.items()}
     before = snapshot(farm)
-    assert_refused(farm.cli("pull", f"{fake.host}/evil/img:1"), *words)
+    ref = f"{fake.host}/evil/img:1"
+    r = farm.cli("pull", ref)
+    assert r.returncode == 0, r.stderr
+    refused_on_first_use(farm, tmp_path, ref, words, outside)
+    farm.cli("rmi", ref, check=True)
     assert snapshot(farm) == before
-    assert os.listdir(outside) == []
-    assert not (farm.root / "escaped").exists() and not (farm.root.parent / "escaped").exists()
+
+
+def test_layer_not_matching_its_diff_id_is_refused_on_first_use(farm, fake, tmp_path):
+    layer = layer_tar([("hello", b"world", None)])
+    manifest, blobs = image([layer])
+    config = next(b for b in blobs.values() if b.startswith(b"{"))
+    bad = config.replace(digest(layer).encode(), ("sha256:" + "0" * 64).encode())
+    manifest = manifest.replace(digest(config).encode(), digest(bad).encode())
+    del blobs[digest(config)]
+    blobs[digest(bad)] = bad
+    fake.manifests["1"] = (OCI_MANIFEST, manifest)
+    fake.blobs = {d: (b, "ok") for d, b in blobs.items()}
+    before = snapshot(farm)
+    ref = f"{fake.host}/liar/img:1"
+    farm.cli("pull", ref, check=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    refused_on_first_use(farm, tmp_path, ref, ["unpacks to", "sha256:" + "0" * 64], outside)
+    farm.cli("rmi", ref, check=True)
+    assert snapshot(farm) == before
 
 
 def docker_archive(layers: list[bytes], tags: list[str]) -> bytes:
@@ -177,17 +220,13 @@ def docker_archive(layers: list[bytes], tags: list[str]) -> bytes:
 
 
 @pytest.mark.parametrize("archive, words", [
-    (lambda o: docker_archive([layer_tar([("../evil", b"x", None)])], ["evil:1"]),
-     ["'../evil'"]),
-    (lambda o: docker_archive([layer_tar([("l", None, o), ("l/evil", b"x", None)])],
-                              ["evil:2"]), ["symlink is never followed"]),
     (lambda o: docker_archive([layer_tar([("ok", b"x", None)])], ["evil:3"])[:3000],
      ["not a valid tar", "manifest.json"]),
     (lambda o: b"this is no archive at all" * 40, ["not a valid tar archive"]),
     (lambda o: layer_tar([("manifest.json", b'[{"Config": "../../../etc/passwd"}]', None)]),
      ["is not in the archive"]),
 ])
-def test_malicious_or_corrupt_archives_are_refused(farm, tmp_path, archive, words):
+def test_corrupt_archives_are_refused(farm, tmp_path, archive, words):
     outside = tmp_path / "outside"
     outside.mkdir()
     path = tmp_path / "evil.tar"
@@ -199,6 +238,91 @@ def test_malicious_or_corrupt_archives_are_refused(farm, tmp_path, archive, word
     assert any(w in r.stderr for w in words), r.stderr
     assert snapshot(farm) == before
     assert os.listdir(outside) == []
+
+
+@pytest.mark.parametrize("layer, words", [
+    (lambda o: layer_tar([("../evil", b"x", None)]), ["'../evil'"]),
+    (lambda o: layer_tar([("l", None, o), ("l/evil", b"x", None)]),
+     ["symlink is never followed"]),
+])
+def test_malicious_layers_in_an_archive(farm, tmp_path, layer, words):
+    """A load stores the layers (their digests computed as they are copied) and unpacks
+    them on first use, so that is where the tar is refused."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = tmp_path / "evil.tar"
+    path.write_bytes(docker_archive([layer(str(outside))], ["evil:1"]))
+    before = snapshot(farm)
+    r = farm.cli("load", "-i", path)
+    assert r.returncode == 0, r.stderr
+    refused_on_first_use(farm, tmp_path, "evil:1", words, outside)
+    farm.cli("rmi", "evil:1", check=True)
+    assert snapshot(farm) == before
+
+
+def oci_archive(layers: list[bytes], tag: str, extra: dict | None = None) -> tuple[bytes, dict]:
+    """An OCI layout archive of one image of gzip ``layers`` (and ``extra`` members); also
+    its blobs by digest."""
+    manifest, blobs = image(layers)
+    blobs[digest(manifest)] = manifest
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": digest(manifest), "size": len(manifest),
+        "annotations": {"io.containerd.image.name": f"docker.io/library/{tag}"}}]}
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+             **{f"blobs/sha256/{d[7:]}": b for d, b in blobs.items()},
+             **(extra or {}), "index.json": json.dumps(index).encode()}
+    return layer_tar([(n, d, None) for n, d in files.items()]), blobs
+
+
+def test_archive_blobs_that_do_not_match_their_names_are_refused(farm, tmp_path):
+    layer = layer_tar([("big", os.urandom(3 << 20), None)])
+    good, blobs = oci_archive([layer], "tampered:1")
+    before = snapshot(farm)
+    for target in blobs.values():                 # the layer (copied as it arrives), the
+        at = good.index(target) + len(target) // 2            # config, the manifest
+        bad = good[:at] + bytes([good[at] ^ 1]) + good[at + 1:]
+        path = tmp_path / "tampered.tar"
+        path.write_bytes(bad)
+        assert_refused(farm.cli("load", "-i", path), "corrupt")
+        assert snapshot(farm) == before
+
+
+def test_archive_cut_off_in_the_middle_of_a_layer_leaves_nothing(farm, tmp_path):
+    import socket
+    import time
+
+    data, _ = oci_archive([layer_tar([("big", os.urandom(6 << 20), None)])], "cut:1")
+    before = snapshot(farm)
+    host, port = farm.api.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /images/load HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}"
+                     f"\r\nAuthorization: Bearer {farm.token()}\r\n\r\n".encode())
+        sock.sendall(data[:4 << 20])              # and the client goes away
+    deadline = time.monotonic() + 120
+    while snapshot(farm) != before:               # the load undoes itself as it notices
+        assert time.monotonic() < deadline, (snapshot(farm), before)
+        time.sleep(0.2)
+    path = tmp_path / "whole.tar"                 # the whole archive still loads
+    path.write_bytes(data)
+    r = farm.cli("load", "-i", path)
+    assert r.returncode == 0, r.stderr
+    farm.cli("rmi", "cut:1", check=True)
+    assert snapshot(farm) == before
+
+
+def test_large_archive_members_no_image_uses_are_not_kept(farm, tmp_path):
+    junk = os.urandom(2 << 20)
+    data, blobs = oci_archive([layer_tar([("f", b"x", None)])], "withjunk:1",
+                              {"junk.bin": junk, f"blobs/sha256/{digest(junk)[7:]}": junk})
+    path = tmp_path / "junk.tar"
+    path.write_bytes(data)
+    before = snapshot(farm)
+    r = farm.cli("load", "-i", path)
+    assert r.returncode == 0, r.stderr
+    stored = set(os.listdir(farm.root / "blobs" / "sha256"))
+    assert {d[7:] for d in blobs} <= stored and digest(junk)[7:] not in stored
+    farm.cli("rmi", "withjunk:1", check=True)
+    assert snapshot(farm) == before
 
 
 def test_malicious_base_tarball_in_a_build(farm, tmp_path):

@@ -213,3 +213,46 @@ def test_df_remembered_sizes_stay_right_through_rm_prune_and_a_restart(sfarm, tm
     assert after["Images"]["size"] <= start["Images"]["size"]
     assert not (sfarm.root / "layers" / layer).exists()
     assert layer not in json.loads((sfarm.root / "layers" / ".sizes.json").read_text())
+
+
+def test_a_loaded_image_unpacks_on_first_use_and_df_and_rmi_count_what_is_on_disk(
+        sfarm, tmp_path):
+    """A loaded (as a pulled) image holds only its blobs until a run or a build uses it:
+    df counts what is on disk, and rmi frees exactly that, before and after a first use."""
+    img = build(sfarm, tmp_path, "lazy:1", "BASE busybox\nBLOCK z\n"
+                                           "    RUN head -c 2000000 /dev/urandom > /z\n")
+    base = {d["digest"] for d in sfarm.image("busybox")["layers"]}
+    own = [img["digest"], img["id"], *(d["digest"] for d in img["layers"]
+                                       if d["digest"] not in base)]
+    layer = sfarm.root / "layers" / img["rootfs"]["diff_ids"][-1][7:]
+    archive = tmp_path / "lazy.tar"
+    sfarm.cli("save", "lazy:1", "-o", archive, check=True)
+
+    def blob_bytes() -> int:
+        return sum(os.lstat(sfarm.root / "blobs" / "sha256" / d[7:]).st_blocks * 512
+                   for d in own)
+
+    def rmi() -> int:
+        with sfarm.http() as c:
+            r = c.delete("/images/lazy:1")
+        assert r.status_code == 200, r.text
+        return r.json()["freed"]
+
+    rmi()
+    sfarm.cli("system", "prune", "--build-cache", "-f", check=True)   # the cache's layer
+    assert not layer.exists()
+    start = df_rows(sfarm)["Images"]["size"]
+    for first_use in (False, True):
+        r = sfarm.cli("load", "-i", archive)
+        assert r.returncode == 0, r.stderr
+        assert not layer.exists()                                    # blobs only
+        assert df_rows(sfarm)["Images"]["size"] == start + blob_bytes()
+        expected = blob_bytes()
+        if first_use:
+            run = sfarm.cli("run", "--rm", "--network", "none", "lazy:1", "wc", "-c", "/z")
+            assert run.stdout.split()[0] == "2000000", run.stderr
+            assert layer.is_dir()
+            assert df_rows(sfarm)["Images"]["size"] == start + blob_bytes() + du(layer)
+            expected += du(layer)
+        assert rmi() == expected
+        assert not layer.exists() and df_rows(sfarm)["Images"]["size"] == start

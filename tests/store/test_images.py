@@ -154,3 +154,41 @@ def test_skopeo_copies_zstd_image_verifying_digests(store, scratch):
     subprocess.run([skopeo, "copy", "-q", f"oci:{store.root}:z:latest",
                     f"dir:{scratch / 'copy'}"], check=True, capture_output=True)
     assert (scratch / "copy" / layer.digest.split(":")[1]).stat().st_size == layer.size
+
+
+def test_a_layer_unpacked_by_many_at_once_is_unpacked_once(store, scratch):
+    """Containers started together from a freshly pulled image all wait for one unpack."""
+    import io
+    import tarfile
+    import threading
+
+    from minibox.store.layerinfo import LayerInfo
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(200):
+            info = tarfile.TarInfo(f"f{i}")
+            info.size = 10_000
+            tar.addfile(info, io.BytesIO(bytes(10_000)))
+    blob = store.put_blob_bytes(buf.getvalue(), "application/vnd.oci.image.layer.v1.tar")
+    layer = LayerInfo(blob.digest, blob.digest, blob.size, blob.media_type)
+    made = []
+    tmp_dir = store.tmp_dir
+
+    def counting_tmp_dir(prefix="work-"):
+        made.append(prefix)
+        return tmp_dir(prefix)
+
+    store.tmp_dir = counting_tmp_dir
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.ensure_layer_dir(layer)))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and len(set(results)) == 1 and results[0].is_dir()
+    assert made == ["layer-"]
+    assert len(list(results[0].iterdir())) == 200
+    assert [p for p in store.layout.layers.iterdir() if p.name.startswith(".")] == []
+    assert list(store.layout.tmp.iterdir()) == []

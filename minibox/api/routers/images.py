@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from minibox import refs
 from minibox.api.ndjson import NDJSON_200, stream_task
 from minibox.errors import NotFound, UserError
-from minibox.store.layout import remove_tree
 from minibox.wire.api import ImageRef
 
 router = APIRouter(tags=["images"])
@@ -261,33 +260,15 @@ def save_images(request: Request,
 @router.post("/images/load", responses=NDJSON_200)
 async def load_images(request: Request) -> StreamingResponse:
     """Load the images of an archive sent as the body (tar, tar.gz or tar.zst: what
-    minibox, podman, skopeo or docker saved).  Streams NDJSON progress, then
-    ``{"result": {"images": [{names, digest}]}}``."""
-    from starlette.concurrency import run_in_threadpool
-
+    minibox, podman, skopeo or docker saved), read as it arrives.  Streams NDJSON
+    progress, then ``{"result": {"images": [{names, digest}]}}``."""
+    from minibox.api.ndjson import stream_upload_task
     from minibox.archive.load import load
 
     store = _store(request)
-    work = store.tmp_dir("upload-")
-    path = work / "archive"
-    try:
-        with open(path, "wb") as f:
-            pending = bytearray()           # the body comes in ~64 KiB pieces: written a
-            async for chunk in request.stream():    # MiB at a time, one thread hop each
-                pending += chunk
-                if len(pending) >= 1 << 20:
-                    await run_in_threadpool(f.write, pending)
-                    pending = bytearray()
-            await run_in_threadpool(f.write, pending)
-    except BaseException:
-        remove_tree(work)
-        raise
 
-    def task(progress) -> dict:
-        try:
-            loaded = load(store, path, progress)
-        finally:
-            remove_tree(work)
+    def task(chunks, progress) -> dict:
+        loaded = load(store, chunks, progress)
         return {"images": [{"names": i.names, "digest": i.digest} for i in loaded]}
 
-    return stream_task(task)
+    return await stream_upload_task(request, task)
