@@ -5,7 +5,9 @@ The archive is read once, as it arrives (``spool.py``: its layers go straight in
 store, each hashed as it is copied and checked against its digest), then its images are
 put together: manifests and media types checked as a pulled image's are, the config and
 manifest blobs verified.  Layers are stored as blobs and, as a pulled image's, unpacked on
-first use (through the safe extractor, with the diff_id checked).  The blobs are fsynced as
+first use (through the safe extractor); before anything is tagged each new layer is read
+once as it will be unpacked (``store/layercheck.py``: tar safety, limits, its diff_id), so
+a malicious or damaged archive is refused by the load itself.  The blobs are fsynced as
 they are committed, ``blobs/`` once for the whole load; images are tagged only when all of
 them are complete; a failure removes what the load added, and a success the blobs of the
 archive no image uses.
@@ -23,12 +25,14 @@ from minibox.archive.save import CONTAINERD_NAME
 from minibox.archive.spool import Archive, Spooler, layer_media_type
 from minibox.errors import StoreError, UserError
 from minibox.store import Store
+from minibox.store.layercheck import check_layer
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.layerreader import Chunks
 from minibox.store.manifests import (MAX_CONFIG_BYTES, host_platform, kind_of,
                                      manifest_parts, parse_json, pick_platform)
 from minibox.store.oci import (MEDIA_CONFIG, MEDIA_MANIFEST, REF_NAME_ANNOTATION, Descriptor,
                                is_digest, sha256_digest)
+from minibox.store.parallel import in_parallel
 
 _MAX_JSON = 16 << 20
 Progress = Callable[[dict], None]
@@ -69,6 +73,7 @@ class _Loader:
         self.spooled = spooled                  # blobs the spool added
         self.added_blobs: list[str] = []
         self.used: set[str] = set()             # blobs the loaded images use
+        self.layers: dict[str, tuple[Descriptor, str]] = {}   # digest -> (blob, diff_id)
         self.lock = threading.Lock()
 
     def run(self) -> list[Loaded]:
@@ -76,6 +81,7 @@ class _Loader:
             images = self._oci() if self.arc.has("index.json") else self._docker()
             if not images:
                 raise UserError(f"{self.arc.label} holds no image")
+            self._check_layers()
             _remove(self.store, set(self.spooled) - self.used)   # what no image uses
             self.store.sync_blobs()             # durable before a tag names them
             for loaded, manifest in images:
@@ -182,11 +188,22 @@ class _Loader:
         for (member, desc), diff_id in zip(layers, diff_ids):
             LayerInfo.from_descriptor(desc, diff_id)          # well-formed, for its first use
             self._put(desc, member)
+            self.layers.setdefault(desc.digest, (desc, diff_id))
         manifest = self._put_bytes(body, media_type)
         self.used.update((config.digest, manifest.digest, *(d.digest for _, d in layers)))
         return Descriptor(manifest.digest, manifest.size, media_type,
                           platform={"os": cfg.get("os") or "linux",
                                     "architecture": cfg.get("architecture") or "amd64"})
+
+    def _check_layers(self) -> None:
+        """Read every layer this load brought (not one the store had unpacked already) as
+        it will be unpacked: tar safety, limits and its diff_id, refused now rather than at
+        the image's first run."""
+        todo = [(self.store.blob_path(desc.digest), desc.media_type,
+                 f"{self.arc.label}: layer {desc.digest}", diff_id)
+                for desc, diff_id in self.layers.values()
+                if not self.store.layer_dir(diff_id).is_dir()]
+        in_parallel(check_layer, todo, "load-check")
 
     def _blob_bytes(self, digest: str, what: str) -> bytes:
         body = self.arc.read(f"blobs/sha256/{digest.split(':', 1)[1]}", _MAX_JSON)

@@ -4,9 +4,10 @@ The manifest (through an index, for the wanted platform) is checked first; then 
 the layers and the manifest blobs are stored in parallel, each download verified against
 its digest and size while it streams and resumed with a Range request after a dropped
 connection.  Layers are stored as the registry serves them and unpacked on first use (a
-build on the image, a run of it: ``Store.ensure_layer_dir`` checks the diff_id and the tar's
-safety then), as containerd's snapshotters do: a pulled image is often only pushed or saved,
-and an unpack here would write every layer twice.  Each blob is fsynced as it is
+build on the image, a run of it: ``Store.ensure_layer_dir``), as containerd's snapshotters
+do: a pulled image is often only pushed or saved, and an unpack here would write every layer
+twice.  Each new layer is still read once as it would be unpacked (``store/layercheck.py``:
+tar safety, limits, its diff_id), so a hostile or damaged image is refused by the pull.  Each blob is fsynced as it is
 committed, and ``blobs/`` once for the whole pull; the manifest is tagged last, so an image
 appears in ``index.json`` only when everything it needs is there.  A failed pull removes the
 blobs it added.
@@ -27,6 +28,7 @@ from minibox.registry.client import Session
 from minibox.registry.config import Endpoint, RegistryConfig
 from minibox.registry.reference import Reference
 from minibox.store import Store
+from minibox.store.layercheck import check_layer
 from minibox.store.layerinfo import LayerInfo
 from minibox.store.manifests import (MAX_CONFIG_BYTES, Platform, kind_of, manifest_parts,
                                      parse_json, pick_platform)
@@ -73,6 +75,7 @@ class _Pull:
         self.platform, self.progress = platform, progress
         self.session = Session(endpoint, ref.repository, creds, config)
         self.added_blobs: list[str] = []
+        self.checked: dict[str, str] = {}      # layer blob digest -> its diff_id, as read
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -126,6 +129,12 @@ class _Pull:
                             f"{len(layers)} layers")
         for desc, diff_id in zip(layers, diff_ids):   # well-formed, for their first use
             LayerInfo.from_descriptor(desc, diff_id)
+            got = self.checked.get(desc.digest)
+            if got is not None and got != diff_id:
+                raise UserError(f"layer {desc.digest} of {self.ref} unpacks to {got}, not "
+                                f"the {diff_id} its image config names",
+                                hint="the image in the registry is damaged; nothing was "
+                                     "stored")
         self.store.sync_blobs()                       # durable before the tag names them
         annotations = {INDEX_DIGEST: index_digest} if index_digest else {}
         tagged = Descriptor(digest, len(body), media_type, annotations,
@@ -165,6 +174,10 @@ class _Pull:
     def _layer(self, desc: Descriptor) -> None:
         short = desc.digest[7:19]
         if self._fetch(desc, short):
+            self.progress({"id": short, "status": "Verifying", "total": desc.size})
+            self.checked[desc.digest] = check_layer(
+                self.store.blob_path(desc.digest), desc.media_type,
+                f"layer {desc.digest} of {self.ref}")
             self.progress({"id": short, "status": "Pull complete", "total": desc.size})
 
     def _fetch(self, desc: Descriptor, label: str) -> bool:

@@ -1,4 +1,4 @@
-"""Doing the blobs of one image at once (a pull's downloads): their hashing and writing
+"""Doing the blobs of one image at once (a pull's downloads, a load's layer checks): their hashing and writing
 release the GIL, so threads use every core."""
 
 from __future__ import annotations

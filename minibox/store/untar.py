@@ -160,7 +160,7 @@ class LayerExtractor:
         elif m.islnk():
             self._hardlink(parent, base, m)
         elif m.ischr() or m.isblk() or m.isfifo():
-            _check_device(m)
+            check_device(m)
             self._special(parent, base, m)
         # anything else (GNU volume labels, unknown types) carries no file: skip it
 
@@ -329,7 +329,7 @@ class LayerExtractor:
         self._close_retired()
 
 
-def _check_device(m: tarfile.TarInfo) -> None:
+def check_device(m: tarfile.TarInfo) -> None:
     if m.ischr() and m.devmajor == 0 and m.devminor == 0:
         raise UserError(f"layer entry {m.name!r} is a 0:0 character device (a raw overlay "
                         f"whiteout)", hint="image layers mark deletions with .wh. files")

@@ -143,7 +143,7 @@ def test_later_entries_replace_earlier_ones(scratch, dest):
     assert stat.S_IMODE((dest / "z").stat().st_mode) == 0o755
 
 
-@pytest.mark.parametrize("entries, culprit", [
+HOSTILE = [
     ([("../evil", tarfile.REGTYPE, b"x")], "../evil"),
     ([("a/../../evil", tarfile.REGTYPE, b"x")], "a/../../evil"),
     ([("/etc/evil", tarfile.REGTYPE, b"x")], "/etc/evil"),
@@ -156,7 +156,10 @@ def test_later_entries_replace_earlier_ones(scratch, dest):
     ([("esc", tarfile.SYMTYPE, "{outside}"), ("esc", tarfile.DIRTYPE, None),
       ("esc/ok", tarfile.REGTYPE, b"x"), ("l2", tarfile.SYMTYPE, "{outside}"),
       ("l2/.wh.victim", tarfile.REGTYPE, b"")], "l2/.wh.victim"),
-])
+]
+
+
+@pytest.mark.parametrize("entries, culprit", HOSTILE)
 def test_hostile_entries_are_refused(scratch, dest, entries, culprit):
     outside = scratch / "outside"
     outside.mkdir()
