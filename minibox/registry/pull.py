@@ -7,7 +7,8 @@ connection.  Layers are stored as the registry serves them and unpacked on first
 build on the image, a run of it: ``Store.ensure_layer_dir``), as containerd's snapshotters
 do: a pulled image is often only pushed or saved, and an unpack here would write every layer
 twice.  Each new layer is still read once as it would be unpacked (``store/layercheck.py``:
-tar safety, limits, its diff_id), so a hostile or damaged image is refused by the pull.  Each blob is fsynced as it is
+tar safety, limits), so a hostile image is refused by the pull; its diff_id is checked by
+the first unpack.  Each blob is fsynced as it is
 committed, and ``blobs/`` once for the whole pull; the manifest is tagged last, so an image
 appears in ``index.json`` only when everything it needs is there.  A failed pull removes the
 blobs it added.
@@ -75,7 +76,6 @@ class _Pull:
         self.platform, self.progress = platform, progress
         self.session = Session(endpoint, ref.repository, creds, config)
         self.added_blobs: list[str] = []
-        self.checked: dict[str, str] = {}      # layer blob digest -> its diff_id, as read
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -129,12 +129,6 @@ class _Pull:
                             f"{len(layers)} layers")
         for desc, diff_id in zip(layers, diff_ids):   # well-formed, for their first use
             LayerInfo.from_descriptor(desc, diff_id)
-            got = self.checked.get(desc.digest)
-            if got is not None and got != diff_id:
-                raise UserError(f"layer {desc.digest} of {self.ref} unpacks to {got}, not "
-                                f"the {diff_id} its image config names",
-                                hint="the image in the registry is damaged; nothing was "
-                                     "stored")
         self.store.sync_blobs()                       # durable before the tag names them
         annotations = {INDEX_DIGEST: index_digest} if index_digest else {}
         tagged = Descriptor(digest, len(body), media_type, annotations,
@@ -175,9 +169,8 @@ class _Pull:
         short = desc.digest[7:19]
         if self._fetch(desc, short):
             self.progress({"id": short, "status": "Verifying", "total": desc.size})
-            self.checked[desc.digest] = check_layer(
-                self.store.blob_path(desc.digest), desc.media_type,
-                f"layer {desc.digest} of {self.ref}")
+            check_layer(self.store.blob_path(desc.digest), desc.media_type,
+                        f"layer {desc.digest} of {self.ref}")
             self.progress({"id": short, "status": "Pull complete", "total": desc.size})
 
     def _fetch(self, desc: Descriptor, label: str) -> bool:

@@ -5,8 +5,8 @@ image whose layers are unpacked only on first use.
 ``Limits``), walks its tar headers and refuses, with the extractor's own words, every entry
 the extractor would refuse: absolute or ``..`` names, an entry below a symlink or a file of
 the layer, a hardlink to something not earlier in the layer, a malformed whiteout, a raw
-0:0 character device, and tar bombs (bytes, entries, ratio).  It also checks the layer's
-diff_id against the image config's.  So a hostile archive or registry is refused when the
+0:0 character device, and tar bombs (bytes, entries, ratio); given the image config's
+diff_id, it checks that too (a load does; a pull leaves it to the first unpack).  So a hostile archive or registry is refused when the
 user pulls or loads it, not later at a run; the extractor still checks everything again
 when it unpacks (``untar.LayerExtractor``).
 """
@@ -85,13 +85,15 @@ class LayerChecker:
 
 
 def check_layer(blob_path: Path, media_type: str, label: str, diff_id: str | None = None,
-                limits: Limits | None = None) -> str:
+                limits: Limits | None = None) -> None:
     """Check the stored layer blob at ``blob_path`` as ``extract_layer`` would unpack it;
-    returns its diff_id (UserError if it is not ``diff_id``, when given)."""
+    with ``diff_id``, also that it unpacks to that (without, the stream is not hashed: the
+    first unpack checks the diff_id anyway, and a pull's time is mostly this hash)."""
     limits = limits or Limits.from_env()
     with open(blob_path, "rb", buffering=0) as raw:
         try:
-            reader = LayerReader(file_chunks(raw), limits, media_type or "layer")
+            reader = LayerReader(file_chunks(raw), limits, media_type or "layer",
+                                 hashed=diff_id is not None)
             LayerChecker(limits).check_all(open_tar(reader))
             reader.drain()
         except (tarfile.TarError, EOFError, zstandard.ZstdError, *INFLATE_ERRORS) as e:
@@ -102,4 +104,3 @@ def check_layer(blob_path: Path, media_type: str, label: str, diff_id: str | Non
     if diff_id is not None and reader.digest != diff_id:
         raise UserError(f"{label} unpacks to {reader.digest}, not the {diff_id} its image "
                         f"config names", hint="the image is damaged; nothing was stored")
-    return reader.digest

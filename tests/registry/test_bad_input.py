@@ -153,6 +153,22 @@ MALICIOUS_LAYERS = pytest.mark.parametrize("entries, words", [
 ])
 
 
+def refused_on_first_use(farm, tmp_path, ref: str, words, outside) -> None:
+    """A run of ``ref`` and a build on it unpack its layer, and refuse it: a clear error,
+    no layer dir, no container, nothing left in tmp/, nothing written outside."""
+    before = snapshot(farm)
+    containers = farm.cli("ps", "-a", "-q").stdout
+    assert_refused(farm.cli("run", "--rm", "--network", "none", ref, "true"), *words)
+    ctx = write_ctx(tmp_path / "ctx", {"MiniBox": f"BASE {ref}\nBLOCK a\n    RUN true\n"})
+    r = farm.build(ctx, "on-evil", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert any(w in r.stderr for w in words), r.stderr
+    assert snapshot(farm) == before
+    assert farm.cli("ps", "-a", "-q").stdout == containers
+    assert os.listdir(outside) == []
+    assert not (farm.root / "escaped").exists() and not (farm.root.parent / "escaped").exists()
+
+
 @MALICIOUS_LAYERS
 def test_malicious_layers_from_a_registry(farm, fake, tmp_path, entries, words):
     """A pull stores the layers as served and unpacks them on first use, but reads each
@@ -170,7 +186,9 @@ def test_malicious_layers_from_a_registry(farm, fake, tmp_path, entries, words):
     assert not (farm.root / "escaped").exists() and not (farm.root.parent / "escaped").exists()
 
 
-def test_layer_not_matching_its_diff_id_is_refused_by_the_pull(farm, fake):
+def test_layer_not_matching_its_diff_id_is_refused_on_first_use(farm, fake, tmp_path):
+    """The pull checks a layer's tar, not its diff_id (that would hash every layer a second
+    time): the first unpack does, and refuses it."""
     layer = layer_tar([("hello", b"world", None)])
     manifest, blobs = image([layer])
     config = next(b for b in blobs.values() if b.startswith(b"{"))
@@ -181,8 +199,12 @@ def test_layer_not_matching_its_diff_id_is_refused_by_the_pull(farm, fake):
     fake.manifests["1"] = (OCI_MANIFEST, manifest)
     fake.blobs = {d: (b, "ok") for d, b in blobs.items()}
     before = snapshot(farm)
-    assert_refused(farm.cli("pull", f"{fake.host}/liar/img:1"), "unpacks to",
-                   "sha256:" + "0" * 64)
+    ref = f"{fake.host}/liar/img:1"
+    farm.cli("pull", ref, check=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    refused_on_first_use(farm, tmp_path, ref, ["unpacks to", "sha256:" + "0" * 64], outside)
+    farm.cli("rmi", ref, check=True)
     assert snapshot(farm) == before
 
 

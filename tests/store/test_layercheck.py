@@ -47,13 +47,13 @@ GOOD = [
 
 
 @pytest.mark.parametrize("compress", [lambda b: b, lambda b: gzip.compress(b, 6)])
-def test_a_good_layer_passes_with_the_extractors_diff_id(tmp_path, compress):
+def test_a_good_layer_passes_and_its_diff_id_is_the_extractors(tmp_path, compress):
     blob = write_blob(tmp_path, compress(make_tar(GOOD)))
     dest = tmp_path / "dest"
     dest.mkdir()
     want = extract_layer(blob, MEDIA_LAYER, dest)
-    assert check_layer(blob, MEDIA_LAYER, "layer x") == want
-    assert check_layer(blob, MEDIA_LAYER, "layer x", diff_id=want) == want
+    check_layer(blob, MEDIA_LAYER, "layer x")
+    check_layer(blob, MEDIA_LAYER, "layer x", diff_id=want)
     with pytest.raises(UserError, match="unpacks to"):
         check_layer(blob, MEDIA_LAYER, "layer x", diff_id="sha256:" + "0" * 64)
 
