@@ -1,10 +1,15 @@
-"""FastAPI dependencies shared by the routers: settings, the store, auth."""
+"""FastAPI dependencies shared by the routers: settings, the daemon's services, the image
+store and the containers' state store, the Celery client, auth.  Routers take these as
+``Annotated`` parameters (``ImageStoreDep`` ...); their own helpers call the plain functions
+(``image_store(request)`` ...).  What an API without the daemon's services (a test's) uses
+instead is decided here, once."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -25,6 +30,58 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def services(request: Request):
+    """The daemon's live state (build jobs, the image store, the Celery client); None in an
+    API run without them."""
+    return request.app.state.services
+
+
+def image_store(request: Request):
+    """The image store: the daemon's, or one on the data root."""
+    s = services(request)
+    if s is not None and s.store is not None:
+        return s.store
+    from minibox.runtime.images import store_for
+    return store_for(request.app.state.settings.data_root)
+
+
+def state_store(request: Request):
+    """The containers' records on the data root."""
+    from minibox.runtime.state import StateStore
+    return StateStore(request.app.state.settings.data_root)
+
+
+def celery_client(request: Request):
+    """The Celery app the runtime verbs are sent through: the daemon's, or one of our own."""
+    s = services(request)
+    if s is not None and s.celery is not None:
+        return s.celery
+    return _default_celery(str(request.app.state.settings.data_root))
+
+
+@lru_cache(maxsize=4)
+def _default_celery(_root: str):
+    from minibox.workers.celery_app import make_celery
+    return make_celery()
+
+
+async def get_services(request: Request):
+    return services(request)
+
+
+async def get_image_store(request: Request):
+    return image_store(request)
+
+
+async def get_state_store(request: Request):
+    return state_store(request)
+
+
+ServicesDep = Annotated[Any, Depends(get_services)]
+ImageStoreDep = Annotated[Any, Depends(get_image_store)]
+StateStoreDep = Annotated[Any, Depends(get_state_store)]
 
 
 async def require_token(request: Request) -> None:

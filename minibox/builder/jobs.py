@@ -99,7 +99,7 @@ class BuildManager:
             # before queueing
             check_layer_stacks(mb, 0, req.target)
         except MiniBoxError:
-            self._drop_context(req)
+            self.drop_context(req)
             raise
         job_id = secrets.token_hex(6)
         rec = {"id": job_id, "tag": req.tag, "status": "queued", "created": time.time(),
@@ -137,7 +137,7 @@ class BuildManager:
             self._update(job_id, status="failed", error=err["message"], finished=time.time())
             events.emit(JobFailed(error=err))
         finally:
-            self._drop_context(req)
+            self.drop_context(req)
 
     def _fail_after_broker_loss(self, job_id: str, req: BuildRequest, err: Exception) -> None:
         """Fail the job with the reason once Redis answers again (up to BROKER_WAIT): its
@@ -164,7 +164,9 @@ class BuildManager:
                 time.sleep(0.5)
 
     @staticmethod
-    def _drop_context(req: BuildRequest) -> None:
+    def drop_context(req: BuildRequest) -> None:
+        """Remove a context the daemon unpacked for ``req`` (a build refused before it was
+        queued, or a finished one)."""
         if req.owns_context:
             remove_tree(req.context_dir, ignore_errors=True)
 

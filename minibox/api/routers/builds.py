@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
+from minibox.api.deps import ServicesDep
 from minibox.api.streaming import ndjson_guard
 from minibox.builder.events import EventLog
 from minibox.builder.jobs import FINAL
@@ -26,12 +27,8 @@ FormText = Annotated[str, Form(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]
 router = APIRouter(prefix="/builds", tags=["builds"])
 
 
-def _services(request: Request):
-    return request.app.state.services
-
-
 @router.post("", status_code=202)
-def create_build(request: Request,
+def create_build(request: Request, s: ServicesDep,
                  context: Annotated[UploadFile, File(description="the build context: a tar, "
                                                      "plain or gzip/bzip2/xz compressed")],
                  tag: Annotated[str, Form(min_length=1, max_length=256,
@@ -55,8 +52,6 @@ def create_build(request: Request,
     """Build from an uploaded context tar (what `minibox build` sends); ``minibox``: the
     MiniBox file's text (else ``file`` is read from the context)."""
     from minibox.builder.context import unpack_context
-
-    s = _services(request)
     ctx = _new_context_dir(s)
     req = BuildRequest(tag=tag, text="", filename=file, context_dir=ctx, target=target or None,
                        no_cache=no_cache, timestamp=timestamp, owns_context=True, pull=pull,
@@ -65,17 +60,15 @@ def create_build(request: Request,
         unpack_context(context.file, ctx, s.settings.context_limits)
         req.text = minibox if minibox is not None else _read_minibox(ctx, file)
     except BaseException:
-        s.builds._drop_context(req)
+        s.builds.drop_context(req)
         raise
     return s.builds.submit(req)
 
 
 @router.post("/path", status_code=202)
-def create_build_from_path(request: Request, body: PathBuild) -> dict:
+def create_build_from_path(request: Request, s: ServicesDep, body: PathBuild) -> dict:
     """Build from a directory on the daemon's machine, under MINIBOX_BUILD_PREFIXES."""
     from minibox.builder.context import pack_context, unpack_context
-
-    s = _services(request)
     src = _allowed_context(body.context, s.settings.build_prefixes)
     # Snapshot the context the same way an upload is made (.miniboxignore applied), so the
     # keys and the copies see exactly the same files even if the directory changes later;
@@ -93,7 +86,7 @@ def create_build_from_path(request: Request, body: PathBuild) -> dict:
             unpack_context(tar, ctx, limits)
         req.text = _read_minibox(ctx, body.file)
     except BaseException:
-        s.builds._drop_context(req)
+        s.builds.drop_context(req)
         raise
     return s.builds.submit(req)
 
@@ -137,22 +130,22 @@ def _read_minibox(ctx: Path, name: str) -> str:
 
 
 @router.get("")
-def list_builds(request: Request,
+def list_builds(request: Request, s: ServicesDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
-    return _services(request).builds.list(limit)
+    return s.builds.list(limit)
 
 
 @router.get("/{job_id}")
-def get_build(request: Request, job_id: JobIdParam) -> dict:
-    return _services(request).builds.get(job_id)
+def get_build(request: Request, s: ServicesDep, job_id: JobIdParam) -> dict:
+    return s.builds.get(job_id)
 
 
 @router.get("/{job_id}/context")
-def build_context(request: Request, job_id: JobIdParam) -> StreamingResponse:
+def build_context(request: Request, s: ServicesDep, job_id: JobIdParam) -> StreamingResponse:
     """The job's build context as a tar, for build workers on other machines."""
     from minibox.builder.context import pack_context
 
-    rec = _services(request).builds.get(job_id)
+    rec = s.builds.get(job_id)
     ctx = rec.get("context") or ""
     if rec["status"] in FINAL or not os.path.isdir(ctx):
         raise NotFound(f"the context of build job '{job_id}' is gone (the job has ended)")
@@ -169,16 +162,15 @@ def build_context(request: Request, job_id: JobIdParam) -> StreamingResponse:
 
 
 @router.post("/{job_id}/cancel")
-def cancel_build(request: Request, job_id: JobIdParam) -> dict:
-    return _services(request).builds.cancel(job_id)
+def cancel_build(request: Request, s: ServicesDep, job_id: JobIdParam) -> dict:
+    return s.builds.cancel(job_id)
 
 
 @router.get("/{job_id}/events")
-def build_events(request: Request, job_id: JobIdParam,
+def build_events(request: Request, s: ServicesDep, job_id: JobIdParam,
                  since: Annotated[BuildEventsCursor, Query()] = "0",
                  follow: bool = True) -> StreamingResponse:
     """The job's events as NDJSON, from ``since`` (a stream id); with follow, until it ends."""
-    s = _services(request)
     rec = s.builds.get(job_id)   # 404 for an unknown job
     log = EventLog(s.redis, job_id)
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from minibox.api.deps import StateStoreDep, celery_client, state_store
 from minibox.api.routers import tty_sessions
 from minibox.api.streaming import mux_guard
 from minibox.errors import Conflict, UserError
 from minibox.runtime import query
 from minibox.runtime.io import streams
 from minibox.runtime.remote import call
-from minibox.runtime.state import StateStore
 from minibox.runtime.limits.stats import Sampler
 from minibox.wire.api import ContainerRef, ExecId, ExecRequest, RunRequest, StopRequest
 from minibox.wire.runtime import ContainerSpec, StartResult
@@ -35,35 +34,14 @@ Seconds = Annotated[float, Query(ge=0, le=86400)]
 TermSize = Annotated[int, Query(ge=1, le=65535)]
 
 
-def _settings(request: Request):
-    return request.app.state.settings
-
-
-def _celery(request: Request):
-    services = request.app.state.services
-    if services is not None and services.celery is not None:
-        return services.celery
-    return _default_celery(str(_settings(request).data_root))
-
-
-@lru_cache(maxsize=4)
-def _default_celery(_root: str):
-    from minibox.workers.celery_app import make_celery
-    return make_celery()
-
-
-def _store(request: Request) -> StateStore:
-    return StateStore(_settings(request).data_root)
-
-
 def _ids(request: Request, refs: list[str]) -> list[str]:
-    store = _store(request)
+    store = state_store(request)
     return [store.resolve(r) for r in refs]
 
 
 # --- create and run --------------------------------------------------------------------
 @router.post("")
-def run(request: Request, req: RunRequest, start: bool = True, attach: bool = False):
+def run(request: Request, store: StateStoreDep, req: RunRequest, start: bool = True, attach: bool = False):
     """Create a container from a RunRequest (image, command, env, volumes, memory, cpus,
     ...); with ``start`` (default) start it too.  Returns its id, name and warnings.
     ``attach``: stream its output (multiplexed) until it exits, ending with an exit frame;
@@ -75,20 +53,20 @@ def run(request: Request, req: RunRequest, start: bool = True, attach: bool = Fa
     if attach:
         return _run_attached(request, spec)
     if start:
-        st = StartResult.from_wire(call(_celery(request), "run", spec.to_wire()))
+        st = StartResult.from_wire(call(celery_client(request), "run", spec.to_wire()))
         return {"id": st.id, "name": st.name, "warnings": st.warnings}
-    cid = call(_celery(request), "create", spec.to_wire())
-    return {"id": cid, "name": _store(request).load(cid).name, "warnings": []}
+    cid = call(celery_client(request), "create", spec.to_wire())
+    return {"id": cid, "name": store.load(cid).name, "warnings": []}
 
 
 def _run_attached(request: Request, spec: ContainerSpec) -> StreamingResponse:
     """One worker round trip (create + start); the worker hands the log over through a
     link made before the start, so none of the output is lost (see Runtime.run)."""
-    store = _store(request)
-    st = StartResult.from_wire(call(_celery(request), "run", spec.to_wire(), True))
+    store = state_store(request)
+    st = StartResult.from_wire(call(celery_client(request), "run", spec.to_wire(), True))
     cid = st.id
     f = streams.open_attach_log(store, st)
-    watch = streams._ExitWatch(store, cid)
+    watch = streams.ExitWatch(store, cid)
     gen = streams.log_stream(store, cid, follow=True, mux=True, exit_trailer=True, f=f,
                              watch=watch)
     gen = mux_guard(gen, f"the output of container {cid[:12]}")
@@ -97,7 +75,7 @@ def _run_attached(request: Request, spec: ContainerSpec) -> StreamingResponse:
 
 
 @router.get("")
-def list_(request: Request, all: bool = False,
+def list_(request: Request, store: StateStoreDep, all: bool = False,
           filter: Annotated[list[Annotated[str, Query(max_length=256)]],
                             Query(max_length=64)] = []) -> list:
     filters: dict[str, list[str]] = {}
@@ -107,12 +85,11 @@ def list_(request: Request, all: bool = False,
             raise UserError(f"invalid filter {f!r}",
                             hint="use KEY=VALUE with KEY one of " + ", ".join(query.FILTER_KEYS))
         filters.setdefault(key, []).append(value)
-    return query.list_containers(_store(request), all, filters)
+    return query.list_containers(store, all, filters)
 
 
 @router.get("/stats")
-def stats_all(request: Request, all: bool = False) -> list:
-    store = _store(request)
+def stats_all(request: Request, store: StateStoreDep, all: bool = False) -> list:
     out = []
     for rec in store.all():
         st = rec.effective()
@@ -122,28 +99,26 @@ def stats_all(request: Request, all: bool = False) -> list:
 
 
 @router.get("/{ref}")
-def inspect(request: Request, ref: Ref) -> dict:
-    return query.inspect(_store(request), ref)
+def inspect(request: Request, store: StateStoreDep, ref: Ref) -> dict:
+    return query.inspect(store, ref)
 
 
 @router.get("/{ref}/stats")
-def stats(request: Request, ref: Ref) -> dict:
-    store = _store(request)
+def stats(request: Request, store: StateStoreDep, ref: Ref) -> dict:
     rec = store.load(store.resolve(ref))
     return _sampler.sample(rec.effective())
 
 
 # --- lifecycle -------------------------------------------------------------------------
 @router.post("/{ref}/start")
-def start(request: Request, ref: Ref) -> dict:
-    cid = _store(request).resolve(ref)
-    st = StartResult.from_wire(call(_celery(request), "start", cid))
+def start(request: Request, store: StateStoreDep, ref: Ref) -> dict:
+    cid = store.resolve(ref)
+    st = StartResult.from_wire(call(celery_client(request), "start", cid))
     return {"id": cid, "status": st.status}
 
 
 @router.post("/{ref}/wait")
-def wait(request: Request, ref: Ref, timeout: Seconds | None = None) -> dict:
-    store = _store(request)
+def wait(request: Request, store: StateStoreDep, ref: Ref, timeout: Seconds | None = None) -> dict:
     cid = store.resolve(ref)
     st = query.wait_exited(store, [cid], timeout)[cid]
     return {"id": cid, "status": st["status"], "exit_code": st.get("exit_code"),
@@ -151,12 +126,12 @@ def wait(request: Request, ref: Ref, timeout: Seconds | None = None) -> dict:
 
 
 def _stop(request: Request, cids: list[str], t: float) -> dict:
-    store = _store(request)
-    call(_celery(request), "kill", cids, int(_signal.SIGTERM), True)
+    store = state_store(request)
+    call(celery_client(request), "kill", cids, int(_signal.SIGTERM), True)
     states = query.wait_exited(store, cids, max(0.0, t))
     late = [c for c, st in states.items() if st.get("status") == "running"]
     if late:
-        call(_celery(request), "kill", late, int(_signal.SIGKILL))
+        call(celery_client(request), "kill", late, int(_signal.SIGKILL))
         states.update(query.wait_exited(store, late, 10.0))
     return {c: {"status": st.get("status"), "exit_code": st.get("exit_code"),
                 "killed": c in late} for c, st in states.items()}
@@ -177,16 +152,16 @@ def stop(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
 def restart(request: Request, ref: Ref, t: Seconds = 10.0) -> dict:
     cids = _ids(request, [ref])
     _stop(request, cids, t)
-    st = StartResult.from_wire(call(_celery(request), "start", cids[0]))
+    st = StartResult.from_wire(call(celery_client(request), "start", cids[0]))
     return {"id": cids[0], "status": st.status}
 
 
 @router.post("/{ref}/kill")
-def kill(request: Request, ref: Ref,
+def kill(request: Request, store: StateStoreDep, ref: Ref,
          signal: Annotated[str, Query(max_length=32)] = "SIGKILL") -> dict:
-    cid = _store(request).resolve(ref)
+    cid = store.resolve(ref)
     sig = _parse_signal(signal)
-    done = call(_celery(request), "kill", [cid], sig, sig in _STOPPING)
+    done = call(celery_client(request), "kill", [cid], sig, sig in _STOPPING)
     if not done.get(cid):
         raise UserError(f"container {ref} is not running")
     return {"id": cid, "signal": sig}
@@ -209,22 +184,21 @@ def _parse_signal(text: str) -> int:
 
 
 @router.delete("/{ref}")
-def remove(request: Request, ref: Ref, force: bool = False, volumes: bool = False) -> dict:
+def remove(request: Request, store: StateStoreDep, ref: Ref, force: bool = False, volumes: bool = False) -> dict:
     """Remove a container; ``volumes``: its anonymous volumes too (never named ones)."""
-    cid = _store(request).resolve(ref)
-    call(_celery(request), "remove", [cid], force, volumes)
+    cid = store.resolve(ref)
+    call(celery_client(request), "remove", [cid], force, volumes)
     return {"id": cid, "removed": True}
 
 
 # --- output ----------------------------------------------------------------------------
 @router.get("/{ref}/logs")
-def logs(request: Request, ref: Ref, follow: bool = False,
+def logs(request: Request, store: StateStoreDep, ref: Ref, follow: bool = False,
          tail: Annotated[int, Query(ge=-1, le=1 << 40)] | None = None,
          since: Annotated[float, Query(ge=0, le=1 << 40)] = 0.0, timestamps: bool = False,
          mux: bool = False, exit: bool = False):
     """The container's output.  ``follow``: until it exits; ``exit`` (with follow and mux):
     end with an exit frame; ``since``: unix seconds."""
-    store = _store(request)
     cid = store.resolve(ref)
     gen = streams.log_stream(store, cid, follow=follow, tail=tail, since_ns=int(since * 1e9),
                              timestamps=timestamps, mux=mux, exit_trailer=exit and follow and mux)
@@ -234,13 +208,12 @@ def logs(request: Request, ref: Ref, follow: bool = False,
 
 
 @router.post("/{ref}/exec")
-def exec_(request: Request, ref: Ref, body: ExecRequest):
+def exec_(request: Request, store: StateStoreDep, ref: Ref, body: ExecRequest):
     """Run a command in the container: ``{cmd, env, workdir, user, tty, interactive}``.
     Without tty the answer streams multiplexed output; with ``interactive`` its stdin is a
     pipe fed by POST /containers/exec/{X-Exec-Id}/stdin (else /dev/null).  With tty it
     returns an exec session id (see /containers/exec/{id}/...)."""
     from minibox.runtime.exec import exec_spec
-    store = _store(request)
     rec = store.load(store.resolve(ref), with_config=True)
     spec = exec_spec(rec, body.cmd, body.env, body.workdir, body.user, body.tty)
     if spec["tty"]:
@@ -293,10 +266,9 @@ async def exec_stdin(eid: Eid, request: Request) -> dict:
 
 
 @router.post("/{ref}/attach/stdin")
-async def attach_stdin(request: Request, ref: Ref) -> dict:
+async def attach_stdin(request: Request, store: StateStoreDep, ref: Ref) -> dict:
     """Stream the body into the stdin of a container started with -i (no -t); its end (or
     the client going away) closes the container's stdin, as docker's run -i does."""
-    store = _store(request)
     cid = store.resolve(ref)
     rec = store.load(cid, with_config=True)
     spec = (rec.config or {}).get("spec", {}) if rec else {}
@@ -308,14 +280,12 @@ async def attach_stdin(request: Request, ref: Ref) -> dict:
 
 
 @router.post("/{ref}/attach/input")
-async def attach_input(request: Request, ref: Ref) -> dict:
-    store = _store(request)
+async def attach_input(request: Request, store: StateStoreDep, ref: Ref) -> dict:
     tty_sessions.container_input(store, store.resolve(ref), await request.body())
     return {}
 
 
 @router.post("/{ref}/resize")
-def resize(request: Request, ref: Ref, h: TermSize, w: TermSize) -> dict:
-    store = _store(request)
+def resize(request: Request, store: StateStoreDep, ref: Ref, h: TermSize, w: TermSize) -> dict:
     tty_sessions.container_resize(store, store.resolve(ref), h, w)
     return {}

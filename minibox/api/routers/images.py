@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from minibox import refs
+from minibox.api.deps import ImageStoreDep
 from minibox.api.ndjson import NDJSON_200, stream_task
 from minibox.errors import NotFound, UserError
 from minibox.wire.api import ImageRef
@@ -20,26 +21,17 @@ Name = Annotated[ImageRef, Path(description="NAME[:TAG], NAME@DIGEST, a digest o
 Digest = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<hex>")]
 
 
-def _store(request: Request):
-    services = request.app.state.services
-    if services is not None and services.store is not None:
-        return services.store
-    from minibox.runtime.images import store_for      # an API without build services
-    return store_for(request.app.state.settings.data_root)
-
-
 @router.get("/images")
-def list_images(request: Request) -> list[dict]:
+def list_images(request: Request, store: ImageStoreDep) -> list[dict]:
     return [i.to_dict() if hasattr(i, "to_dict") else dict(i.__dict__)
-            for i in _store(request).list_images()]
+            for i in store.list_images()]
 
 
 @router.get("/images/{name:path}/json")
-def inspect_image(request: Request, name: Name) -> dict:
+def inspect_image(request: Request, store: ImageStoreDep, name: Name) -> dict:
     """An image's record: id (config digest), digest (manifest), repo tags, created,
     platform, config, rootfs, layers, size, history; ``manifest`` and the whole OCI
     ``config`` too.  ``name``: NAME[:TAG], NAME@DIGEST, a digest or an id (prefix)."""
-    store = _store(request)
     img = _find(store, name)
     tags = sorted(t.name for t in store.list_images() if t.digest == img.digest)
     cfg = img.config
@@ -74,13 +66,11 @@ def _find(store, name: str):
 
 
 @router.delete("/images/{name:path}")
-def remove_image(request: Request, name: Name, force: bool = False) -> dict:
+def remove_image(request: Request, store: ImageStoreDep, name: Name, force: bool = False) -> dict:
     """Untag an image; with no tag and no container left on it, delete its content that
     no other image, container or cache entry uses.  A container's image is refused unless
     ``force`` (the container keeps its layers)."""
     from minibox.space.prune import remove_image as remove
-
-    store = _store(request)
     image = _find(store, name)
     tag = None
     if "@" not in name and not name.startswith("sha256:"):
@@ -103,9 +93,8 @@ def _digest(digest: str) -> str:
 
 
 @router.get("/blobs/{digest}")
-def get_blob(request: Request, digest: Digest) -> FileResponse:
+def get_blob(request: Request, store: ImageStoreDep, digest: Digest) -> FileResponse:
     """A blob by digest (build workers on other machines fetch layers this way)."""
-    store = _store(request)
     if not store.has_blob(_digest(digest)):
         raise NotFound(f"blob {digest} not found")
     resp = FileResponse(store.blob_path(digest), media_type="application/octet-stream")
@@ -114,20 +103,18 @@ def get_blob(request: Request, digest: Digest) -> FileResponse:
 
 
 @router.head("/blobs/{digest}")
-def head_blob(request: Request, digest: Digest) -> Response:
-    found = _store(request).has_blob(_digest(digest))
+def head_blob(request: Request, store: ImageStoreDep, digest: Digest) -> Response:
+    found = store.has_blob(_digest(digest))
     # the headers a GET would have: the blob's type, or the JSON of the 404
     return Response(status_code=200 if found else 404,
                     media_type="application/octet-stream" if found else "application/json")
 
 
 @router.put("/blobs/{digest}", status_code=201)
-async def put_blob(request: Request, digest: Digest) -> dict:
+async def put_blob(request: Request, store: ImageStoreDep, digest: Digest) -> dict:
     """Store a blob a build worker made elsewhere; its content must hash to ``digest``."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
-
-    store = _store(request)
     if store.has_blob(_digest(digest)):
         return {"digest": digest, "stored": False}
     writer = store.open_blob_writer("application/octet-stream", expected_digest=digest)
@@ -179,7 +166,7 @@ class PullRequest(BaseModel):
 
 
 @router.post("/images/pull", responses=NDJSON_200)
-def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
+def pull_image(request: Request, store: ImageStoreDep, body: PullRequest) -> StreamingResponse:
     """Pull an image; streams NDJSON progress, then ``{"result": {name, digest}}``."""
     from minibox.registry.config import RegistryConfig
     from minibox.registry.credentials import Credentials
@@ -191,7 +178,6 @@ def pull_image(request: Request, body: PullRequest) -> StreamingResponse:
     platform = parse_platform(body.platform)
     config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
     creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
-    store = _store(request)
 
     def task(progress) -> dict:
         done = pull(store, ref, config, platform, progress=progress, creds=creds)
@@ -211,7 +197,7 @@ class PushRequest(BaseModel):
 
 
 @router.post("/images/push", responses=NDJSON_200)
-def push_image(request: Request, body: PushRequest) -> StreamingResponse:
+def push_image(request: Request, store: ImageStoreDep, body: PushRequest) -> StreamingResponse:
     """Push an image; streams NDJSON progress, then ``{"result": {reference, digest}}``."""
     from minibox.registry.config import RegistryConfig
     from minibox.registry.credentials import Credentials
@@ -219,7 +205,6 @@ def push_image(request: Request, body: PushRequest) -> StreamingResponse:
     from minibox.registry.reference import parse
 
     dest = parse(body.destination or body.name)
-    store = _store(request)
     local = _find(store, body.name)
     config = RegistryConfig.from_env(insecure=tuple(body.insecure_registries))
     creds = Credentials(body.auth.username, body.auth.password) if body.auth else None
@@ -234,8 +219,7 @@ class TagRequest(BaseModel):
 
 
 @router.post("/images/tag", status_code=201)
-def tag_image(request: Request, body: TagRequest) -> dict:
-    store = _store(request)
+def tag_image(request: Request, store: ImageStoreDep, body: TagRequest) -> dict:
     image = _find(store, body.source)
     name = store.tag(refs.normalize(body.target), image.descriptor)
     return {"name": name, "digest": image.digest}
@@ -243,7 +227,7 @@ def tag_image(request: Request, body: TagRequest) -> dict:
 
 # -- archives ---------------------------------------------------------------------------------
 @router.get("/images/save")
-def save_images(request: Request,
+def save_images(request: Request, store: ImageStoreDep,
                 name: list[str] = Query(..., max_length=64,
                                         description="images to save, by name or id")
                 ) -> StreamingResponse:
@@ -251,21 +235,17 @@ def save_images(request: Request,
     ``manifest.json`` (a plain tar, streamed; an error midway breaks the stream)."""
     from minibox.api.ndjson import stream_writer
     from minibox.archive.save import save
-
-    store = _store(request)
     images = [(img.name, img) for img in (_find(store, n) for n in name)]
     return stream_writer(lambda out: save(store, images, out), "application/x-tar")
 
 
 @router.post("/images/load", responses=NDJSON_200)
-async def load_images(request: Request) -> StreamingResponse:
+async def load_images(request: Request, store: ImageStoreDep) -> StreamingResponse:
     """Load the images of an archive sent as the body (tar, tar.gz or tar.zst: what
     minibox, podman, skopeo or docker saved), read as it arrives.  Streams NDJSON
     progress, then ``{"result": {"images": [{names, digest}]}}``."""
     from minibox.api.ndjson import stream_upload_task
     from minibox.archive.load import load
-
-    store = _store(request)
 
     def task(chunks, progress) -> dict:
         loaded = load(store, chunks, progress)

@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from minibox import __version__
+from minibox.api.deps import ImageStoreDep
 
 router = APIRouter(tags=["system"])
 
@@ -39,16 +40,11 @@ def registry_login(body: RegistryLogin) -> dict:
     return {"status": "Login Succeeded"}
 
 
-def _store(request: Request):
-    from minibox.api.routers.images import _store as store_of
-    return store_of(request)
-
-
 @router.get("/system/df")
-def system_df(request: Request, verbose: bool = False) -> dict:
+def system_df(request: Request, store: ImageStoreDep, verbose: bool = False) -> dict:
     """Disk use by images, containers, volumes and the build cache (bytes on disk)."""
     from minibox.space.usage import df
-    return df(_store(request), verbose=verbose)
+    return df(store, verbose=verbose)
 
 
 class PruneRequest(BaseModel):
@@ -60,15 +56,15 @@ class PruneRequest(BaseModel):
 
 
 @router.post("/system/prune")
-def system_prune(request: Request, body: PruneRequest) -> dict:
+def system_prune(request: Request, store: ImageStoreDep, body: PruneRequest) -> dict:
     """Remove what nothing references; ``freed`` is the bytes of disk the removals freed."""
     from minibox.space.prune import prune
-    return prune(_store(request), all_images=body.all, build_cache=body.build_cache,
+    return prune(store, all_images=body.all, build_cache=body.build_cache,
                  volumes=body.volumes).to_dict()
 
 
 @router.get("/system/info")
-def system_info(request: Request) -> dict:
+def system_info(request: Request, store: ImageStoreDep) -> dict:
     """The data root, the drivers in use, counts and versions."""
     from minibox.space.info import info
-    return info(_store(request), request.app.state.settings)
+    return info(store, request.app.state.settings)

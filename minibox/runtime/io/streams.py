@@ -42,7 +42,7 @@ def _second(sec: int) -> bytes:
     return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.").encode()
 
 
-class _ExitWatch:
+class ExitWatch:
     """finished()/wait() for logs.follow: done once the monitor recorded the exit."""
 
     def __init__(self, store: StateStore, cid: str):
@@ -121,7 +121,7 @@ def log_stream(store: StateStore, cid: str, *, follow: bool = False, tail: int |
             return
         yield from _blocks_out(logs.read_blocks(d, tail), since_ns, stamp, mux)
         return
-    watch = watch or _ExitWatch(store, cid)
+    watch = watch or ExitWatch(store, cid)
     try:
         blocks = logs.follow_blocks(d, watch.finished, tail, watch.wait, f)
         yield from _blocks_out(blocks, since_ns, stamp, mux)
