@@ -3,14 +3,21 @@ spooled to disk or a JSON body is held in memory): a body over its limit is a 41
 
 Limits: a build upload (POST /builds) may be as large as the context limit allows plus
 room for the form; a JSON body 8 MiB.  Streams of bytes (a blob, an exec's stdin) have none.
+
+Before the 413, what the client still sends is read and dropped (up to ``DRAIN_MAX`` bytes
+or ``DRAIN_SECONDS``), as nginx's lingering close does: a connection closed with unread
+data is reset by the kernel, and a client still sending would see the reset, not the 413.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 JSON_MAX = 8 << 20
 FORM_SLACK = 32 << 20       # the build form's other fields (the MiniBox file's text)
+DRAIN_MAX = 256 << 20
+DRAIN_SECONDS = 10.0
 
 
 class BodyLimit:
@@ -36,6 +43,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
+            await _drain(receive)
             return await _too_large(send, limit)
         state = {"seen": 0, "over": False, "answered": False}
 
@@ -55,10 +63,12 @@ class BodyLimit:
                 return await send(message)
             if not state["answered"]:                   # answer 413 instead of the app
                 state["answered"] = True
+                await _drain(receive)
                 await _too_large(send, limit)
 
         await self.app(scope, limited_receive, guarded_send)
         if state["over"] and not state["answered"]:
+            await _drain(receive)
             await _too_large(send, limit)
 
 
@@ -67,6 +77,24 @@ def _header(scope, name: bytes) -> bytes:
         if key == name:
             return value
     return b""
+
+
+async def _drain(receive) -> None:
+    """Read and drop the rest of a refused body (bounded: see the module's docstring)."""
+    async def drop() -> None:
+        left = DRAIN_MAX
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    try:
+        await asyncio.wait_for(drop(), DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        pass
 
 
 async def _too_large(send, limit: int) -> None:

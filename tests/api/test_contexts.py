@@ -157,6 +157,25 @@ def test_an_upload_over_the_size_limit_is_413_before_it_is_stored(farm):
     assert contexts_left(farm) == []
 
 
+def test_a_client_still_sending_an_oversized_body_gets_the_413_not_a_reset(farm):
+    """The daemon reads and drops the rest of a refused body before it answers and closes:
+    a connection closed with unread data is reset, and the client would never see why."""
+    import socket
+
+    size = 48 << 20
+    host, port = farm.api.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /builds HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
+                     f"Content-Type: multipart/form-data; boundary=b\r\n"
+                     f"Authorization: Bearer {farm.token()}\r\n\r\n".encode())
+        chunk = bytes(1 << 20)
+        for _ in range(size >> 20):           # all of it, as a client that does not
+            sock.sendall(chunk)               # read before it has sent does
+            time.sleep(0.005)
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
 def test_content_over_the_size_limit_is_refused_while_unpacking(farm):
     raw = tar_bytes([("MiniBox", b"BASE scratch\n"), ("blob", os.urandom(9 << 20))])
     r = upload(farm, gzip.compress(raw, 1))
