@@ -24,6 +24,8 @@ from typing import Callable
 from minibox.archive.save import CONTAINERD_NAME
 from minibox.archive.spool import Archive, Spooler, layer_media_type
 from minibox.errors import StoreError, UserError
+from minibox.space.hold import claim_blob, hold
+from minibox.space.prune import undo_blobs
 from minibox.store import Store
 from minibox.store.layercheck import check_layer
 from minibox.store.layerinfo import LayerInfo
@@ -48,28 +50,21 @@ def load(store: Store, chunks: Chunks, progress: Progress | None = None,
          label: str = "the archive") -> list[Loaded]:
     """Load every image of the archive whose bytes ``chunks()`` gives (``b""`` at its end);
     returns what was loaded."""
-    from minibox.space.hold import hold
-
     progress = progress or (lambda event: None)
-    with hold(store.root):
+    with hold(store.root) as held:
         spooler = Spooler(store, label, progress)
         try:
             archive = spooler.spool(chunks)
         except BaseException:
-            _remove(store, spooler.created)
+            undo_blobs(store, spooler.created, held)
             raise
-        return _Loader(store, archive, progress, spooler.created).run()
-
-
-def _remove(store: Store, digests) -> None:
-    for digest in digests:
-        store.blob_path(digest).unlink(missing_ok=True)
+        return _Loader(store, archive, progress, spooler.created, held).run()
 
 
 class _Loader:
     def __init__(self, store: Store, archive: Archive, progress: Progress,
-                 spooled: list[str]):
-        self.store, self.arc, self.progress = store, archive, progress
+                 spooled: list[str], held):
+        self.store, self.arc, self.progress, self.held = store, archive, progress, held
         self.spooled = spooled                  # blobs the spool added
         self.added_blobs: list[str] = []
         self.used: set[str] = set()             # blobs the loaded images use
@@ -82,7 +77,7 @@ class _Loader:
             if not images:
                 raise UserError(f"{self.arc.label} holds no image")
             self._check_layers()
-            _remove(self.store, set(self.spooled) - self.used)   # what no image uses
+            undo_blobs(self.store, set(self.spooled) - self.used, self.held)  # unused
             self.store.sync_blobs()             # durable before a tag names them
             for loaded, manifest in images:
                 for name in loaded.names:
@@ -91,7 +86,7 @@ class _Loader:
                     self.store.keep_untagged(manifest, f"load of {self.arc.label}")
             return [loaded for loaded, _ in images]
         except BaseException:
-            _remove(self.store, [*self.spooled, *self.added_blobs])
+            undo_blobs(self.store, [*self.spooled, *self.added_blobs], self.held)
             raise
 
     # -- OCI image layout ------------------------------------------------------------------
@@ -216,7 +211,7 @@ class _Loader:
         """Make sure the store has blob ``desc``: the spool stored it from ``member`` (a name;
         None: its OCI path), or it is written now from the member's bytes, or the store had
         it; verified by digest and size."""
-        if self.store.has_blob(desc.digest):
+        if claim_blob(self.store.root, self.store.blob_path(desc.digest)):
             return
         m = self.arc.find(member or f"blobs/sha256/{desc.digest[7:]}")
         if m.data is None:                      # stored under the digest it hashes to

@@ -25,6 +25,7 @@ from typing import Callable
 import zstandard
 
 from minibox.errors import StoreError, UserError
+from minibox.space.hold import claim_blob
 from minibox.store import Store
 from minibox.store.layerreader import INFLATE_ERRORS, Chunks, LayerReader, open_tar
 from minibox.store.oci import MEDIA_LAYER, MEDIA_LAYER_GZIP, MEDIA_LAYER_ZSTD, Descriptor
@@ -166,9 +167,8 @@ class Spooler:
         source = tar.extractfile(m)
         named = _BLOB_NAME.match(name)
         expected = f"sha256:{named.group(1)}" if named else None
-        if expected and self.store.has_blob(expected):     # not copied again
-            try:
-                os.utime(self.store.blob_path(expected))    # newer than our hold: kept
+        if expected and claim_blob(self.store.root, self.store.blob_path(expected)):
+            try:                                            # stored: not copied again
                 size = os.stat(self.store.blob_path(expected)).st_size
             except FileNotFoundError:
                 pass

@@ -16,7 +16,6 @@ blobs it added.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -60,8 +59,9 @@ def pull(store: Store, ref: Reference, config: RegistryConfig, platform: Platfor
             credentials.lookup(config.auth_file, endpoint.host)
         config.check_allowed(endpoint.netloc, f"cannot pull {ref}")
         try:
-            with hold(store.root):                    # a prune spares what we write
-                return _Pull(store, ref, endpoint, login, config, platform, progress).run()
+            with hold(store.root) as held:            # a prune spares what we write
+                return _Pull(store, ref, endpoint, login, config, platform, progress,
+                             held).run()
         except (RegistryError, NotFound) as e:
             if not endpoint.mirror:
                 raise
@@ -71,8 +71,8 @@ def pull(store: Store, ref: Reference, config: RegistryConfig, platform: Platfor
 
 class _Pull:
     def __init__(self, store: Store, ref: Reference, endpoint: Endpoint, creds, config,
-                 platform: Platform, progress: Progress):
-        self.store, self.ref, self.endpoint = store, ref, endpoint
+                 platform: Platform, progress: Progress, held):
+        self.store, self.ref, self.endpoint, self.held = store, ref, endpoint, held
         self.platform, self.progress = platform, progress
         self.session = Session(endpoint, ref.repository, creds, config)
         self.added_blobs: list[str] = []
@@ -157,8 +157,7 @@ class _Pull:
     # -- blobs ----------------------------------------------------------------------------
     def _put_bytes(self, body: bytes, media_type: str, digest: str) -> None:
         """Store a manifest or index already fetched and verified."""
-        if self.store.has_blob(digest):
-            _touch(self.store.blob_path(digest))     # newer than our hold: kept
+        if self._claim(digest):
             return
         desc = self.store.put_blob_bytes(body, media_type, sync_dir=False)
         assert desc.digest == digest
@@ -176,8 +175,7 @@ class _Pull:
     def _fetch(self, desc: Descriptor, label: str) -> bool:
         """Download one blob unless the store has it (False); verified by digest and
         size."""
-        if self.store.has_blob(desc.digest):
-            _touch(self.store.blob_path(desc.digest))    # newer than our hold: kept
+        if self._claim(desc.digest):
             self.progress({"id": label, "status": "Already exists", "total": desc.size})
             return False
         writer = self.store.open_blob_writer(desc.media_type, expected_digest=desc.digest,
@@ -240,24 +238,22 @@ class _Pull:
             self.progress({"id": label, "status": f"Retrying ({why})"})
             time.sleep(min(0.2 * 2 ** failures, 3.0))
 
+    def _claim(self, digest: str) -> bool:
+        """Does the store have the blob?  Then it is kept for us (space.hold.claim_blob)."""
+        from minibox.space.hold import claim_blob
+
+        return claim_blob(self.store.root, self.store.blob_path(digest))
+
     def _undo(self) -> None:
-        """Remove what this pull added (nothing else references it: nothing was tagged)."""
-        for digest in self.added_blobs:
-            try:
-                self.store.blob_path(digest).unlink()
-            except FileNotFoundError:
-                pass
+        """Remove what this pull added, unless another operation relies on it by now (a
+        concurrent pull or load of the same image found it here)."""
+        from minibox.space.prune import undo_blobs
+
+        undo_blobs(self.store, self.added_blobs, self.held)
 
 
 def _call(job: Callable[[], None]) -> None:
     job()
-
-
-def _touch(path) -> None:
-    try:
-        os.utime(path, follow_symlinks=False)
-    except FileNotFoundError:
-        pass
 
 
 class _Fatal(RegistryError):

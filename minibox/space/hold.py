@@ -5,6 +5,11 @@ start time) and keeps a shared ``flock`` on it while the operation runs.  A prun
 those digests as roots, spares every blob, layer dir and cache entry newer than the oldest
 hold (what the operation is writing is not referenced yet), and removes hold files nobody
 locks any more (a crashed operation).
+
+A blob an operation finds already stored is ``claim_blob``-ed: its mtime is set to now under
+the shared side of ``gc_lock``, so a prune or another operation's undo (which decide under
+the exclusive side) either removed it before (the operation then stores it itself) or see it
+as newer than this operation's hold and spare it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from pathlib import Path
 from typing import Iterator
 
 
+CLOCK_SLACK = 1.0
+
+
 def _dir(root: Path) -> Path:
     return Path(root) / "run" / "holds"
 
@@ -26,10 +34,13 @@ def _dir(root: Path) -> Path:
 class Hold:
     def __init__(self, path: Path, fd: int):
         self.path, self.fd = path, fd
+        self.id = path.stem
 
         self.digests: set[str] = set()
         self.layers: set[tuple[str, str]] = set()       # (blob digest, diff_id)
-        self.started = time.time()
+        # file times come from the kernel's coarse clock, up to a tick behind time.time():
+        # a blob written just after this began must not look older than it
+        self.started = time.time() - CLOCK_SLACK
 
     def add(self, *digests: str) -> None:
         """Hold more manifests (e.g. a base resolved after the hold began)."""
@@ -45,7 +56,8 @@ class Hold:
 
     def _write(self) -> None:
         """Rewritten in place: the file (and its lock) must stay the same inode."""
-        data = json.dumps({"digests": sorted(self.digests), "started": self.started,
+        data = json.dumps({"id": self.id, "digests": sorted(self.digests),
+                           "started": self.started,
                            "layers": sorted(self.layers)}).encode()
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
@@ -65,6 +77,31 @@ def hold(root: Path, digests: list[str] = ()) -> Iterator[Hold]:
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+@contextmanager
+def gc_lock(root: Path, shared: bool = False) -> Iterator[None]:
+    """``run/gc.lock``: removals of content (prune, rmi, an operation's undo) hold it
+    exclusively, a claim on a stored blob shared."""
+    path = Path(root) / "run" / "gc.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def claim_blob(root: Path, path: Path) -> bool:
+    """Is the blob at ``path`` stored?  If so it is now marked in use (mtime now), so no
+    prune or undo removes it while the running operation that asked relies on it."""
+    with gc_lock(root, shared=True):
+        try:
+            os.utime(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+    return True
 
 
 def active(root: Path) -> list[dict]:

@@ -1,6 +1,7 @@
-"""Removing what nothing references: ``system prune`` and the content half of ``rmi``.
+"""Removing what nothing references: ``system prune``, the content half of ``rmi``, and
+the blobs a failed pull or load added (``undo_blobs``).
 
-Both run under an exclusive lock (``run/gc.lock``), take their decisions from a fresh scan
+All three run under an exclusive lock (``run/gc.lock``), take their decisions from a fresh scan
 (``refs``), spare whatever a running operation holds or may still be writing (anything
 newer than the oldest hold), and report the bytes they freed as measured on the files
 they removed (disk blocks, as ``du`` counts them).
@@ -8,17 +9,14 @@ they removed (disk blocks, as ``du`` counts them).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from minibox.errors import Conflict
 from minibox.space import refs
-from minibox.space.hold import oldest_start
+from minibox.space.hold import Hold, active, gc_lock, oldest_start
 from minibox.space.usage import disk_usage, forget_layer_sizes
 from minibox.store import Store
 from minibox.store.layout import remove_tree
@@ -38,18 +36,6 @@ class Report:
         return {"untagged": self.untagged, "deleted": self.deleted,
                 "cache_entries": self.cache_entries, "volumes": self.volumes,
                 "freed": self.freed}
-
-
-@contextmanager
-def gc_lock(root: Path) -> Iterator[None]:
-    path = Path(root) / "run" / "gc.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def prune(store: Store, *, all_images: bool = False, build_cache: bool = False,
@@ -111,8 +97,35 @@ def _drop_entries(store: Store, digest: str, names: list[str], report: Report) -
     report.untagged.extend(names or [digest])
 
 
-def _sweep(store: Store, grace: float, report: Report) -> None:
-    """Delete blobs and layer dirs no root reaches (and not newer than ``grace``)."""
+def undo_blobs(store: Store, digests, own: Hold) -> list[str]:
+    """A failed pull or load removes the blobs it added, except those something else now
+    relies on: an image, a container, a cache entry, a held layer (a fresh scan, as a prune
+    makes), or another running operation (a blob claimed or written since that operation's
+    hold began).  What is spared this way and later used by nothing goes with the next
+    prune.  Returns the digests removed."""
+    digests = set(digests)
+    if not digests:
+        return []
+    removed = []
+    with gc_lock(store.root):
+        others = [float(h.get("started") or 0.0) for h in active(store.root)
+                  if h.get("id") != own.id]
+        grace = min(others) if others else float("inf")
+        live_blobs, _ = _live(store)
+        for digest in sorted(digests - live_blobs):
+            path = store.blob_path(digest)
+            if _mtime(path) >= grace:
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(digest)
+    return removed
+
+
+def _live(store: Store) -> tuple[set[str], set[str]]:
+    """(blob digests, layer dir names) some root reaches."""
     scan = refs.scan(store)
     live_blobs: set[str] = set()
     live_dirs: set[str] = set()
@@ -124,6 +137,12 @@ def _sweep(store: Store, grace: float, report: Report) -> None:
     for entry in scan.cache + scan.bases + scan.held_layers:
         live_blobs.add(entry.blob)
         live_dirs.add(entry.layer_dir)
+    return live_blobs, live_dirs
+
+
+def _sweep(store: Store, grace: float, report: Report) -> None:
+    """Delete blobs and layer dirs no root reaches (and not newer than ``grace``)."""
+    live_blobs, live_dirs = _live(store)
     for path in _entries(store.layout.blobs):
         if "sha256:" + path.name not in live_blobs and _mtime(path) < grace:
             size = disk_usage(path)
