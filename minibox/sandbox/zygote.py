@@ -241,6 +241,8 @@ def _serve(sock: socket.socket, home: Home, spec, fds: list[int]) -> None:
         code = supervisor.run_sandbox(spec, supervisor.Pipes(fds[0], fds[1]), netns)
     except supervisor.Cancel:      # landed past run_sandbox's own handlers
         code = supervisor.CANCEL_EXIT
+    except BaseException:  # noqa: BLE001 - whatever it was, the zygote goes home first
+        code = 1
     problem = home.restore()
     for f in fds:
         os.close(f)
@@ -249,7 +251,10 @@ def _serve(sock: socket.socket, home: Home, spec, fds: list[int]) -> None:
     reply = {"pid": me, "status": code << 8}
     if problem:
         reply["restart"] = problem
-    sock.send(json.dumps(reply).encode())
+    try:
+        sock.send(json.dumps(reply).encode())
+    except OSError:
+        os._exit(0)                                # the worker is gone
     if problem:
         os._exit(1)
 

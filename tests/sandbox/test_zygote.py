@@ -17,8 +17,6 @@ from minibox.sandbox.zygote import Home
 from tests.sandbox.conftest import (NS_PROBE, CancelAtReady, processes_in, run_step,
                                     start_time, wait_gone)
 
-pytestmark = pytest.mark.usefixtures("zygote_only")
-
 _STATUS = ("Name", "Umask", "Threads", "SigBlk", "SigIgn", "SigCgt", "NoNewPrivs", "CapEff")
 
 
@@ -37,7 +35,7 @@ def zygote_state(pid: int, under: str) -> dict:
 
 
 @pytest.fixture
-def zyg(box, tmp_path_factory):
+def zyg(zygote_only, box, tmp_path_factory):
     """The running zygote's pid and its state after a first block (which opens what the
     sandbox code keeps open from its first use, e.g. process.py's PID namespace fd)."""
     handle = zygote.handle()
