@@ -1,10 +1,12 @@
 """``run_block``: the worker-side entry point of the build sandbox.
 
-It starts the sandbox (see supervisor.py) as a fork of this process's small zygote
-(zygote.py; or of this process itself without one), streams RUN output to ``on_output`` and progress to
-``on_event``, polls ``should_cancel`` about every 100 ms, and always waits until the sandbox is gone.  The
-calling process (a Celery prefork worker) comes out unchanged: every namespace, mount and
-signal change happens in the forked children.
+It has this process's small zygote run the sandbox (see supervisor.py; zygote.py: the
+zygote enters the block's namespaces itself and goes back after it), or forks one from this
+process when there is none; streams RUN output to ``on_output`` and progress to
+``on_event``, polls ``should_cancel`` about every 100 ms, and always waits until the sandbox
+is over (the zygote back home, or the forked one reaped).  The calling process (a Celery
+prefork worker) comes out unchanged: every namespace, mount and signal change happens in
+the zygote or in the forked child.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
 
 
 def _start(spec: SandboxSpec, out_w: int, ctl_w: int, netns_fd: int | None):
-    """The sandbox, forked by this process's zygote (zygote.py), or by this process when
-    there is none (MINIBOX_NO_ZYGOTE, or it cannot start)."""
+    """The sandbox, run by this process's zygote (zygote.py), or forked by this process
+    when there is none (MINIBOX_NO_ZYGOTE, or it cannot start)."""
     if not os.environ.get("MINIBOX_NO_ZYGOTE"):
         from minibox.sandbox import zygote      # (not at import: `python -m` runs it)
 
@@ -115,7 +117,8 @@ class _Forked:
 @contextlib.contextmanager
 def _network(spec: SandboxSpec):
     """``build``: a prepared namespace on the build network from this worker's pool (given
-    back, to be torn down, once the sandbox is reaped); otherwise None."""
+    back once the sandbox is over: no process of the block is left in it); otherwise
+    None."""
     if spec.network != "build":
         yield None
         return
@@ -209,7 +212,7 @@ class _Session:
         try:
             if not self.reaped:
                 if not self.done and self.error is None:
-                    self.child.signal(signal.SIGTERM)     # the sandbox kills its step, exits
+                    self.child.signal(signal.SIGTERM)     # the sandbox kills its step, ends
                 self.status = self.child.reap()
                 self.reaped = True
         finally:

@@ -1,18 +1,20 @@
-"""The sandbox process: a child of the worker's zygote (zygote.py), or of the worker.
+"""The build sandbox: one block's steps in fresh namespaces over its overlay.
 
-worker ── zygote ── sandbox (new mount (private), UTS, IPC, net namespaces; mounts the
-                    │        overlay; runs COPY/WORKDIR/USER in Python; reports to the
-                    │        worker over a JSON-lines pipe)
-                    └── per RUN/PKG/AUTO-DEPS: PID 1 of a new PID namespace (process.py)
-                        ── the command
+worker ── zygote: runs the sandbox itself, one block after another (zygote.py): enters
+          │        new mount (private), UTS, IPC and net namespaces, mounts the overlay, runs
+          │        COPY/WORKDIR/USER in Python, reports to the worker over a JSON-lines pipe,
+          │        then goes back to its own namespaces (``run_sandbox``)
+          └── per RUN/PKG/AUTO-DEPS: PID 1 of a new PID namespace (process.py) ── the command
+
+Without a zygote (MINIBOX_NO_ZYGOTE, or it cannot start) the worker forks a sandbox process
+that does the same (``sandbox_main``) and exits.
 
 Every process below the worker has PDEATHSIG=SIGKILL: if the worker is SIGKILLed its zygote
-dies, then the sandbox, then the step's PID 1, and with it its whole PID namespace; the mount namespace (and
-every mount in it) goes with its last process.  On SIGTERM (the worker cancelling) the
-sandbox kills the running step and waits for it before exiting, so by the time the worker
-has reaped the sandbox nothing of it is left.  RUN output goes straight from the processes to
-the worker through a second pipe.  ``sandbox_main`` ends in ``os._exit``: it runs in a
-forked copy of the zygote (or of the worker) and must never return into its code.
+(or forked sandbox) dies, then the step's PID 1, and with it its whole PID namespace; the
+block's mount namespace (and every mount in it) goes once no process is in it.  On SIGTERM
+(the worker cancelling) the running step's PID 1 is killed and waited for, and the block
+unwinds (``Cancel``): by the time the worker has its status nothing of the block is left.
+RUN output goes straight from the processes to the worker through a second pipe.
 """
 
 from __future__ import annotations
@@ -51,19 +53,77 @@ class Channel:
             data = data[os.write(self.fd, data):]
 
 
+class Cancel(BaseException):
+    """The worker cancelled the block (SIGTERM); raised once, by the signal handler."""
+
+
+class _CancelState:
+    """SIGTERM's handler raises ``Cancel`` once, and only while a block is running (armed):
+    one arriving before that is remembered, one arriving after is a no-op."""
+
+    def __init__(self) -> None:
+        self.armed = self.requested = False
+
+    def reset(self) -> None:
+        self.armed = self.requested = False
+
+    def arm(self) -> None:
+        self.armed = True
+        if self.requested:
+            self.fire()
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def on_signal(self, _sig, _frame) -> None:
+        self.requested = True
+        if self.armed:
+            self.fire()
+
+    def fire(self) -> None:
+        self.armed = False
+        _kill_step()
+        raise Cancel()
+
+
+cancel = _CancelState()
+
+
 def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = None) -> None:
-    """Set the sandbox up, run every step, tear it down; report over ``pipes.ctl_w``."""
+    """A forked sandbox process (no zygote): run the block, then ``os._exit`` (it is a copy of
+    the worker and must never return into its code)."""
     gc.disable()          # short-lived: a collection would walk (and copy) the worker's pages
-    chan = Channel(pipes.ctl_w)
     code = 1
-    step = mounts = None
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != worker_pid:             # the worker died before PDEATHSIG was set
             raise BuildFailed("the build sandbox's parent (the worker or its zygote) died "
                               "as the sandbox started")
+        cancel.reset()
         _own_signals()
         kernel.set_process_name("minibox-sandbox")
+        code = run_sandbox(spec, pipes, netns_fd)
+    except Cancel:
+        code = CANCEL_EXIT
+    except BaseException as e:  # noqa: BLE001 - must end in _exit
+        _report(pipes.ctl_w, e)
+    finally:
+        os._exit(code)
+
+
+def run_sandbox(spec, pipes: Pipes, netns_fd: int | None = None) -> int:
+    """Enter the block's namespaces, mount, run every step, unmount; report over
+    ``pipes.ctl_w``.  The exit code: 0, 1 (reported as an error) or CANCEL_EXIT.
+
+    Leaves the process in the block's namespaces, with its umask and signal mask changed:
+    the caller either exits or restores them (zygote.py).  SIGTERM must be routed to
+    ``cancel.on_signal``; ``Cancel`` can still escape (once) if it lands past this
+    function's own handlers.  The fds in ``pipes`` and ``netns_fd`` stay the caller's."""
+    chan = Channel(pipes.ctl_w)
+    code = 1
+    step = mounts = None
+    try:
+        cancel.arm()
         t0 = time.monotonic()
         mounts = Mounts(spec)
         _enter(spec, mounts, netns_fd)
@@ -80,17 +140,20 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = Non
         mounts.finish()
         chan.send({"t": "done"})
         code = 0
+    except Cancel:
+        code, mounts = CANCEL_EXIT, None         # the namespace takes the mounts with it
     except OSError as e:
         line = step.get("line", "?") if step else "?"
         _report(pipes.ctl_w, BuildFailed(f"line {line}: {e.strerror or e}"
                                          + (f": {e.filename}" if e.filename else "")))
-    except BaseException as e:  # noqa: BLE001 - must end in _exit
+    except BaseException as e:  # noqa: BLE001 - reported, never raised into the caller
         _report(pipes.ctl_w, e)
     finally:
-        if code and mounts is not None:            # tidy the failed block's upper dir too
-            with contextlib.suppress(BaseException):
+        if code == 1 and mounts is not None:       # tidy the failed block's upper dir too
+            with contextlib.suppress(Exception):
                 mounts.finish()
-        os._exit(code)
+        cancel.disarm()
+    return code
 
 
 def _enter(spec, mounts: Mounts, netns_fd: int | None) -> None:
@@ -104,7 +167,6 @@ def _enter(spec, mounts: Mounts, netns_fd: int | None) -> None:
         if netns_fd is None:
             raise KernelError("a build-network sandbox was started without its namespace")
         kernel.setns(netns_fd, kernel.CLONE_NEWNET)
-        os.close(netns_fd)
     kernel.unshare(flags)
     kernel.make_private("/")
     kernel.sethostname(spec.hostname)
@@ -127,14 +189,19 @@ def _report(fd: int, e: BaseException) -> None:
         pass
 
 
-def _on_cancel(_sig, _frame) -> None:
-    """SIGTERM from the worker: kill the running step, wait until its namespace is gone."""
+def _kill_step() -> None:
+    """Kill the running step's PID 1 (its PID namespace dies with it) and reap it.  Only
+    while it is still our unreaped child: a PID already reaped may belong to anyone now."""
     pid = process.current_child
-    if pid:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    os._exit(CANCEL_EXIT)
+    if not pid:
+        return
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 def _own_signals() -> None:
@@ -143,5 +210,5 @@ def _own_signals() -> None:
                 signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_cancel)
+    signal.signal(signal.SIGTERM, cancel.on_signal)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

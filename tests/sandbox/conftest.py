@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,62 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def processes_in(ns_links: set[str]) -> set[tuple[int, int]]:
+    """(pid, start time) of processes in, or making children in, the given namespaces."""
+    found = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        for kind in ("uts", "pid", "pid_for_children"):
+            try:
+                if os.readlink(f"/proc/{d}/ns/{kind}").replace("_for_children", "") in ns_links:
+                    found.add((int(d), start_time(int(d))))
+                    break
+            except OSError:
+                pass
+    return found
+
+
+def wait_gone(procs: set[tuple[int, int]], timeout: float = 5.0) -> list[int]:
+    """Wait until none of ``procs`` lives (pid and start time: namespace inode numbers, and
+    pids, are reused by other processes on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [pid for pid, start in procs if start_time(pid) == start]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+NS_PROBE = "readlink /proc/self/ns/uts; readlink /proc/self/ns/pid; echo ready; "
+
+
+class CancelAtReady:
+    """``should_cancel`` for a block whose step starts with NS_PROBE (output into ``out``):
+    cancels once "ready" is out, noting the step's namespace links and who is in them."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.links: set[str] = set()
+        self.seen: set[tuple[int, int]] = set()
+
+    def __call__(self) -> bool:
+        if b"ready" not in self.out:
+            return False
+        self.links.update(self.out.decode().split()[:2])
+        assert all(link.startswith(("uts:[", "pid:[")) for link in self.links)
+        self.seen.update(processes_in(self.links))
+        return True
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(tmp_path_factory):
     """Every test must leave the host's mount table and process tree as it found them."""
@@ -65,18 +122,25 @@ def no_leaks(tmp_path_factory):
     assert mount_table(base) == before, "a sandbox mount leaked onto the host"
     # this process's sandbox zygote lives on (and is started by the first test), its
     # sandboxes must not
-    zygote = _zygote_pid()
+    zygote = zygote_pid()
     new = sorted(set(children_of(os.getpid())) - kids - {zygote})
     assert new == [], "a sandbox process outlived its test"
     if zygote:
         assert children_of(zygote) == [], "a sandbox process outlived its test"
 
 
-def _zygote_pid() -> int | None:
+def zygote_pid() -> int | None:
     from minibox.sandbox import zygote
 
     proc = zygote.handle().proc
     return proc.pid if proc is not None and proc.poll() is None else None
+
+
+@pytest.fixture
+def zygote_only():
+    """For tests of the zygote itself: skipped when sandboxes fork from the worker."""
+    if os.environ.get("MINIBOX_NO_ZYGOTE"):
+        pytest.skip("MINIBOX_NO_ZYGOTE: no sandbox zygote")
 
 
 @pytest.fixture(params=["tini", "python"])

@@ -12,45 +12,8 @@ import pytest
 from minibox.errors import Cancelled, UserError
 from minibox.net import buildnet
 from minibox.sandbox import BlockOutcome, SandboxSpec, run_block
-from tests.sandbox.conftest import children_of, run_step
-
-NS_PROBE = "readlink /proc/self/ns/uts; readlink /proc/self/ns/pid; echo ready; "
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def processes_in(ns_links: set[str]) -> set[tuple[int, int]]:
-    """(pid, start time) of processes in, or making children in, the given namespaces."""
-    found = set()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        for kind in ("uts", "pid", "pid_for_children"):
-            try:
-                if os.readlink(f"/proc/{d}/ns/{kind}").replace("_for_children", "") in ns_links:
-                    found.add((int(d), _start_time(int(d))))
-                    break
-            except OSError:
-                pass
-    return found
-
-
-def wait_gone(procs: set[tuple[int, int]], timeout: float = 5.0) -> list[int]:
-    """Wait until none of ``procs`` lives (pid and start time: namespace inode numbers, and
-    pids, are reused by other processes on a busy machine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [pid for pid, start in procs if _start_time(pid) == start]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.02)
-
+from tests.sandbox.conftest import (NS_PROBE, CancelAtReady, children_of, processes_in,
+                                    run_step, start_time, wait_gone, zygote_pid)
 
 def worker_state() -> dict:
     from minibox.sandbox import zygote
@@ -84,23 +47,16 @@ def test_worker_comes_out_unchanged_from_the_build_network(box):
 
 
 def test_should_cancel_kills_the_sandbox(box):
-    out = bytearray()
-    seen: set = set()
-
-    def cancel() -> bool:
-        if b"ready" not in out:
-            return False
-        links = set(out.decode().split()[:2])
-        assert all(link.startswith(("uts:[", "pid:[")) for link in links)
-        seen.update(processes_in(links))
-        return True
+    cancel = CancelAtReady()
     start = time.monotonic()
     with pytest.raises(Cancelled, match="line 5"):
-        run_block(box.spec([run_step(NS_PROBE + "sleep 30", line=5)]), out.extend,
+        run_block(box.spec([run_step(NS_PROBE + "sleep 30", line=5)]), cancel.out.extend,
                   lambda e: None, cancel)
     assert time.monotonic() - start < 3
-    assert len(seen) >= 3                   # the sandbox process, its init, sh and sleep
-    assert wait_gone(seen, 0) == []
+    assert len(cancel.seen) >= 3            # the sandbox (the zygote), the init, sh and sleep
+    zygote = {p for p in cancel.seen if p[0] == zygote_pid()}   # lives on, out of the block
+    assert wait_gone(cancel.seen - zygote, 0) == []
+    assert not processes_in(cancel.links) & cancel.seen
 
 
 def test_failing_callback_still_cleans_up(box):
@@ -131,7 +87,7 @@ def test_sigkill_of_the_worker_leaves_no_process_and_no_mount(box):
         assert all(link.startswith(("uts:[", "pid:[")) for link in links)
         procs = processes_in(links)
         assert len(procs) >= 3, "probe should see the live sandbox"
-        zygotes = {(z, _start_time(z)) for z in children_of(pid)}   # the worker's zygote
+        zygotes = {(z, start_time(z)) for z in children_of(pid)}   # the worker's zygote
         assert len(zygotes) == 1, "the sandbox is forked from the worker's zygote"
         procs |= zygotes
     finally:
@@ -188,7 +144,7 @@ def test_large_output_is_streamed_whole(box):
     assert data == b"".join(b"%d\n" % i for i in range(1, 200001))
 
 
-def test_a_dead_zygote_is_started_again(make_box, busybox_lower):
+def test_a_dead_zygote_is_started_again(make_box, busybox_lower, zygote_only):
     """The sandbox is forked by a small pre-started zygote; if it dies, the next block
     starts a new one (and a block never depends on the old one)."""
     from minibox.sandbox import zygote
