@@ -86,7 +86,6 @@ def _compiled_pid1() -> str | None:
 
 def run(plan: ExecPlan, out_fd: int) -> tuple[int, str]:
     """Run ``plan``; return (exit code, exec error text or "").  Exit by signal -> 128+sig."""
-    global current_child
     bpf = prepare()
     spec = None
     if _compiled[0] and plan.init:
@@ -95,25 +94,39 @@ def run(plan: ExecPlan, out_fd: int) -> tuple[int, str]:
         except ValueError as e:         # what os.execve says of them in the forked PID 1
             return 127, str(e)
     _fresh_pid_namespace_for_children()
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # a cancel must see the pid
     try:
-        pid = _spawn(spec, out_fd, err_w) if spec else None
-        if pid is None:
-            pid = _fork(plan, out_fd, err_r, err_w, bpf)
-        current_child = pid
+        status, err = _start(plan, spec, out_fd, bpf)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-    os.close(err_w)
-    try:
-        err = _read_all(err_r)
-    finally:
-        os.close(err_r)
-    status = os.waitpid(pid, 0)[1]
-    current_child = 0
+        # our next child is ours again, not one in the step's dead namespace (a zygote forks)
+        kernel.setns(_own_pidns, kernel.CLONE_NEWPID)
     if spec and err:
         err = err.partition(b" ")[2]    # "<code> <text>"
     return _exit_code(status), err.decode("utf-8", "replace")
+
+
+def _start(plan: ExecPlan, spec: bytes | None, out_fd: int, bpf: bytes) -> tuple[int, bytes]:
+    """PID 1, spawned or forked; its wait status and what it wrote to the error pipe."""
+    global current_child
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # a cancel must see the pid
+        try:
+            pid = _spawn(spec, out_fd, err_w) if spec else None
+            if pid is None:
+                pid = _fork(plan, out_fd, err_r, err_w, bpf)
+            current_child = pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+        os.close(err_w)
+        err_w = -1
+        err = _read_all(err_r)
+    finally:
+        for fd in (err_r, err_w):
+            if fd >= 0:
+                os.close(fd)
+    status = os.waitpid(pid, 0)[1]
+    current_child = 0
+    return status, err
 
 
 def _fork(plan: ExecPlan, out_fd: int, err_r: int, err_w: int, bpf: bytes) -> int:
