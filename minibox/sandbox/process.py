@@ -3,8 +3,8 @@
 Each RUN gets a PID namespace of its own.  Its PID 1 is the compiled ``minimon --pid1``
 (runtime/start/mbpid1.c, built into the data root by ``minimon.path``), posix_spawned by the
 sandbox (vfork: no copy of a Python process, no copy-on-write faults) with a plan decided
-here (``_encode``); without it (no C compiler, MINIBOX_PYTHON_MONITOR, a noexec data root,
-no tini on the host) PID 1 is forked from the sandbox process (``_pid1``).  Either way it
+here (``_encode``); without it (no C compiler, MINIBOX_PYTHON_MONITOR, a noexec or absent
+data root, no tini on the host) PID 1 is forked from the sandbox process (``_pid1``).  Either way it
 enters a mount namespace of its own, mounts /proc for that PID namespace, binds the prepared
 /sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and write-protects the same
 /proc and /sys paths as a container (``runtime.start.rootfs.masks``), drops the bounding set to

@@ -5,10 +5,11 @@ A forked Python monitor costs megabytes of private memory per container (copy-on
 pages its interpreter touches); the C one about 100 KiB, which is what makes 500 idle
 containers fit in 500 MiB.  It also starts the container (``minimon --start``, see
 spawn.py): the init's namespaces, rootfs and privileges set up in C cost a third of what
-the forked Python ones did.  And it is each build RUN step's PID 1 (``minimon --pid1``, see
-minibox/sandbox/process.py), posix_spawned by the sandbox instead of a fork of it.  ``path()`` compiles it with the system C compiler on first use
-(``cc -O2``, about half a second) and returns None when there is no compiler, in which case
-the Python monitor (monitor.py) does the same job.
+the forked Python ones did.  And it is each build RUN step's PID 1 (``minimon --pid1``,
+see minibox/sandbox/process.py), posix_spawned by the sandbox instead of a fork of it.
+``path()`` compiles it with the system C compiler on first use (``cc -O2 -static``, or
+without ``-static``; about half a second) and returns None when there is no compiler, in
+which case the Python monitor (monitor.py) does the same job.
 """
 
 from __future__ import annotations
@@ -86,14 +87,17 @@ def _build(out_dir: Path) -> str | None:
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    try:
-        subprocess.run([cc, "-O2", "-o", str(tmp), *map(str, SOURCES)], check=True,
-                       capture_output=True, timeout=120)
-        os.rename(tmp, target)
-    except (OSError, subprocess.SubprocessError):
+    # static where the C library allows it: no dynamic loader at each start (a build RUN's
+    # PID 1 is started for every step: ~0.2 ms less each, measured)
+    for flags in (["-O2", "-static"], ["-O2"]):
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return None
-    return str(target)
+            subprocess.run([cc, *flags, "-o", str(tmp), *map(str, SOURCES)], check=True,
+                           capture_output=True, timeout=120)
+            os.rename(tmp, target)
+            return str(target)
+        except (OSError, subprocess.SubprocessError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return None
