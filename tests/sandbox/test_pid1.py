@@ -70,3 +70,50 @@ def test_the_step_gets_dev_null_on_stdin_and_no_other_fd(box):
     r = box.run([run_step("readlink /proc/1/fd/0; ls /proc/1/fd > /tmp/fds; echo $(cat /tmp/fds);"
                           " (echo x >&0) 2>/dev/null || echo no-write")])
     assert r.text.splitlines() == ["/dev/null", "0 1 2", "no-write"]
+
+
+def test_the_compiled_pid1_comes_from_the_data_root_or_not_at_all(pid1, monkeypatch, tmp_path):
+    """Built into an existing data root; an absent one gets nothing made in it;
+    MINIBOX_PYTHON_MONITOR forces the fork (as it forces the Python monitor)."""
+    from minibox import config
+    from minibox.runtime.start import minimon
+
+    if pid1 != "compiled-pid1":
+        pytest.skip("(once is enough)")
+    monkeypatch.setattr(minimon, "_cache", {})
+    for env, want in [({}, "built"), ({"MINIBOX_PYTHON_MONITOR": "1"}, None)]:
+        settings = config.Settings.from_env({"MINIBOX_DATA_ROOT": str(tmp_path), **env})
+        monkeypatch.setattr(config, "process_settings", lambda s=settings: s)
+        minimon._cache.clear()
+        exe = process._compiled_pid1()
+        if want:
+            assert exe is not None and os.path.dirname(exe) == str(tmp_path / "run")
+        else:
+            assert exe is None
+    absent = tmp_path / "absent"
+    settings = config.Settings.from_env({"MINIBOX_DATA_ROOT": str(absent)})
+    monkeypatch.setattr(config, "process_settings", lambda: settings)
+    assert process._compiled_pid1() is None
+    assert not absent.exists()
+
+
+STATUS = ("Uid Gid Groups CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs Seccomp "
+          "Seccomp_filters Umask").split()
+
+
+@pytest.mark.parametrize("user", ["", "app"])
+def test_both_pid1s_leave_the_command_the_same_privileges(make_box, busybox_lower, pid1,
+                                                          monkeypatch, user):
+    """The same step run by each PID 1: the command's ids, capability sets, no_new_privs,
+    seccomp mode and filters, umask, mounts and cwd are the same."""
+    if pid1 != "compiled-pid1":
+        pytest.skip("(compares both from here)")
+    probe = ("grep -E '^(" + "|".join(STATUS) + "):' /proc/self/status; pwd; "
+             "cut -d' ' -f4,5,6 /proc/self/mountinfo | sort")
+    steps = [run_step(probe, user=user, workdir="/srv")]
+    compiled = make_box([busybox_lower]).run(steps).text
+    monkeypatch.setenv("MINIBOX_NO_ZYGOTE", "1")
+    monkeypatch.setattr(process, "_compiled", [None, process._compiled[1]])
+    forked = make_box([busybox_lower]).run(steps).text
+    assert compiled == forked
+    assert "Seccomp:\t2" in compiled and "NoNewPrivs:\t0" in compiled
