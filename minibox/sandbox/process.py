@@ -4,14 +4,15 @@ Each RUN gets a PID namespace of its own.  Its PID 1 is the compiled ``minimon -
 (runtime/start/mbpid1.c, built into the data root by ``minimon.path``), posix_spawned by the
 sandbox (vfork: no copy of a Python process, no copy-on-write faults) with a plan decided
 here (``_encode``); without it (no C compiler, MINIBOX_PYTHON_MONITOR, a noexec or absent
-data root, no tini on the host) PID 1 is forked from the sandbox process (``_pid1``).  Either way it
-enters a mount namespace of its own, mounts /proc for that PID namespace, binds the prepared
-/sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and write-protects the same
-/proc and /sys paths as a container (``runtime.start.rootfs.masks``), drops the bounding set to
-Docker's default capabilities, pivots into the overlay, loads the containers' seccomp filter
-(``runtime.security.seccomp``: no user namespaces, no mount, no keyring ...), switches user (root keeps
-Docker's default capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only
-into the sandbox's /dev), which runs the command, reaps zombies and exits with its status;
+data root, no tini on the host) PID 1 is forked from the sandbox process (``_pid1``).
+Either way it enters a mount namespace of its own, mounts /proc for that PID namespace,
+binds the prepared /sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and
+write-protects the same /proc and /sys paths as a container
+(``runtime.start.rootfs.masks``), drops the bounding set to Docker's default capabilities,
+pivots into the overlay, loads the containers' seccomp filter (``runtime.security.seccomp``:
+no user namespaces, no mount, no keyring ...), switches user (root keeps Docker's default
+capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only into the
+sandbox's /dev), which runs the command, reaps zombies and exits with its status;
 the PID namespace dies with it, killing any stray background process.  Without a static tini
 on the host a Python PID 1 does the same job (one more fork).
 

@@ -1,14 +1,18 @@
 /* `minimon --pid1`: a build RUN step's PID 1 (the compiled twin of sandbox/process.py _pid1).
  *
  * The build sandbox posix_spawns this program (vfork: no copy of a Python process) right
- * after unshare(CLONE_NEWPID), so it is PID 1 of the step's PID namespace, with /dev/null
- * on stdin, the step's output pipe on stdout and stderr, a new session (POSIX_SPAWN_SETSID),
+ * after unshare(CLONE_NEWPID), so it is PID 1 of the step's PID namespace, with the step's
+ * output pipe on stdout and stderr, a new session (POSIX_SPAWN_SETSID),
  * the plan on fd 3 (a memfd; process.py _encode writes it) and the close-on-exec error pipe
- * on fd 4.  Every decision is in the plan; here they are only executed, in process.py's
- * order: a mount namespace of our own, the filesystem steps (/proc, the binds, the masks,
- * pivot_root: rootfs.apply's twin, run_ops), the bounding set and ambient capabilities,
- * chdir, the seccomp filter (while root with a full effective set: no_new_privs stays off),
- * groups and ids (root keeps the plan's capabilities), default signals, exec of the init.
+ * on fd 4 (stdin: /dev/null, opened here read-only as the forked PID 1 does).  Every
+ * decision is in the plan; here they are only executed: a mount namespace of our own, the
+ * bounding set (cut to the plan's capabilities) and ambient capabilities, the filesystem
+ * steps (/proc, the binds, the masks, pivot_root: run_ops, rootfs.apply's twin), chdir,
+ * the seccomp filter (while root with a full effective set: no_new_privs stays off),
+ * groups and ids (root keeps the plan's capabilities), pdeathsig again, umask 022, default
+ * signals, exec of the init.  That is process.py _pid1's order but for the bounding set,
+ * dropped before the mounts rather than between the masks and the pivot (it does not
+ * bear on them; the end state is the same).
  * A failure is written to the error pipe as "<code> <message>" (process.py drops the code).
  */
 #define _GNU_SOURCE
