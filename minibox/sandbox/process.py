@@ -1,13 +1,18 @@
 """Run one command inside the sandbox (called by the sandbox process, see supervisor.py).
 
-Each RUN gets a PID namespace of its own.  Its PID 1 is forked from the sandbox process: it
-enters a mount namespace of its own, mounts /proc for that PID namespace, binds the prepared
-/sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and write-protects the same
-/proc and /sys paths as a container (``runtime.start.rootfs.masks``), drops the bounding set to
-Docker's default capabilities, pivots into the overlay, loads the containers' seccomp filter
-(``runtime.security.seccomp``: no user namespaces, no mount, no keyring ...), switches user (root keeps
-Docker's default capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only
-into the sandbox's /dev), which runs the command, reaps zombies and exits with its status;
+Each RUN gets a PID namespace of its own.  Its PID 1 is the compiled ``minimon --pid1``
+(runtime/start/mbpid1.c, built into the data root by ``minimon.path``), posix_spawned by the
+sandbox (vfork: no copy of a Python process, no copy-on-write faults) with a plan decided
+here (``_encode``); without it (no C compiler, MINIBOX_PYTHON_MONITOR, a noexec or absent
+data root, no tini on the host) PID 1 is forked from the sandbox process (``_pid1``).
+Either way it enters a mount namespace of its own, mounts /proc for that PID namespace,
+binds the prepared /sys, /dev, /tmp, resolv.conf and hosts onto the overlay, masks and
+write-protects the same /proc and /sys paths as a container
+(``runtime.start.rootfs.masks``), drops the bounding set to Docker's default capabilities,
+pivots into the overlay, loads the containers' seccomp filter (``runtime.security.seccomp``:
+no user namespaces, no mount, no keyring ...), switches user (root keeps Docker's default
+capabilities, as under BuildKit) and execs ``tini-static`` (bound read-only into the
+sandbox's /dev), which runs the command, reaps zombies and exits with its status;
 the PID namespace dies with it, killing any stray background process.  Without a static tini
 on the host a Python PID 1 does the same job (one more fork).
 
@@ -17,7 +22,7 @@ seccomp filter: the filter is loaded while PID 1 is still root with its full eff
 after pivot_root (which the filter refuses) and before the user switch and capability drop.
 
 After pivot_root nothing can be imported, so everything used there is loaded up front.  Exec
-failures come back through a close-on-exec pipe.
+failures come back through a close-on-exec pipe (the compiled PID 1 writes "<code> <text>").
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import signal
 from dataclasses import dataclass
 
 from minibox import kernel
+from minibox.errors import KernelError
 from minibox.runtime.security import caps, seccomp
 from minibox.runtime.start import rootfs
 
@@ -38,6 +44,7 @@ INIT_NAME = ".minibox-init"          # where the init is bound, in the sandbox's
 
 _own_pidns: int | None = None
 current_child = 0                     # the running step's PID 1 (for cancellation)
+_compiled: list = []                  # [path of minimon or None, the seccomp filter in hex]
 
 
 def host_init() -> str | None:
@@ -60,34 +67,115 @@ class ExecPlan:
 
 
 def prepare() -> bytes:
-    """Compile the seccomp filter (cached per process): call it in the worker before forking
-    the sandbox, so no block pays for it."""
-    return seccomp.compile_filter()
+    """Compile the seccomp filter and find (or build) the compiled PID 1, once per process:
+    call it in the worker or the zygote before the sandboxes start, so no block pays for
+    it (and nothing is compiled inside a sandbox)."""
+    bpf = seccomp.compile_filter()
+    if not _compiled:
+        _compiled[:] = [_compiled_pid1(), bpf.hex()]
+    return bpf
+
+
+def _compiled_pid1() -> str | None:
+    """``minimon`` from the data root (None: the Python PID 1).  A data root that does not
+    exist (a sandbox run outside a daemon's farm) gets nothing made in it."""
+    from minibox.config import process_settings
+    from minibox.runtime.start import minimon
+    root = process_settings().data_root
+    return minimon.path(root) if root.is_dir() else None
 
 
 def run(plan: ExecPlan, out_fd: int) -> tuple[int, str]:
     """Run ``plan``; return (exit code, exec error text or "").  Exit by signal -> 128+sig."""
-    global current_child
     bpf = prepare()
+    spec = None
+    if _compiled[0] and plan.init:
+        try:
+            spec = _encode(plan, _compiled[1])
+        except ValueError as e:         # what os.execve says of them in the forked PID 1
+            return 127, str(e)
     _fresh_pid_namespace_for_children()
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # a cancel must see the pid
     try:
-        pid = os.fork()
-        if pid == 0:
-            os.close(err_r)
-            _pid1(plan, out_fd, err_w, bpf)        # never returns (unblocks before exec)
-        current_child = pid
+        status, err = _start(plan, spec, out_fd, bpf)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-    os.close(err_w)
+        # our next child is ours again, not one in the step's dead namespace (a zygote forks)
+        kernel.setns(_own_pidns, kernel.CLONE_NEWPID)
+    if spec and err:
+        err = err.partition(b" ")[2]    # "<code> <text>"
+    return _exit_code(status), err.decode("utf-8", "replace")
+
+
+def _start(plan: ExecPlan, spec: bytes | None, out_fd: int, bpf: bytes) -> tuple[int, bytes]:
+    """PID 1, spawned or forked; its wait status and what it wrote to the error pipe."""
+    global current_child
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # a cancel must see the pid
+        try:
+            pid = _spawn(spec, out_fd, err_w) if spec else None
+            if pid is None:
+                pid = _fork(plan, out_fd, err_r, err_w, bpf)
+            current_child = pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+        os.close(err_w)
+        err_w = -1
         err = _read_all(err_r)
     finally:
-        os.close(err_r)
+        for fd in (err_r, err_w):
+            if fd >= 0:
+                os.close(fd)
     status = os.waitpid(pid, 0)[1]
     current_child = 0
-    return _exit_code(status), err.decode("utf-8", "replace")
+    return status, err
+
+
+def _fork(plan: ExecPlan, out_fd: int, err_r: int, err_w: int, bpf: bytes) -> int:
+    pid = os.fork()
+    if pid == 0:
+        os.close(err_r)
+        _pid1(plan, out_fd, err_w, bpf)        # never returns (unblocks before exec)
+    return pid
+
+
+def _spawn(spec: bytes, out_fd: int, err_w: int) -> int | None:
+    """``minimon --pid1`` (mbpid1.c) as the new PID namespace's PID 1: the plan on fd 3,
+    stdout and stderr the output pipe, the error pipe on fd 4 (it opens /dev/null on 0).
+    None if it cannot be started (its data root cleaned away?): the Python PID 1 from then
+    on, in a fresh namespace (a failed exec may have used this one's PID 1)."""
+    from minibox.runtime.start import minimon
+    try:
+        return minimon.spawn(_compiled[0], "--pid1", spec,
+                             [(out_fd, 1), (out_fd, 2), (err_w, 4)], devnull=())
+    except KernelError:
+        _compiled[0] = None
+        _fresh_pid_namespace_for_children()
+        return None
+
+
+def _fs_steps(plan: ExecPlan) -> list[tuple]:
+    """/proc, the binds and the masks, as ``rootfs`` steps (both PID 1s run them)."""
+    out = [rootfs.op("M", plan.proc, src="proc", fstype="proc", flags=rootfs.NSND)]
+    out += [rootfs.op("B", dst, src=src, flags=kernel.MS_REC if rec else 0)
+            for src, dst, rec in plan.binds]
+    return out + rootfs.masks(plan.root)
+
+
+def _encode(plan: ExecPlan, seccomp_hex: str) -> bytes:
+    """The compiled PID 1's plan: NUL-terminated tokens in the order of mbpid1.c's parse.
+    ValueError for what execve could not take (a NUL byte, a "=" in a variable's name)."""
+    ops = _fs_steps(plan) + [rootfs.op("V", plan.root)]
+    argv = [INIT_NAME, "-p", "SIGKILL", "--", *plan.argv]
+    if any(not key or "=" in key[1:] for key in plan.env):
+        raise ValueError("illegal environment variable name")
+    tokens = ["MBP1", plan.root, len(ops), *(x for o in ops for x in o), plan.cwd, plan.init,
+              len(argv), *argv, len(plan.env), *(f"{k}={v}" for k, v in plan.env.items()),
+              plan.uid, plan.gid, len(plan.groups), *plan.groups, DEFAULT_CAPS, seccomp_hex,
+              "END"]
+    text = "\0".join(t if isinstance(t, str) else str(int(t)) for t in tokens) + "\0"
+    if text.count("\0") != len(tokens):
+        raise ValueError("embedded null byte")
+    return os.fsencode(text)
 
 
 def _fresh_pid_namespace_for_children() -> None:
@@ -126,10 +214,7 @@ def _pid1(plan: ExecPlan, out_fd: int, err_w: int, bpf: bytes) -> None:
         os.dup2(out, 1)
         os.dup2(out, 2)
         kernel.unshare(kernel.CLONE_NEWNS)
-        kernel.mount("proc", plan.proc, "proc", rootfs.NSND)
-        for src, dst, rec in plan.binds:
-            kernel.bind_mount(src, dst, recursive=rec)
-        rootfs.apply(plan.root, rootfs.masks(plan.root))
+        rootfs.apply(plan.root, _fs_steps(plan))
         keep = DEFAULT_CAPS & kernel.capget()[1]
         kernel.drop_bounding_caps(keep)
         kernel.clear_ambient_caps()

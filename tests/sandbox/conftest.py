@@ -143,6 +143,40 @@ def zygote_only():
         pytest.skip("MINIBOX_NO_ZYGOTE: no sandbox zygote")
 
 
+@pytest.fixture(scope="session", autouse=True, params=["compiled-pid1", "python-pid1"])
+def pid1(request, tmp_path_factory):
+    """Every sandbox test runs with each RUN's PID 1 posix_spawned (``minimon --pid1``,
+    built into a data root) and forked from the sandbox (the fallback: no data root to build
+    it into).  This process and its sandbox zygote, restarted here, resolve it once, from
+    MINIBOX_DATA_ROOT, which is set only while they do (nothing else sees it)."""
+    from minibox.config import process_settings
+    from minibox.sandbox import zygote
+
+    root = tmp_path_factory.mktemp("dataroot")
+    compiled = request.param == "compiled-pid1"
+    old = os.environ.get("MINIBOX_DATA_ROOT")
+    os.environ["MINIBOX_DATA_ROOT"] = str(root if compiled else root / "absent")
+    try:
+        process_settings.cache_clear()
+        process._compiled.clear()
+        process.prepare()
+        handle = zygote.handle()
+        with handle.lock:
+            handle._stop()
+            handle._start()
+    finally:
+        if old is None:
+            os.environ.pop("MINIBOX_DATA_ROOT", None)
+        else:
+            os.environ["MINIBOX_DATA_ROOT"] = old
+        process_settings.cache_clear()
+    if compiled and process._compiled[0] is None:
+        pytest.skip("no compiled PID 1 here (no C compiler?)")
+    assert (process._compiled[0] is not None) == compiled
+    yield request.param
+    process._compiled.clear()
+
+
 @pytest.fixture(params=["tini", "python"])
 def init(request, monkeypatch):
     """Each RUN's PID 1: tini-static from the host, or the Python fallback (then the

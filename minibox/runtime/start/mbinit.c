@@ -37,8 +37,14 @@
 #include "minimon.h"
 
 static int err_fd = -1;
+static const char *setup_prefix = "container setup failed: ";
 
-static void die(int code, const char *fmt, ...) {
+void init_errors(int fd, const char *prefix) {
+    err_fd = fd;
+    setup_prefix = prefix;
+}
+
+void die(int code, const char *fmt, ...) {
     char msg[4096];
     int n = snprintf(msg, sizeof msg, "%d ", code);
     va_list ap;
@@ -49,7 +55,7 @@ static void die(int code, const char *fmt, ...) {
     _exit(code);
 }
 
-#define SETUP_FAILED(...) die(1, "container setup failed: " __VA_ARGS__)
+#define SETUP_FAILED(fmt, ...) die(1, "%s" fmt, setup_prefix, ##__VA_ARGS__)
 
 /* Does the rest of a path hold another component?  ("", "/", "/." do not.) */
 static int more_parts(const char *rest) {
@@ -192,7 +198,7 @@ static const char *step_name(char code) {
     }
 }
 
-static void run_ops(const struct init_cfg *c) {
+void run_ops(const struct init_cfg *c) {
     static char tgt[PATH_MAX + 512];
     for (int i = 0; i < c->nops; i++) {
         const struct op *o = &c->ops[i];
@@ -311,7 +317,7 @@ static int hexval(char ch) {
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-static void load_seccomp(const char *hex) {
+void load_seccomp(const char *hex) {
     size_t n = strlen(hex) / 2;
     unsigned char *bpf = malloc(n ? n : 1);
     for (size_t i = 0; bpf && i < n; i++) {
@@ -324,13 +330,15 @@ static void load_seccomp(const char *hex) {
         SETUP_FAILED("seccomp(SET_MODE_FILTER): %s", strerror(errno));
 }
 
-static void drop_privileges(const struct init_cfg *c, int last_cap) {
+void drop_bounding(unsigned long long keep, int last_cap) {
+    for (int cap = 0; cap <= last_cap; cap++)
+        if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1
+            && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+            SETUP_FAILED("prctl(CAPBSET_DROP %d): %s", cap, strerror(errno));
+}
+
+void switch_user(const struct init_cfg *c) {
     unsigned long long keep = c->caps;
-    if (!c->privileged)
-        for (int cap = 0; cap <= last_cap; cap++)
-            if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1
-                && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
-                SETUP_FAILED("prctl(CAPBSET_DROP %d): %s", cap, strerror(errno));
     gid_t *groups = calloc((size_t)c->ngroups + 1, sizeof *groups);
     for (int i = 0; groups && i < c->ngroups; i++) groups[i] = c->groups[i];
     if (!groups || setgroups((size_t)c->ngroups, groups) != 0)
@@ -343,13 +351,18 @@ static void drop_privileges(const struct init_cfg *c, int last_cap) {
             {(unsigned)keep, (unsigned)keep, 0}, {(unsigned)(keep >> 32), (unsigned)(keep >> 32), 0}};
         if (syscall(SYS_capset, &h, d) != 0) SETUP_FAILED("capset: %s", strerror(errno));
     }
+}
+
+static void drop_privileges(const struct init_cfg *c, int last_cap) {
+    if (!c->privileged) drop_bounding(c->caps, last_cap);
+    switch_user(c);
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         SETUP_FAILED("prctl(NO_NEW_PRIVS): %s", strerror(errno));
     if (c->seccomp_hex[0]) load_seccomp(c->seccomp_hex);
 }
 
-static int cap_last_cap(void) {
+int cap_last_cap(void) {
     char buf[16] = {0};
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC), n = 40;
     if (fd >= 0) {
@@ -360,7 +373,7 @@ static int cap_last_cap(void) {
 }
 
 void init_main(struct init_cfg *c, const int stdio[3], int err_w, int go_r) {
-    err_fd = err_w;
+    init_errors(err_w, "container setup failed: ");
     if (c->netns[0]) {                         /* plugged into its network beforehand */
         int fd = open(c->netns, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)

@@ -57,7 +57,7 @@ unsigned long long sp_u64(struct spec *s) {
     return v;
 }
 
-static char *read_all(int fd, size_t *len) {
+char *read_all(int fd, size_t *len) {
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     for (;;) {
@@ -73,7 +73,7 @@ static char *read_all(int fd, size_t *len) {
     return buf;
 }
 
-static char **str_list(struct spec *s, int n) {
+char **str_list(struct spec *s, int n) {
     char **out = calloc((size_t)(n > 0 ? n : 0) + 1, sizeof *out);
     for (int i = 0; out && i < n; i++) out[i] = (char *)sp_str(s);
     return out;
@@ -102,6 +102,21 @@ static int parse(struct spec *s, struct start *st) {
     st->clone_flags = (unsigned long)sp_u64(s);
     c->tty = (int)sp_int(s); st->interactive = (int)sp_int(s); c->host_net = (int)sp_int(s);
     c->netns = sp_str(s); c->hostname = sp_str(s); c->root = sp_str(s);
+    if (sp_ops(s, c) != 0) return -1;
+    c->cwd = sp_str(s); c->path = sp_str(s); c->init_path = sp_str(s);
+    if (sp_process(s, c) != 0) return -1;
+    c->privileged = (int)sp_int(s); c->no_new_privs = (int)sp_int(s);
+    c->seccomp_hex = sp_str(s);
+    c->nrl = (int)sp_int(s);
+    if (s->bad || c->nrl < 0 || c->nrl > 64) return -1;
+    c->rl = calloc((size_t)c->nrl * 3 + 1, sizeof *c->rl);
+    for (int i = 0; c->rl && i < 3 * c->nrl; i++) c->rl[i] = sp_int(s);
+    c->oom_score_adj = (int)sp_int(s);
+    if (strcmp(sp_str(s), "END") || s->bad) return -1;
+    return c->ops && c->argv && c->envp && c->groups && c->rl && st->vols && st->cgs ? 0 : -1;
+}
+
+int sp_ops(struct spec *s, struct init_cfg *c) {
     c->nops = (int)sp_int(s);
     if (s->bad || c->nops < 0 || c->nops > 100000) return -1;
     c->ops = calloc((size_t)c->nops + 1, sizeof *c->ops);
@@ -112,7 +127,10 @@ static int parse(struct spec *s, struct start *st) {
         o->flags = (unsigned long)sp_u64(s); o->mode = (unsigned long)sp_u64(s);
         o->fail = sp_str(s);
     }
-    c->cwd = sp_str(s); c->path = sp_str(s); c->init_path = sp_str(s);
+    return c->ops ? 0 : -1;
+}
+
+int sp_process(struct spec *s, struct init_cfg *c) {
     int n = (int)sp_int(s);
     if (s->bad || n < 1 || n > 1 << 20) return -1;
     c->argv = str_list(s, n);
@@ -125,15 +143,7 @@ static int parse(struct spec *s, struct start *st) {
     c->groups = calloc((size_t)c->ngroups + 1, sizeof *c->groups);
     for (int i = 0; c->groups && i < c->ngroups; i++) c->groups[i] = (unsigned)sp_int(s);
     c->caps = sp_u64(s);
-    c->privileged = (int)sp_int(s); c->no_new_privs = (int)sp_int(s);
-    c->seccomp_hex = sp_str(s);
-    c->nrl = (int)sp_int(s);
-    if (s->bad || c->nrl < 0 || c->nrl > 64) return -1;
-    c->rl = calloc((size_t)c->nrl * 3 + 1, sizeof *c->rl);
-    for (int i = 0; c->rl && i < 3 * c->nrl; i++) c->rl[i] = sp_int(s);
-    c->oom_score_adj = (int)sp_int(s);
-    if (strcmp(sp_str(s), "END") || s->bad) return -1;
-    return c->ops && c->argv && c->envp && c->groups && c->rl && st->vols && st->cgs ? 0 : -1;
+    return c->argv && c->envp && c->groups ? 0 : -1;
 }
 
 static long long proc_start_time(pid_t pid) {
@@ -348,7 +358,10 @@ static int start_main(void) {
 
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--start")) return start_main();
+    if (argc == 2 && !strcmp(argv[1], "--pid1")) return pid1_main();
     fprintf(stderr, "usage: minimon --start  (the start spec on fd 3, the report socket on fd 4;"
-                    " run by the runtime worker)\n");
+                    " run by the runtime worker)\n"
+                    "       minimon --pid1   (a build RUN's plan on fd 3, the error pipe on fd 4;"
+                    " run by the build sandbox)\n");
     return 2;
 }

@@ -33,8 +33,8 @@
  * DATAROOT/volumes/<64 hex> (symlinks resolved in the parent only), a real directory, its
  * volume.json anonymous and made for this container ID, mounted by no other container; the
  * delete never follows a symlink nor leaves the volume's filesystem (nftw FTW_PHYS|FTW_MOUNT).
- * Built by minibox.runtime.minimon (cc -O2); when no compiler is there, the Python monitor
- * (monitor.py, cloned from the zygote) does the same job.
+ * Built by minibox.runtime.start.minimon (cc -O2 -static); when no compiler is there, the
+ * Python monitor (monitor.py, cloned from the zygote) does the same job.
  */
 #define _GNU_SOURCE
 #include <errno.h>

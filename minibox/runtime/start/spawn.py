@@ -22,7 +22,6 @@ its container killed: the monitor kills only on that EOF, never on a timeout.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 import select
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from minibox import kernel
 from minibox.config import process_settings
 from minibox.errors import KernelError, MiniBoxError, UserError
-from minibox.runtime.start import monitor, rootfs
+from minibox.runtime.start import minimon, monitor, rootfs
 from minibox.wire.runtime import NulInPlan, StartPlan
 
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/sbin/tini-static")
@@ -163,25 +162,12 @@ def _tini_path(fd: int) -> str:
 _TINI_PATH: list[str] = []
 
 
-def _spawn_compiled(minimon: str, spec: bytes, report_w: int) -> int:
+def _spawn_compiled(exe: str, spec: bytes, report_w: int) -> int:
     """``minimon --start`` (mbstart.c) with the spec on fd 3 and the report socket on fd 4:
     posix_spawn (vfork), so nothing of this big, threaded process is copied, and with the
-    GIL released (see kernel.posix_spawn).  Returns the pid of the intermediate, which
-    forks the monitor and exits at once (reap it)."""
-    mem = os.memfd_create("minibox-start", os.MFD_CLOEXEC)
-    fds = []
-    try:
-        view = memoryview(spec)
-        while view:
-            view = view[os.write(mem, view):]
-        os.lseek(mem, 0, os.SEEK_SET)
-        # above 4, so that the dup2s onto 3 and 4 cannot overwrite one another
-        fds = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 5) for f in (mem, report_w)]
-        return kernel.posix_spawn(minimon, [minimon, "--start"], [(fds[0], 3), (fds[1], 4)],
-                                  setsid=True)
-    finally:
-        for f in [mem, *fds]:
-            os.close(f)
+    GIL released (see minimon.spawn).  Returns the pid of the intermediate, which forks the
+    monitor and exits at once (reap it)."""
+    return minimon.spawn(exe, "--start", spec, [(report_w, 4)])
 
 
 def _fork_monitor(plan: StartPlan, r: int, w: int, tfd: int) -> int:
