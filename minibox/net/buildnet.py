@@ -36,10 +36,10 @@ the namespace's state, and nothing of it is left that a fresh namespace would no
   closed.  A sandbox killed by a signal (the worker's SIGKILL after the reap deadline, the
   OOM killer) may leave its step's processes dying *after* the reap: the default,
   ``reusable=False``, retires the namespace;
-- no socket of it is left: the pool checks that the namespace's own socket counters are
-  zero (``nsstate``: open sockets of any family, orphaned TCP sockets still closing, sockets
-  in flight in a unix socket, TIME_WAIT entries, fragment queues), so the next block sees an
-  empty /proc/net/tcp and can bind every port;
+- no socket of it is left: the pool checks the namespace's own socket counters and, if
+  they count one, its socket tables (``nsstate``: open sockets of any family, orphaned TCP
+  sockets still closing, sockets in flight in a unix socket, TIME_WAIT entries, fragment
+  queues), so the next block sees empty /proc/net tables and can bind every port;
 - and the pool checks what a fresh namespace would have: the veth's host end is still on
   the bridge and up (so eth0 is up), the interfaces, the IPv4 addresses and routes are
   those it set up, and eth0 has no IPv6 (``disable_ipv6`` from the start: no route
@@ -192,16 +192,17 @@ class BuildNet:
             try:
                 self._check_returned()
                 while len(self._ready) < self.size and not self._closed:
-                    self._pool(self._make())
+                    self._pool(self._make(), fresh=True)
             except Exception:                       # noqa: BLE001 - the next take retries
                 pass
             finally:
                 self._jobs.task_done()
 
-    def _pool(self, slot: Slot) -> None:
+    def _pool(self, slot: Slot, fresh: bool = False) -> None:
+        """Ready it: a namespace just used is taken next (it is warm), a new one last."""
         with self._lock:
             if not self._closed:
-                self._ready.append(slot)
+                self._ready.insert(0, slot) if fresh else self._ready.append(slot)
                 return
         self._destroy(slot)
 
