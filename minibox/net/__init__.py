@@ -16,7 +16,8 @@ Modules: network (what a network is, overlap checks), netns (create / enter a na
 links (pyroute2: bridge, veth, sysctls; the veth of ``attach`` through ``kernel.veth_into``,
 one hand-packed rtnetlink request), ipam (leases), iptables (chains rendered from state,
 applied atomically with iptables-restore), resolv (a container's resolv.conf), buildnet (the
-build steps' network: a pool of prepared namespaces), ports (port maps: parse, hold, DNAT
+build steps' network: a pool of prepared namespaces, reused between blocks), nsstate (what a
+namespace holds, read from inside: its configuration and its leftover sockets), ports (port maps: parse, hold, DNAT
 rules), registry (user-defined networks: create/get/all/remove), dns (a network's resolver),
 names (who answers to which name, per network and asker), state (the flock'ed JSON files).  Containers use them through minibox/runtime/network.py.
 Raw syscalls and raw netlink stay in minibox/kernel/; pyroute2 is imported lazily, never at CLI start.

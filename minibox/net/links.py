@@ -114,12 +114,14 @@ def remove_link(name: str) -> None:
 
 
 def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
-           gateway: str, ifname: str = "eth0", default_route: bool = True) -> None:
+           gateway: str, ifname: str = "eth0", default_route: bool = True,
+           ipv6: bool = True) -> None:
     """Plug namespace ``ns_fd`` into ``bridge``: a veth ``host_if`` whose peer is created
     directly inside the namespace as ``ifname`` (no move, no rename), ``address/prefixlen``
     on it, it and lo up, and (``default_route``) the default route via ``gateway``; a
-    container on more networks gets eth1, eth2... with only their subnet's route.  On
-    failure nothing is left."""
+    container on more networks gets eth1, eth2... with only their subnet's route.  Without
+    ``ipv6`` the peer takes no IPv6 address, route-advertisement or neighbour state (its
+    ``disable_ipv6``; lo keeps ::1).  On failure nothing is left."""
     br = index_of(bridge)
     if br is None:
         raise KernelError(f"bridge {bridge} does not exist", hint="ensure the network first")
@@ -132,6 +134,8 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
     try:
         with netns.inside(ns_fd):          # inside: ioctls, no netlink library needed
             kernel.set_link_up("lo")
+            if not ipv6:
+                _disable_ipv6(ifname)
             kernel.set_ipv4_address(ifname, address, prefixlen)
             kernel.set_link_up(ifname)
             if default_route:
@@ -140,3 +144,22 @@ def attach(ns_fd: int, bridge: str, host_if: str, address: str, prefixlen: int,
         with contextlib.suppress(Exception):
             remove_link(host_if)
         raise
+
+
+def _disable_ipv6(ifname: str) -> None:
+    """In this thread's namespace (its /proc/sys/net); nothing to do on a kernel without IPv6."""
+    if os.path.exists(f"/proc/sys/net/ipv6/conf/{ifname}"):
+        set_sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", "1")
+
+
+def veth_ready(host_if: str, bridge: str) -> bool:
+    """The host end ``host_if`` exists, is on ``bridge`` and is up with a carrier (so its
+    peer is up too): two reads of /sys, no netlink."""
+    base = f"/sys/class/net/{host_if}"
+    try:
+        with open(base + "/operstate") as f:
+            if f.read().strip() != "up":
+                return False
+        return os.path.basename(os.readlink(base + "/master")) == bridge
+    except OSError:
+        return False
