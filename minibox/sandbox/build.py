@@ -62,7 +62,8 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
         spec = SandboxSpec.from_dict(spec)
     spec.validate()
     t0 = time.monotonic()
-    with _network(spec) as netns_fd, _sigchld_default():
+    with _network(spec) as net, _sigchld_default():
+        netns_fd = net.fd if net is not None else None
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -80,6 +81,8 @@ def run_block(spec: SandboxSpec | dict, on_output: Callable[[bytes], None],
         finally:
             session.close()
             _cleanup_scratch(spec)
+            if net is not None:
+                net.reusable = session.ended_in_order()
     return session.outcome(time.monotonic() - t0, t0)
 
 
@@ -126,10 +129,19 @@ def _network(spec: SandboxSpec):
 
     pool = buildnet.pool()
     slot = pool.take()
+    net = _Net(slot.fd)
     try:
-        yield slot.fd
+        yield net
     finally:
-        pool.give_back(slot)
+        pool.give_back(slot, reusable=net.reusable)
+
+
+class _Net:
+    """The block's build-network namespace; ``reusable`` once its sandbox ended in order
+    (buildnet then checks it and may hand it to the worker's next block)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.reusable = fd, False
 
 
 class _Session:
@@ -219,6 +231,12 @@ class _Session:
             for fd in (self.out_r, self.ctl_r):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def ended_in_order(self) -> bool:
+        """The sandbox ended by itself, reaped: done, or a failure it reported (not
+        cancelled, killed or dead)."""
+        return (self.reaped and not self.cancelled and (self.done or self.error is not None)
+                and os.WIFEXITED(self.status) and os.WEXITSTATUS(self.status) in (0, 1))
 
     def outcome(self, duration: float, t0: float) -> BlockOutcome:
         if self.cancelled:

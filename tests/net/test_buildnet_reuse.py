@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from minibox import kernel
+from minibox.errors import BuildFailed, Cancelled
 from minibox.config import Settings
 from minibox.net import buildnet, links, netns
 from minibox.sandbox import SandboxSpec, run_block
@@ -55,14 +56,10 @@ def lower(tmp_path_factory, netprobe) -> str:
 
 @pytest.fixture
 def pool(settings, monkeypatch):
-    """The worker's pool (what run_block takes from); once closed, none of its veths and
-    leases is left.  Its give_back is told what the sandbox's caller knows after each
-    block here: the sandbox was reaped and exited by itself (run_block returned)."""
+    """The worker's pool (what run_block takes from and gives back to, saying whether the
+    block's sandbox ended in order); once closed, none of its veths and leases is left."""
     p = buildnet.BuildNet(settings)
     monkeypatch.setattr(buildnet, "_pool", p)
-    give_back = p.give_back
-    monkeypatch.setattr(p, "give_back",
-                        lambda slot, **kw: give_back(slot, **{"reusable": True, **kw}))
     try:
         yield p
     finally:
@@ -78,7 +75,7 @@ def block(tmp_path, lower, pool):
     """Run one block of RUN steps on the build network in a fresh overlay; its output."""
     n = [0]
 
-    def run(*commands: str) -> str:
+    def run(*commands: str, should_cancel=None) -> str:
         n[0] += 1
         base = tmp_path / f"block{n[0]}"
         dirs = [base / d for d in ("upper", "work", "scratch", "context")]
@@ -91,8 +88,10 @@ def block(tmp_path, lower, pool):
                            scratch_dir=str(dirs[2]), context_dir=str(dirs[3]), steps=steps,
                            network="build")
         out = bytearray()
-        run_block(spec, out.extend, lambda ev: None)
-        pool.wait_idle()                     # the namespace checked and pooled, or retired
+        try:
+            run_block(spec, out.extend, lambda ev: None, should_cancel)
+        finally:
+            pool.wait_idle()                 # the namespace checked and pooled, or retired
         return out.decode()
     return run
 
@@ -116,6 +115,22 @@ def test_a_namespace_serves_the_next_block_of_the_worker_and_keeps_its_lease(poo
     assert value(second, "netns") == value(first, "netns"), dict(pool.stats)
     assert value(second, "address") == value(first, "address")
     assert pool.stats["reused"] == 2 and pool.stats["made"] == pool.size
+
+
+def test_a_failed_step_hands_the_namespace_on_a_cancelled_block_does_not(pool, block):
+    first = block(NS)
+    with pytest.raises(BuildFailed):
+        block("exit 3")                      # the sandbox reported the failure: in order
+    assert pool.stats["reused"] == 2 and pool.stats["retired: outcome"] == 0
+    started = []
+
+    def cancel() -> bool:                    # once the step is running
+        started.append(1)
+        return len(started) > 3
+    with pytest.raises(Cancelled):
+        block("sleep 30", should_cancel=cancel)
+    assert pool.stats["retired: outcome"] == 1, dict(pool.stats)
+    assert value(block(NS), "netns") != value(first, "netns")
 
 
 def test_a_block_sees_nothing_the_block_before_it_left(pool, block):
