@@ -44,11 +44,20 @@ class Pipes:
 
 
 class Channel:
+    """JSON lines to the worker.  ``hold`` keeps a message the worker needs no sooner than
+    the next one (it then comes in the same write: one wake-up of the worker less)."""
+
     def __init__(self, fd: int):
         self.fd = fd
+        self.held: list[str] = []
+
+    def hold(self, msg: dict) -> None:
+        self.held.append(json.dumps(msg) + "\n")
 
     def send(self, msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
+        self.held.append(json.dumps(msg) + "\n")
+        data = "".join(self.held).encode()
+        self.held.clear()
         while data:
             data = data[os.write(self.fd, data):]
 
@@ -106,7 +115,7 @@ def sandbox_main(spec, pipes: Pipes, worker_pid: int, netns_fd: int | None = Non
     except Cancel:
         code = CANCEL_EXIT
     except BaseException as e:  # noqa: BLE001 - must end in _exit
-        _report(pipes.ctl_w, e)
+        _report(Channel(pipes.ctl_w), e)
     finally:
         os._exit(code)
 
@@ -127,7 +136,7 @@ def run_sandbox(spec, pipes: Pipes, netns_fd: int | None = None) -> int:
         t0 = time.monotonic()
         mounts = Mounts(spec)
         _enter(spec, mounts, netns_fd)
-        chan.send({"t": "ready", "seconds": time.monotonic() - t0})
+        chan.hold({"t": "ready", "seconds": time.monotonic() - t0})
         runner = StepRunner(spec, mounts, pipes.out_w,
                             lambda ev: chan.send({"t": "event", "event": ev}))
         for step in spec.steps:
@@ -135,7 +144,7 @@ def run_sandbox(spec, pipes: Pipes, netns_fd: int | None = None) -> int:
                                                "op": step["op"], "text": describe(step)}})
             s0 = time.monotonic()
             runner.run(step)
-            chan.send({"t": "step_done", "line": step.get("line", 0), "op": step["op"],
+            chan.hold({"t": "step_done", "line": step.get("line", 0), "op": step["op"],
                        "seconds": time.monotonic() - s0})
         mounts.finish()
         chan.send({"t": "done"})
@@ -144,10 +153,10 @@ def run_sandbox(spec, pipes: Pipes, netns_fd: int | None = None) -> int:
         code, mounts = CANCEL_EXIT, None         # the namespace takes the mounts with it
     except OSError as e:
         line = step.get("line", "?") if step else "?"
-        _report(pipes.ctl_w, BuildFailed(f"line {line}: {e.strerror or e}"
-                                         + (f": {e.filename}" if e.filename else "")))
+        _report(chan, BuildFailed(f"line {line}: {e.strerror or e}"
+                                  + (f": {e.filename}" if e.filename else "")))
     except BaseException as e:  # noqa: BLE001 - reported, never raised into the caller
-        _report(pipes.ctl_w, e)
+        _report(chan, e)
     finally:
         if code == 1 and mounts is not None:       # tidy the failed block's upper dir too
             with contextlib.suppress(Exception):
@@ -175,7 +184,7 @@ def _enter(spec, mounts: Mounts, netns_fd: int | None) -> None:
     mounts.mount_root()
 
 
-def _report(fd: int, e: BaseException) -> None:
+def _report(chan: Channel, e: BaseException) -> None:
     if isinstance(e, MiniBoxError):
         msg = {"t": "error", "error": e.to_dict(), "tail": bool(getattr(e, "want_tail", False))}
     else:
@@ -184,7 +193,7 @@ def _report(fd: int, e: BaseException) -> None:
                                                         f"{type(e).__name__}: {e}",
                          "hint": traceback.format_exc(limit=8)}}
     try:
-        Channel(fd).send(msg)
+        chan.send(msg)
     except OSError:
         pass
 

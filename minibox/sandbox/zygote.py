@@ -245,7 +245,10 @@ def _serve(sock: socket.socket, home: Home, spec, fds: list[int]) -> None:
         code = 1
     problem = home.restore()
     for f in fds:
-        os.close(f)
+        try:
+            os.close(f)
+        except OSError:            # the block closed it: its number may be reused since
+            problem = problem or f"the block closed fd {f}, which was the zygote's to close"
     if problem is None:
         problem = home.check_fds(orderly=code != supervisor.CANCEL_EXIT)
     reply = {"pid": me, "status": code << 8}
