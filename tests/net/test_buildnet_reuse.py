@@ -170,14 +170,17 @@ def test_a_reused_namespace_reaches_the_gateway(pool, block, settings, tmp_path)
 
 
 def test_a_step_cannot_change_the_namespace_it_would_hand_on(pool, block):
-    """The premise of reuse: no CAP_NET_ADMIN, a read-only /proc/sys.  Each probe would
-    change nothing even if it were allowed (lo gets its own MTU, the sysctl its own value)."""
+    """The premise of reuse: no CAP_NET_ADMIN, a read-only /proc/sys, no IPv6 on eth0
+    (nothing route advertisements could change).  Each probe would change nothing even if
+    it were allowed (lo gets its own MTU, the sysctl its own value)."""
     f = "/proc/sys/net/ipv4/conf/eth0/forwarding"
     first = block(NS, "echo capeff: $(grep CapEff /proc/self/status | cut -f2)",
+                  "echo ipv6: $(grep -c -v ' lo$' /proc/net/if_inet6)",
                   "m=$(ip -o link show lo | grep -o 'mtu [0-9]*' | cut -d' ' -f2); "
                   "ip link set lo mtu $m 2>&1; echo link: $?",
                   f"v=$(cat {f}); (echo $v > {f}) 2>&1; echo sysctl: $?")
     assert not int(value(first, "capeff"), 16) & (1 << 12), first    # CAP_NET_ADMIN
+    assert value(first, "ipv6") == "0", first      # eth0: no address a router could add to
     assert "Operation not permitted" in first and value(first, "link") != "0", first
     assert "Read-only file system" in first and value(first, "sysctl") != "0", first
     second = block(NS)
