@@ -27,6 +27,20 @@ def remove_tree(path, *, ignore_errors: bool = False) -> None:
             raise
 
 
+def remove_dirs(path, empty: tuple[str, ...]) -> None:
+    """Remove ``path``, a directory expected to hold nothing but the empty directories
+    ``empty`` (relative paths, each after those below it): a few rmdir calls instead of
+    a walk.  Anything else in it (or an rmdir that fails) is left to ``remove_tree``,
+    which removes whatever is there; errors are ignored, as with ``ignore_errors``."""
+    path = os.fspath(path)
+    try:
+        for rel in empty:
+            os.rmdir(os.path.join(path, rel))
+        os.rmdir(path)
+    except OSError:
+        remove_tree(path, ignore_errors=True)
+
+
 def _remove(path) -> None:
     try:
         st = os.lstat(path)

@@ -27,10 +27,12 @@ class EventLog:
         """Append one event (its wire dict and the time now)."""
         self.emit_many([event])
 
-    def emit_many(self, events: list[Event], pipe=None, times: dict | None = None) -> None:
+    def emit_many(self, events: list[Event], pipe=None, times: dict | None = None,
+                  then=None) -> None:
         """Append events in this order, in one round trip to Redis (after the commands
-        already in ``pipe``, a non-transactional pipeline of the caller's, when given).
-        ``times``: when some of them happened, by position, if earlier than now."""
+        already in ``pipe``, a non-transactional pipeline of the caller's, when given, and
+        before those ``then(pipe)`` adds).  ``times``: when some of them happened, by
+        position, if earlier than now."""
         if not events and pipe is None:
             return
         now = time.time()
@@ -40,6 +42,8 @@ class EventLog:
             fields["time"] = (times or {}).get(i, now)
             pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(self.key, STREAM_TTL)
+        if then is not None:
+            then(pipe)
         pipe.execute()
 
     def last_id(self) -> str:
