@@ -27,14 +27,16 @@ def remove_tree(path, *, ignore_errors: bool = False) -> None:
             raise
 
 
-def remove_dirs(path, empty: tuple[str, ...]) -> None:
-    """Remove ``path``, a directory expected to hold nothing but the empty directories
-    ``empty`` (relative paths, each after those below it): a few rmdir calls instead of
-    a walk.  Anything else in it (or an rmdir that fails) is left to ``remove_tree``,
-    which removes whatever is there; errors are ignored, as with ``ignore_errors``."""
+def remove_known(path, files: tuple[str, ...], dirs: tuple[str, ...]) -> None:
+    """Remove ``path``, a directory expected to hold just ``files`` and ``dirs`` (relative
+    paths; each directory after everything below it): an unlink or rmdir each, not a walk.
+    Anything else in it, or a call that fails, leaves the rest to ``remove_tree``, which
+    removes whatever is there; errors are ignored, as with ``ignore_errors``."""
     path = os.fspath(path)
     try:
-        for rel in empty:
+        for rel in files:
+            os.unlink(os.path.join(path, rel))
+        for rel in dirs:
             os.rmdir(os.path.join(path, rel))
         os.rmdir(path)
     except OSError:

@@ -16,19 +16,22 @@ from pathlib import Path
 
 from minibox.builder import blocklock
 from minibox.builder.cache import BlockCache
-from minibox.builder.events import EventLog, LineBuffer
+from minibox.builder.events import EventLog, HeldEvents, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
-from minibox.rmtree import remove_dirs, remove_tree
+from minibox.rmtree import remove_known, remove_tree
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResultEvent,
                                  BlockStart, BlockStep)
 from minibox.wire.keys import job_cancel_key, job_hosts_key
 
 CANCEL_EVERY = 0.5       # seconds between reads of a job's cancel flag while a block runs
+HOLD = 0.1               # seconds a block's events may be held back to share a round trip
 SWEEP_EVERY = 60.0       # seconds between a worker process's sweeps of dead blocks' dirs
-#: what a block's work dir holds once its upper is committed: overlay's work dir (its
-#: "work" inside) and the sandbox's scratch dir, emptied by the sandbox
-_WORK_LEFT = ("work/work", "work", "scratch")
+#: what a block's work dir holds once its upper is committed: overlay's work dir (the
+#: mark of a volatile mount in it) and the sandbox's scratch dir, emptied by the sandbox
+_WORK_FILES = ("work/work/incompat/volatile/dirty",)
+_WORK_DIRS = ("work/work/incompat/volatile", "work/work/incompat", "work/work", "work",
+              "scratch")
 
 
 def execute_block(job: BlockJob, *, store, redis, settings, started=None) -> BlockResult:
@@ -36,9 +39,8 @@ def execute_block(job: BlockJob, *, store, redis, settings, started=None) -> Blo
     ``block_result`` event: that is how the daemon learns it (Celery stores no result of a
     block, see workers/build_tasks.py).  ``started``: the task's STARTED record (key,
     value, ttl), written in the block's first round trip."""
-    events = EventLog(redis, job.job)
-    final = _Final(redis, events, job)
-    result = _execute(job, store, redis, settings, events, final, started)
+    final = _Final(redis, EventLog(redis, job.job), job)
+    result = _execute(job, store, redis, settings, final, started)
     if not final.sent:
         final.send(result)
     return result
@@ -51,7 +53,7 @@ class _Final:
 
     def __init__(self, redis, events: EventLog, job: BlockJob):
         self.pipe = redis.pipeline(transaction=False)
-        self.log, self.job = events, job
+        self.log, self.job = HeldEvents(events, HOLD), job
         self.events: list = []
         self.lock = None             # the key's lock, while it is held
         self.sent = False
@@ -63,22 +65,6 @@ class _Final:
         lock = self.lock
         then = None if lock is None else (lambda pipe: blocklock.release_in(pipe, lock))
         self.log.emit_many(self.events, pipe=self.pipe, then=then)
-
-
-class _StartFirst:
-    """The job's event log, holding the block's start back until the next event goes out
-    (its first step, normally: the sandbox is ready), so that the two share a round trip."""
-
-    def __init__(self, log: EventLog, start):
-        self.log, self.held, self.at = log, [start], time.time()
-
-    def emit(self, event) -> None:
-        self.emit_many([event])
-
-    def emit_many(self, events: list, pipe=None, then=None) -> None:
-        held, self.held = self.held, []
-        self.log.emit_many(held + list(events), pipe=pipe,
-                           times={0: self.at} if held else None, then=then)
 
 
 _hosts_told: set[str] = set()      # jobs whose host set has this host (in this process)
@@ -97,15 +83,16 @@ def _tell_host(redis, job_id: str) -> None:
     _hosts_told.add(job_id)
 
 
-def _execute(job: BlockJob, store, redis, settings, events: EventLog,
-             final: _Final, started) -> BlockResult:
+def _execute(job: BlockJob, store, redis, settings, final: _Final,
+             started) -> BlockResult:
     block, key = job.block, job.key
 
     checked = {"at": -CANCEL_EVERY, "cancelled": False}
 
     def should_cancel() -> bool:
         """The job's cancel flag, read at most every CANCEL_EVERY seconds (the sandbox asks
-        every 100 ms)."""
+        every 100 ms, which also sends the events held back long enough)."""
+        final.log.tick()         # the block's held events, when they have waited enough
         now = time.monotonic()
         if not checked["cancelled"] and now - checked["at"] >= CANCEL_EVERY:
             checked["at"] = now
@@ -135,7 +122,7 @@ def _execute(job: BlockJob, store, redis, settings, events: EventLog,
                     final.send(result)
                     return result
             _tell_host(redis, job.job)
-            result = _build(job, store, cache, events, should_cancel, settings, final)
+            result = _build(job, store, cache, should_cancel, settings, final)
             final.send(result)
             return result
     except MiniBoxError as e:
@@ -179,7 +166,7 @@ def sweep_dead(store) -> None:
             remove_tree(d, ignore_errors=True)
 
 
-def _build(job: BlockJob, store, cache, events, should_cancel, settings,
+def _build(job: BlockJob, store, cache, should_cancel, settings,
            final: _Final) -> BlockResult:
     from minibox.builder import remote
     from minibox.sandbox import SandboxSpec, run_block
@@ -189,8 +176,9 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings,
     daemon = None
     if job.is_remote(settings.data_root):
         daemon, job = remote.prepare(job, store, settings)
-    events = final.log = _StartFirst(events, BlockStart(
-        block=block, key=job.key, worker=f"{socket.gethostname()}:{os.getpid()}"))
+    events = final.log           # held back: a short block's all go in its last round trip
+    events.emit(BlockStart(block=block, key=job.key,
+                           worker=f"{socket.gethostname()}:{os.getpid()}"))
     t0 = time.monotonic()
     sweep_dead(store)
     tmp = Path(store.tmp_dir(f"block-p{os.getpid()}-{block[:20]}-"))
@@ -224,5 +212,5 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings,
         e.tail = getattr(e, "tail", None) or lines.tail
         raise
     finally:
-        # normally a few empty dirs (the upper became the layer): rmdir them, no walk
-        remove_dirs(tmp, _WORK_LEFT)
+        # normally what overlay and the sandbox leave (the upper became the layer): no walk
+        remove_known(tmp, _WORK_FILES, _WORK_DIRS)

@@ -9,7 +9,9 @@ Waiting blocks on the job's event stream (the workers append each block's result
 a block's dependents are sent within milliseconds of its end.  Celery's result backend is
 read only when the stream is quiet (or once a second): it is the fallback for a task that
 failed outside the block (FAILURE) and for a worker that died (its Redis lock expired while
-the task still says STARTED), whose block is sent again, at most MAX_ATTEMPTS times.  The
+the task still says STARTED, which the block writes as it takes the lock), whose block is
+sent again, at most MAX_ATTEMPTS times.  A block's SUCCESS is not stored there (its result
+is on the stream).  The
 cancel flag is read at the start, when the stream says a cancel was asked for
 (``cancel_requested``, which ``BuildManager.cancel`` appends) and at that same pace.
 """
