@@ -33,7 +33,7 @@ class EventLog:
         already in ``pipe``, a non-transactional pipeline of the caller's, when given, and
         before those ``then(pipe)`` adds).  ``times``: when some of them happened, by
         position, if earlier than now."""
-        if not events and pipe is None:
+        if not events and pipe is None and then is None:
             return
         now = time.time()
         pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)

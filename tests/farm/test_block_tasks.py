@@ -61,3 +61,22 @@ def test_a_pool_process_killed_mid_block_has_its_block_built_again_and_its_dir_s
     assert out.returncode == 0 and out.stdout.strip() == str(stamp), out.stdout + out.stderr
     wait_for(lambda: not any(d.exists() for d in work), "the dead process's dir to be swept",
              timeout=60)
+
+
+def test_a_running_blocks_output_reaches_the_stream_before_the_block_ends(farm, ctx):
+    """A block's events are held back a moment to share a round trip, never until its end:
+    the line a long RUN prints first is on the job's stream while the RUN still runs."""
+    stamp = time.time_ns()
+    write_ctx(ctx, {"MiniBox": f"BASE busybox\nBLOCK long\n"
+                               f"    RUN echo first-{stamp} && sleep 8 && echo done > /d\n"})
+    job = _start(farm, ctx, "held-events")
+
+    def first_line():
+        events = farm.events(job)
+        lines = [e for e in events if e["type"] == "log" and e["line"] == f"first-{stamp}"]
+        return lines and events
+    events = wait_for(first_line, "the first line of output on the stream", timeout=120)
+    types = [e["type"] for e in events]
+    assert "block_done" not in types and "job_done" not in types, types
+    assert types.index("block_start") < types.index("log"), types
+    assert _ended(farm, job)["status"] == "done"
