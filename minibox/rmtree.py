@@ -27,6 +27,22 @@ def remove_tree(path, *, ignore_errors: bool = False) -> None:
             raise
 
 
+def remove_known(path, files: tuple[str, ...], dirs: tuple[str, ...]) -> None:
+    """Remove ``path``, a directory expected to hold just ``files`` and ``dirs`` (relative
+    paths; each directory after everything below it): an unlink or rmdir each, not a walk.
+    Anything else in it, or a call that fails, leaves the rest to ``remove_tree``, which
+    removes whatever is there; errors are ignored, as with ``ignore_errors``."""
+    path = os.fspath(path)
+    try:
+        for rel in files:
+            os.unlink(os.path.join(path, rel))
+        for rel in dirs:
+            os.rmdir(os.path.join(path, rel))
+        os.rmdir(path)
+    except OSError:
+        remove_tree(path, ignore_errors=True)
+
+
 def _remove(path) -> None:
     try:
         st = os.lstat(path)

@@ -31,9 +31,9 @@ class BlockCache:
     def get(self, key: str, local_blob: bool = True) -> dict | None:
         """The entry for ``key`` if its layer is still whole in this host's store (or, with
         ``local_blob=False``, anywhere in the farm)."""
-        entry = self._local(key)
+        entry = self.local(key)
         if entry is None and self.redis is not None:
-            entry = self._decode(key, self.redis.get(block_cache_key(key)))
+            entry = self.decode(key, self.redis.get(block_cache_key(key)))
         if entry is None:
             return None
         if not self._blob_here(entry):
@@ -46,7 +46,7 @@ class BlockCache:
         index in one MGET (a build's lookups are one round trip, not one per block)."""
         found, shared = {}, []
         for key in dict.fromkeys(keys):
-            entry = self._local(key)
+            entry = self.local(key)
             if entry is None:
                 shared.append(key)
             else:
@@ -54,7 +54,7 @@ class BlockCache:
         if shared and self.redis is not None:
             raws = self.redis.mget([block_cache_key(k) for k in shared])
             for key, raw in zip(shared, raws):
-                entry = self._decode(key, raw)
+                entry = self.decode(key, raw)
                 if entry is not None:
                     found[key] = entry
         return {k: e for k, e in found.items() if self._blob_here(e)}
@@ -63,14 +63,17 @@ class BlockCache:
         """The blob is what counts: a missing unpacked dir is re-extracted from it on use."""
         return self.store.has_blob((entry.get("layer") or {}).get("digest", ""))
 
-    def _local(self, key: str) -> dict | None:
+    def local(self, key: str) -> dict | None:
+        """This host's entry file for ``key`` (whether its blob is here or not)."""
         try:
             return json.loads(self._path(key).read_text())
         except (OSError, ValueError):
             return None
 
     @staticmethod
-    def _decode(key: str, raw: bytes | None) -> dict | None:
+    def decode(key: str, raw: bytes | None) -> dict | None:
+        """A farm-wide entry's raw JSON as read from Redis: the entry, or None when absent
+        or not an entry for ``key``."""
         try:
             entry = json.loads(raw) if raw else None
         except ValueError:

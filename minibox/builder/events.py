@@ -27,11 +27,13 @@ class EventLog:
         """Append one event (its wire dict and the time now)."""
         self.emit_many([event])
 
-    def emit_many(self, events: list[Event], pipe=None, times: dict | None = None) -> None:
+    def emit_many(self, events: list[Event], pipe=None, times: dict | None = None,
+                  then=None) -> None:
         """Append events in this order, in one round trip to Redis (after the commands
-        already in ``pipe``, a non-transactional pipeline of the caller's, when given).
-        ``times``: when some of them happened, by position, if earlier than now."""
-        if not events and pipe is None:
+        already in ``pipe``, a non-transactional pipeline of the caller's, when given, and
+        before those ``then(pipe)`` adds).  ``times``: when some of them happened, by
+        position, if earlier than now."""
+        if not events and pipe is None and then is None:
             return
         now = time.time()
         pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
@@ -40,6 +42,8 @@ class EventLog:
             fields["time"] = (times or {}).get(i, now)
             pipe.xadd(self.key, {"d": json.dumps(fields)}, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(self.key, STREAM_TTL)
+        if then is not None:
+            then(pipe)
         pipe.execute()
 
     def last_id(self) -> str:
@@ -62,10 +66,43 @@ class EventLog:
         return out
 
 
+class HeldEvents:
+    """An event log that holds events back, up to ``hold`` seconds, so that they share a
+    round trip: a block's events go out with the next that comes ``hold`` seconds after the
+    first held one, at a ``tick()`` that finds them that old (the sandbox asks whether to
+    cancel every 100 ms: that is the tick), or with the block's last pipeline -- which
+    carries all of them when the block is shorter than ``hold``.  Each keeps the time it
+    happened."""
+
+    def __init__(self, log: EventLog, hold: float):
+        self.log, self.hold = log, hold
+        self.held: list[Event] = []
+        self.times: dict[int, float] = {}
+        self.since = 0.0
+
+    def emit(self, event: Event) -> None:
+        if not self.held:
+            self.since = time.monotonic()
+        self.times[len(self.held)] = time.time()
+        self.held.append(event)
+        self.tick()
+
+    def tick(self) -> None:
+        """Send what is held if it has waited ``hold`` seconds."""
+        if self.held and time.monotonic() - self.since >= self.hold:
+            self.emit_many([])
+
+    def emit_many(self, events: list[Event], pipe=None, then=None) -> None:
+        """What is held, then ``events``, as ``EventLog.emit_many``."""
+        held, times = self.held, self.times
+        self.held, self.times = [], {}
+        self.log.emit_many(held + list(events), pipe=pipe, times=times, then=then)
+
+
 class LineBuffer:
     """Turns a block's output bytes into whole lines, each emitted as a ``log`` event."""
 
-    def __init__(self, events: EventLog, block: str, tail: int = 20):
+    def __init__(self, events: EventLog | HeldEvents, block: str, tail: int = 20):
         self.events, self.block = events, block
         self.buf = b""
         self.tail: list[str] = []

@@ -11,84 +11,36 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from minibox.builder import blocklock
 from minibox.builder.cache import BlockCache
-from minibox.builder.events import EventLog, LineBuffer
+from minibox.builder.events import EventLog, HeldEvents, LineBuffer
 from minibox.errors import Cancelled, MiniBoxError
-from minibox.rmtree import remove_tree
+from minibox.rmtree import remove_known, remove_tree
 from minibox.wire.build import BlockJob, BlockResult
 from minibox.wire.events import (BlockCached, BlockDone, BlockFailed, BlockResultEvent,
                                  BlockStart, BlockStep)
-from minibox.wire.keys import LOCK_TTL, block_lock_key, job_cancel_key, job_hosts_key
+from minibox.wire.keys import job_cancel_key, job_hosts_key
 
 CANCEL_EVERY = 0.5       # seconds between reads of a job's cancel flag while a block runs
+HOLD = 0.1               # seconds a block's events may be held back to share a round trip
+SWEEP_EVERY = 60.0       # seconds between a worker process's sweeps of dead blocks' dirs
+#: what a block's work dir holds once its upper is committed: overlay's work dir (the
+#: mark of a volatile mount in it) and the sandbox's scratch dir, emptied by the sandbox
+_WORK_FILES = ("work/work/incompat/volatile/dirty",)
+_WORK_DIRS = ("work/work/incompat/volatile", "work/work/incompat", "work/work", "work",
+              "scratch")
 
 
-class _Refresher:
-    """One thread per worker process keeps every block lock it holds alive (a dead holder's
-    lock expires); a thread started and joined per block cost more than the block's own
-    Redis calls."""
-
-    def __init__(self):
-        self.pid = os.getpid()
-        self.locks: set = set()
-        self.mutex = threading.Lock()
-        threading.Thread(target=self._run, daemon=True, name="lock-refresh").start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(LOCK_TTL / 3)
-            with self.mutex:
-                locks = list(self.locks)
-            for lock in locks:
-                try:
-                    lock.reacquire()
-                except Exception:   # lost or Redis gone: the block finishes; nothing to do
-                    with self.mutex:
-                        self.locks.discard(lock)
-
-
-_refresher: _Refresher | None = None
-_refresher_lock = threading.Lock()
-
-
-@contextmanager
-def _held(lock):
-    """Keep a Redis lock alive while the block runs, then release it."""
-    global _refresher
-    with _refresher_lock:
-        if _refresher is None or _refresher.pid != os.getpid():   # a forked pool child
-            _refresher = _Refresher()
-        refresher = _refresher
-    with refresher.mutex:
-        refresher.locks.add(lock)
-    try:
-        yield
-    finally:
-        with refresher.mutex:
-            refresher.locks.discard(lock)
-        try:
-            lock.release()
-        except Exception:
-            pass
-
-
-def _acquire(lock, should_cancel) -> None:
-    while not lock.acquire(blocking=True, blocking_timeout=0.25):
-        if should_cancel():
-            raise Cancelled("build cancelled")
-
-
-def execute_block(job: BlockJob, *, store, redis, settings) -> BlockResult:
+def execute_block(job: BlockJob, *, store, redis, settings, started=None) -> BlockResult:
     """Run one block; the outcome is returned AND appended to the job's event stream as a
-    ``block_result`` event, so the daemon learns it without waiting on Celery's backend."""
-    events = EventLog(redis, job.job)
-    final = _Final(redis, events, job)
-    result = _execute(job, store, redis, settings, events, final)
+    ``block_result`` event: that is how the daemon learns it (Celery stores no result of a
+    block, see workers/build_tasks.py).  ``started``: the task's STARTED record (key,
+    value, ttl), written in the block's first round trip."""
+    final = _Final(redis, EventLog(redis, job.job), job)
+    result = _execute(job, store, redis, settings, final, started)
     if not final.sent:
         final.send(result)
     return result
@@ -96,36 +48,23 @@ def execute_block(job: BlockJob, *, store, redis, settings) -> BlockResult:
 
 class _Final:
     """What a block's end writes to Redis, sent in one round trip: the farm-wide cache
-    entry, then the block's last events, the result last.  A built block sends it while it
-    still holds the key's lock, so whoever takes the lock next finds the entry."""
+    entry, then the block's last events, the result, and the release of the key's lock
+    last, so that whoever takes the lock next finds the entry."""
 
     def __init__(self, redis, events: EventLog, job: BlockJob):
         self.pipe = redis.pipeline(transaction=False)
-        self.log, self.job = events, job
+        self.log, self.job = HeldEvents(events, HOLD), job
         self.events: list = []
+        self.lock = None             # the key's lock, while it is held
         self.sent = False
 
     def send(self, result: BlockResult) -> None:
         self.events.append(BlockResultEvent(block=self.job.block, key=self.job.key,
                                             result=result.to_wire()))
         self.sent = True
-        self.log.emit_many(self.events, pipe=self.pipe)
-
-
-class _StartFirst:
-    """The job's event log, holding the block's start back until the next event goes out
-    (its first step, normally: the sandbox is ready), so that the two share a round trip."""
-
-    def __init__(self, log: EventLog, start):
-        self.log, self.held, self.at = log, [start], time.time()
-
-    def emit(self, event) -> None:
-        self.emit_many([event])
-
-    def emit_many(self, events: list, pipe=None) -> None:
-        held, self.held = self.held, []
-        self.log.emit_many(held + list(events), pipe=pipe,
-                           times={0: self.at} if held else None)
+        lock = self.lock
+        then = None if lock is None else (lambda pipe: blocklock.release_in(pipe, lock))
+        self.log.emit_many(self.events, pipe=self.pipe, then=then)
 
 
 _hosts_told: set[str] = set()      # jobs whose host set has this host (in this process)
@@ -144,15 +83,16 @@ def _tell_host(redis, job_id: str) -> None:
     _hosts_told.add(job_id)
 
 
-def _execute(job: BlockJob, store, redis, settings, events: EventLog,
-             final: _Final) -> BlockResult:
+def _execute(job: BlockJob, store, redis, settings, final: _Final,
+             started) -> BlockResult:
     block, key = job.block, job.key
 
     checked = {"at": -CANCEL_EVERY, "cancelled": False}
 
     def should_cancel() -> bool:
         """The job's cancel flag, read at most every CANCEL_EVERY seconds (the sandbox asks
-        every 100 ms)."""
+        every 100 ms, which also sends the events held back long enough)."""
+        final.log.tick()         # the block's held events, when they have waited enough
         now = time.monotonic()
         if not checked["cancelled"] and now - checked["at"] >= CANCEL_EVERY:
             checked["at"] = now
@@ -160,22 +100,29 @@ def _execute(job: BlockJob, store, redis, settings, events: EventLog,
         return checked["cancelled"]
 
     try:
-        if should_cancel():
+        cache = BlockCache(store, settings.cache_dir, redis)
+        local = None if job.no_cache else cache.local(key)
+        begun = blocklock.begin(redis, job.job, key, started=started,
+                                read_cache=not job.no_cache and local is None,
+                                should_cancel=should_cancel)
+        checked.update(at=time.monotonic(), cancelled=begun.cancelled)
+        if begun.cancelled:
             raise Cancelled("build cancelled")
-        lock = redis.lock(block_lock_key(key), timeout=LOCK_TTL, thread_local=False)
-        _acquire(lock, should_cancel)
-        with _held(lock):
-            cache = BlockCache(store, settings.cache_dir, redis)
+        with blocklock.held(begun.lock):
+            final.lock = begun.lock
             if not job.no_cache:
                 # built meanwhile, here or on another host of the farm (the daemon has it)
-                entry = cache.get(key, local_blob=False)
+                entry = cache.get(key, local_blob=False) if begun.waited else \
+                    local or cache.decode(key, begun.shared_entry)
                 if entry:
                     if store.has_blob(entry["layer"]["digest"]):
                         _share(job, store, settings, entry["layer"])
                     final.events.append(BlockCached(block=block, key=key, shared=True))
-                    return BlockResult.from_cache(entry["layer"])
+                    result = BlockResult.from_cache(entry["layer"])
+                    final.send(result)
+                    return result
             _tell_host(redis, job.job)
-            result = _build(job, store, cache, events, should_cancel, settings, final)
+            result = _build(job, store, cache, should_cancel, settings, final)
             final.send(result)
             return result
     except MiniBoxError as e:
@@ -196,12 +143,22 @@ def _share(job: BlockJob, store, settings, layer: dict) -> None:
             daemon.push_blob(store, layer["digest"])
 
 
-def _sweep_dead(store) -> None:
+_swept = {"pid": 0, "at": 0.0}     # this process's last sweep
+
+
+def sweep_dead(store) -> None:
     """Remove the work dirs of blocks whose worker process died (SIGKILL, OOM).
 
     Their mounts died with their mount namespace; what is left is a plain directory that
-    nothing trusts, named ``block-p<PID>-…`` after the process that made it.
+    nothing trusts, named ``block-p<PID>-…`` after the process that made it.  A pool
+    process sweeps when it starts (the pool forks one in place of each that died, see
+    workers/build_tasks.py) and then at most every SWEEP_EVERY seconds, as blocks come:
+    not a glob of tmp/ per block.
     """
+    now = time.monotonic()
+    if _swept["pid"] == os.getpid() and now - _swept["at"] < SWEEP_EVERY:
+        return
+    _swept.update(pid=os.getpid(), at=now)
     tmp = Path(store.root) / "tmp"
     for d in tmp.glob("block-p*-*"):
         pid = d.name[len("block-p"):].split("-", 1)[0]
@@ -209,7 +166,7 @@ def _sweep_dead(store) -> None:
             remove_tree(d, ignore_errors=True)
 
 
-def _build(job: BlockJob, store, cache, events, should_cancel, settings,
+def _build(job: BlockJob, store, cache, should_cancel, settings,
            final: _Final) -> BlockResult:
     from minibox.builder import remote
     from minibox.sandbox import SandboxSpec, run_block
@@ -219,10 +176,11 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings,
     daemon = None
     if job.is_remote(settings.data_root):
         daemon, job = remote.prepare(job, store, settings)
-    events = final.log = _StartFirst(events, BlockStart(
-        block=block, key=job.key, worker=f"{socket.gethostname()}:{os.getpid()}"))
+    events = final.log           # held back: a short block's all go in its last round trip
+    events.emit(BlockStart(block=block, key=job.key,
+                           worker=f"{socket.gethostname()}:{os.getpid()}"))
     t0 = time.monotonic()
-    _sweep_dead(store)
+    sweep_dead(store)
     tmp = Path(store.tmp_dir(f"block-p{os.getpid()}-{block[:20]}-"))
     lines = LineBuffer(events, block)
     try:
@@ -254,4 +212,5 @@ def _build(job: BlockJob, store, cache, events, should_cancel, settings,
         e.tail = getattr(e, "tail", None) or lines.tail
         raise
     finally:
-        remove_tree(tmp, ignore_errors=True)
+        # normally what overlay and the sandbox leave (the upper became the layer): no walk
+        remove_known(tmp, _WORK_FILES, _WORK_DIRS)

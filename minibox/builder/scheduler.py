@@ -9,7 +9,9 @@ Waiting blocks on the job's event stream (the workers append each block's result
 a block's dependents are sent within milliseconds of its end.  Celery's result backend is
 read only when the stream is quiet (or once a second): it is the fallback for a task that
 failed outside the block (FAILURE) and for a worker that died (its Redis lock expired while
-the task still says STARTED), whose block is sent again, at most MAX_ATTEMPTS times.  The
+the task still says STARTED, which the block writes as it takes the lock), whose block is
+sent again, at most MAX_ATTEMPTS times.  A block's SUCCESS is not stored there (its result
+is on the stream).  The
 cancel flag is read at the start, when the stream says a cancel was asked for
 (``cancel_requested``, which ``BuildManager.cancel`` appends) and at that same pace.
 """
@@ -17,6 +19,7 @@ cancel flag is read at the start, when the stream says a cancel was asked for
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,9 +150,13 @@ class Build:
         anything is sent to a worker or waited for, so the order on the stream is kept)."""
         self._out.append(event)
 
-    def _flush(self) -> None:
+    def _flush(self, sending: list[Pending] = ()) -> None:
+        """The queued events, and the task ids of the blocks about to be sent (into the
+        job's task set, which a cancel revokes), in one round trip."""
         out, self._out = self._out, []
-        self.events.emit_many(out)
+        ids = [p.task_id for p in sending]
+        self.events.emit_many(out, then=None if not ids else (
+            lambda pipe: _remember_tasks(pipe, self.job, ids)))
 
     def _pull_progress(self, event: dict) -> None:
         if event.get("status") != "Downloading":
@@ -263,8 +270,10 @@ class Build:
                 polled = time.monotonic() if poll else polled
                 if cancel or poll:
                     self._check_cancel()
+                polled_now = self._poll([p for n, p in running.items()
+                                         if n not in results]) if poll else {}
                 for name, p in list(running.items()):
-                    outcome = results.get(name) or (self._poll(p) if poll else None)
+                    outcome = results.get(name) or polled_now.get(name)
                     if outcome is not None:
                         del running[name]
                         self._complete(p, outcome)
@@ -287,30 +296,20 @@ class Build:
             pend = self._prepare(block)
             if pend is not None:
                 misses.append(pend)
-        self._flush()
+        for p in misses:
+            _new_attempt(p)
+        self._flush(misses)
         if misses:
             self.route.require(self._check_cancel)
         for p in misses:
             self._send(p)
-        if misses:
-            self._remember_tasks(misses)
         return misses
 
     def _send(self, p: Pending) -> None:
-        p.attempts += 1
-        p.started_without_lock = 0.0
-        p.task_state = "PENDING"
         # argsrepr: what Flower and the workers' logs show for the task (not the payload)
-        res = self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=self.route.queue,
-                                    argsrepr=f"build={self.job} block={p.block.name}")
-        p.task_id = res.id
-
-    def _remember_tasks(self, misses: list[Pending]) -> None:
-        key = job_tasks_key(self.job)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(key, *[p.task_id for p in misses])
-        pipe.expire(key, 86400)
-        pipe.execute()
+        self.celery.send_task(BUILD_BLOCK, args=[p.job.to_wire()], queue=self.route.queue,
+                              task_id=p.task_id,
+                              argsrepr=f"build={self.job} block={p.block.name}")
 
     def _wait_for_results(self, cursor: str):
         """Wait (up to 250 ms) for news on the job's stream: the new cursor, the blocks'
@@ -321,15 +320,33 @@ class Build:
         cancel = any(ev.get("type") == CancelRequested.TYPE for _, ev in entries)
         return (entries[-1][0] if entries else cursor), results, not entries, cancel
 
-    def _poll(self, p: Pending) -> BlockResult | None:
-        res = self.celery.AsyncResult(p.task_id)
-        state = p.task_state = res.state
-        if state == "SUCCESS":
-            return BlockResult.from_wire(res.result)
+    def _poll(self, pending: list[Pending]) -> dict[str, BlockResult | None]:
+        """The Celery states of the blocks' tasks and whether their keys' locks are held,
+        in one round trip; the outcome of each block that has one, by name."""
+        if not pending:
+            return {}
+        backend = self.celery.backend
+        pipe = self.redis.pipeline(transaction=False)
+        for p in pending:
+            pipe.get(backend.get_key_for_task(p.task_id))
+            pipe.exists(block_lock_key(p.key))
+        replies = pipe.execute()
+        out = {}
+        for i, p in enumerate(pending):
+            raw, locked = replies[2 * i], bool(replies[2 * i + 1])
+            state = backend.decode_result(raw)["status"] if raw else "PENDING"
+            out[p.block.name] = self._judge(p, state, locked)
+        return out
+
+    def _judge(self, p: Pending, state: str, locked: bool) -> BlockResult | None:
+        p.task_state = state
+        if state == "SUCCESS":          # not stored by today's workers (see build_tasks)
+            return BlockResult.from_wire(self.celery.AsyncResult(p.task_id).result)
         if state in ("FAILURE", "REVOKED"):
+            res = self.celery.AsyncResult(p.task_id).result
             return BlockResult.failed({"kind": "internal",
-                                       "message": f"build worker error: {res.result!r}"})
-        if state == "STARTED" and not self.redis.exists(block_lock_key(p.key)):
+                                       "message": f"build worker error: {res!r}"})
+        if state == "STARTED" and not locked:
             now = time.monotonic()
             p.started_without_lock = p.started_without_lock or now
             if now - p.started_without_lock > LOST_AFTER:
@@ -345,9 +362,9 @@ class Build:
                                        f"was lost {p.attempts} times"})
         self._emit(BlockRetry(block=p.block.name, attempt=p.attempts + 1,
                               reason="build worker lost"))
-        self._flush()
+        _new_attempt(p)
+        self._flush([p])
         self._send(p)
-        self._remember_tasks([p])
         return None
 
     def _complete(self, p: Pending, outcome: BlockResult) -> None:
@@ -420,3 +437,17 @@ class Build:
                 self.store.tag(self.req.tag, image.descriptor)
             return image.descriptor
         return None
+
+
+def _new_attempt(p: Pending) -> None:
+    """A new task for ``p``'s block: its id is known (and remembered) before it is sent."""
+    p.attempts += 1
+    p.started_without_lock = 0.0
+    p.task_state = "PENDING"
+    p.task_id = str(uuid.uuid4())
+
+
+def _remember_tasks(pipe, job_id: str, task_ids: list[str]) -> None:
+    key = job_tasks_key(job_id)
+    pipe.sadd(key, *task_ids)
+    pipe.expire(key, 86400)

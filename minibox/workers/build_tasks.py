@@ -23,6 +23,7 @@ import minibox.store.layertar  # noqa: F401
 from minibox.errors import MiniBoxError
 from minibox.wire.queues import BUILD_BLOCK, BUILD_PING
 from minibox.workers.celery_app import app
+from minibox.workers.result_backend import started_record
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ def _context():
 @worker_process_init.connect
 def _warm(**_):
     _context.cache_clear()
-    _, redis, settings = _context()
+    store, redis, settings = _context()
     redis.ping()
+    from minibox.builder.executor import sweep_dead
+
+    sweep_dead(store)             # the dirs of a pool process that died (this one replaces it)
     try:                          # the build network's namespaces, ready for the first block
         from minibox.net import buildnet
 
@@ -60,15 +64,19 @@ def _warm(**_):
     gc.freeze()
 
 
-@app.task(name=BUILD_BLOCK, acks_late=True, reject_on_worker_lost=True)
-def build_block(payload: dict) -> dict:
+# ignore_result: the block's result goes to the daemon on its job's event stream, and its
+# STARTED state with the block's first round trip (result_backend.started_record); Celery
+# stores only what the daemon cannot learn otherwise: a task that raised (FAILURE)
+@app.task(name=BUILD_BLOCK, bind=True, acks_late=True, reject_on_worker_lost=True,
+          ignore_result=True, store_errors_even_if_ignored=True)
+def build_block(self, payload: dict) -> dict:
     """A BlockJob's wire dict in, its BlockResult's wire dict out."""
     from minibox.builder.executor import execute_block
     from minibox.wire.build import BlockJob
 
     store, redis, settings = _context()
     return execute_block(BlockJob.from_wire(payload), store=store, redis=redis,
-                         settings=settings).to_wire()
+                         settings=settings, started=started_record(self)).to_wire()
 
 
 @app.task(name=BUILD_PING)

@@ -15,6 +15,9 @@ from minibox.wire.queues import TASK_ROUTES
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
+    from minibox.workers import transport
+
+    transport.install()          # one Redis client object per pool, not one per command
     settings = settings or Settings.from_env()
     url = settings.effective_broker_url()
     app = Celery("minibox", broker=url, backend=url,

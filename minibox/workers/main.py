@@ -47,6 +47,8 @@ def build(concurrency, name, platform) -> None:
     name = name or f"build@{socket.gethostname()}"
     concurrency = concurrency or settings.build_concurrency
     Heartbeat(settings, name, plat, concurrency).attach()
+    if not os.environ.get("MINIBOX_BUILD_TASK_LOG"):
+        _quiet_task_log(app, events=True)
     app.worker_main(["worker", "-Q", build_queue(plat), "-P", "prefork",
                      "-c", str(concurrency), "--prefetch-multiplier", "1", "-E",
                      "--without-gossip", "--without-mingle", "-n", name,
@@ -100,18 +102,22 @@ def runtime(name) -> None:
                      "-n", name or f"runtime@{socket.gethostname()}", "--loglevel", "INFO"])
 
 
-def _quiet_task_log(app) -> None:
+def _quiet_task_log(app, events: bool = False) -> None:
     """No INFO line per task ("received", "succeeded in ...: <result>"): a container start
     is a task, and those two lines (with the saferepr of the result, computed whether
-    logged or not) cost ~0.9 ms of the worker's ~6 ms of CPU (user) per start.  Warnings and errors
-    (a task that raised, a lost connection) are still logged, and so is the worker's own
-    INFO (connected, ready).  MINIBOX_RUNTIME_TASK_LOG=1 keeps the per-task lines."""
+    logged or not) cost ~0.9 ms of the worker's ~6 ms of CPU (user) per start; a build
+    block is a task too (the master logs one line, the pool process the other).  Warnings
+    and errors (a task that raised, a lost connection) are still logged, and so is the
+    worker's own INFO (connected, ready).  MINIBOX_RUNTIME_TASK_LOG=1 (MINIBOX_BUILD_TASK_LOG=1)
+    keeps the per-task lines.  ``events``: the worker sends task events (Flower shows each
+    task's result from them), so the result's repr is kept."""
     import logging
 
     for name in ("celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # the result's repr is only for that line (and for task events, off on this worker)
-    app.Task.resultrepr_maxsize = 0
+    if not events:
+        # the result's repr is only for that line (and for task events, off on this worker)
+        app.Task.resultrepr_maxsize = 0
 
 
 @cli.command()

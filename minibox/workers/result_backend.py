@@ -13,8 +13,12 @@ connection), just without the MULTI/EXEC around them (a waiter that reads the ke
 the two sees the final result, as it would after the EXEC), and the SET with EX instead of
 SETEX (the same command to Redis; redis-py 8 warns on every SETEX call).
 
-Selected for the runtime worker only (``use_for``): the build workers keep Celery's
-backend, whose check matters for their acks_late tasks.
+Selected for the runtime worker only (``use_for``).  The build workers keep Celery's
+backend but barely use it: a block's result comes to the daemon on its job's event stream,
+so ``build_block`` stores none (``ignore_result``; a task that raised still stores its
+FAILURE, which the daemon's poll reads), and its STARTED state, which the daemon's
+lost-worker check reads, goes out with the block's first round trip (``started_record``)
+instead of costing Celery's GET + SET + PUBLISH.
 
 The daemon's backend (``use_for_daemon``): Celery's Redis backend SUBSCRIBEs to a task's
 result channel as it sends the task, for a ``get()`` that may follow.  The daemon waits with
@@ -27,6 +31,9 @@ the daemon's pubsub connection, whose confirmations nobody read: no more.
 
 from __future__ import annotations
 
+import os
+
+from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
@@ -70,6 +77,18 @@ class DaemonRedisBackend(RedisBackend):
     def watch(self, task_id: str) -> None:
         """Subscribe to ``task_id``'s result before sending it, for a ``get()`` to come."""
         super().on_task_call(None, task_id)
+
+
+def started_record(task) -> tuple[str, bytes, int]:
+    """The STARTED result of the task ``task`` is running (as Celery's tracer writes it for
+    a task that tracks its start): (the result key, its value, its TTL in seconds), for a
+    SET the task sends itself.  Nothing is published: nobody waits on a build task."""
+    backend, request = task.backend, task.request
+    meta = backend._get_result_meta(result={"pid": os.getpid(), "hostname": request.hostname},
+                                    state=states.STARTED, traceback=None, request=request)
+    meta["task_id"] = request.id
+    return (bytes_to_str(backend.get_key_for_task(request.id)), backend.encode(meta),
+            int(backend.expires or 86400))
 
 
 def use_for(app, backend: str = "RuntimeRedisBackend") -> None:
