@@ -52,7 +52,7 @@ def test_should_cancel_kills_the_sandbox(box):
     with pytest.raises(Cancelled, match="line 5"):
         run_block(box.spec([run_step(NS_PROBE + "sleep 30", line=5)]), cancel.out.extend,
                   lambda e: None, cancel)
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 20     # killed, not waited for (sleep 30); slack for load
     assert len(cancel.seen) >= 3            # the sandbox (the zygote), the init, sh and sleep
     zygote = {p for p in cancel.seen if p[0] == zygote_pid()}   # lives on, out of the block
     assert wait_gone(cancel.seen - zygote, 0) == []
