@@ -6,7 +6,8 @@ instead of starting a private one), MINIBOX_BUILD_CONCURRENCY, MINIBOX_LAYER_COM
 the networks' names (MINIBOX_BUILD_BRIDGE/_SUBNET, MINIBOX_BRIDGE/_SUBNET,
 MINIBOX_NET_CHAIN_PREFIX; see minibox/net).  The runtime's: MINIBOX_CGROUP_PARENT (the cgroup
 containers are made under), MINIBOX_PYTHON_MONITOR and MINIBOX_NO_ZYGOTE (force the Python
-monitor, and its fork out of the worker: for tests and measurements).
+monitor and the Python PID 1 of build RUN steps, and their fork out of the worker: for tests
+and measurements).
 
 Each process reads its environment once, here: ``process_settings()`` (the CLI has its own
 one place, minibox.cli.endpoint).
