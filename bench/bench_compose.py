@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,8 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=10)
     a = ap.parse_args()
     farm = start_farm()
+    d = Path(tempfile.mkdtemp(prefix="bench-compose-"))
     try:
-        d = Path(tempfile.mkdtemp(prefix="bench-compose-"))
         (d / "minibox-compose.yaml").write_text(compose_file(a.services))
         env = dict(farm.env)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -63,6 +64,7 @@ def main() -> None:
         print(f"load average: {os.getloadavg()[0]:.1f}")
     finally:
         farm.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
